@@ -1,0 +1,99 @@
+"""Landmark and part-state quality metrics (numpy only: the device-side runner imports this).
+
+All landmark errors are normalised by the inter-ocular distance (outer eye corners 36 and 45 of the ground
+truth), the 300-W convention. NME, failure rate and AUC are reported as fractions; multiply by 100 for %.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .landmarks import OUTER_EYE_CORNERS, REGIONS, STATE_NAMES
+
+FAILURE_THRESHOLD = 0.10
+
+
+def _check_shapes(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 2:
+        raise ValueError(f"landmarks must both be (N, P, 2); got {pred.shape} and {gt.shape}")
+    return pred, gt
+
+
+def interocular(gt: np.ndarray) -> np.ndarray:
+    """Per-image outer-eye-corner distance, shape (N,)."""
+    a, b = OUTER_EYE_CORNERS
+    return np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+
+
+def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-point error normalised by the inter-ocular distance, shape (N, P)."""
+    pred, gt = _check_shapes(pred, gt)
+    norm = np.maximum(interocular(gt), 1e-12)
+    return np.linalg.norm(pred - gt, axis=-1) / norm[:, None]
+
+
+def nme_per_image(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    return point_errors(pred, gt).mean(axis=1)
+
+
+def failure_rate(nme: np.ndarray, threshold: float = FAILURE_THRESHOLD) -> float:
+    """Fraction of images whose NME exceeds `threshold`."""
+    return float(np.mean(np.asarray(nme) > threshold))
+
+
+def auc(nme: np.ndarray, threshold: float = FAILURE_THRESHOLD) -> float:
+    """Area under the cumulative error distribution on [0, threshold], normalised to [0, 1].
+
+    The CED is a step function, so its integral has a closed form: each image contributes
+    max(0, threshold - nme) / threshold. This is exact, unlike the usual trapezoid over a grid.
+    """
+    nme = np.asarray(nme, dtype=np.float64)
+    return float(np.mean(np.clip(1.0 - nme / threshold, 0.0, 1.0)))
+
+
+def region_nme(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    err = point_errors(pred, gt)
+    return {name: float(err[:, a:b].mean()) for name, (a, b) in REGIONS.items()}
+
+
+def binary_scores(pred_positive: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy and F1 of the positive class. F1 is 1.0 when neither side has a positive (perfect agreement)."""
+    p = np.asarray(pred_positive, dtype=bool)
+    t = np.asarray(truth, dtype=bool)
+    tp = int(np.sum(p & t))
+    fp = int(np.sum(p & ~t))
+    fn = int(np.sum(~p & t))
+    denom = 2 * tp + fp + fn
+    return {"accuracy": float(np.mean(p == t)), "f1": 1.0 if denom == 0 else 2 * tp / denom}
+
+
+def state_scores(logits: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per-state accuracy and F1; a logit > 0 predicts "open"."""
+    logits = np.asarray(logits)
+    truth = np.asarray(truth) > 0.5
+    return {name: binary_scores(logits[:, i] > 0, truth[:, i]) for i, name in enumerate(STATE_NAMES)}
+
+
+def evaluate(
+    pred_landmarks: np.ndarray,
+    gt_landmarks: np.ndarray,
+    state_logits: np.ndarray | None = None,
+    gt_states: np.ndarray | None = None,
+) -> dict:
+    """All task metrics as one JSON-ready dict."""
+    nme = nme_per_image(pred_landmarks, gt_landmarks)
+    out: dict = {
+        "n": int(nme.shape[0]),
+        "nme": float(nme.mean()),
+        "failure_rate": failure_rate(nme),
+        "auc": auc(nme),
+        "region_nme": region_nme(pred_landmarks, gt_landmarks),
+    }
+    if state_logits is not None and gt_states is not None:
+        states = state_scores(state_logits, gt_states)
+        out["states"] = states
+        out["state_accuracy"] = float(np.mean([s["accuracy"] for s in states.values()]))
+        out["state_f1"] = float(np.mean([s["f1"] for s in states.values()]))
+    return out

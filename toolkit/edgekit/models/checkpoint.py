@@ -1,0 +1,110 @@
+"""Checkpoints: safetensors weights plus JSON metadata in the safetensors header. Never pickle.
+
+The metadata says how to rebuild and feed the model: arch and kwargs, input size, mean/std, landmark scheme,
+output names, metrics and provenance (command, data seed, versions).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from ..atomic import atomic_path
+from ..data.transforms import DEFAULT_MEAN, DEFAULT_STD
+from ..errors import EdgekitError
+from ..landmarks import SCHEME, STATE_NAMES
+from .registry import OUTPUT_NAMES, build
+
+FORMAT = "edgekit-checkpoint/1"
+META_KEY = "edgekit"
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+
+
+@dataclass
+class CheckpointMeta:
+    arch: str
+    arch_kwargs: dict = field(default_factory=dict)
+    input_size: int = 112
+    mean: tuple[float, ...] = DEFAULT_MEAN
+    std: tuple[float, ...] = DEFAULT_STD
+    landmark_scheme: str = SCHEME
+    outputs: tuple[str, ...] = OUTPUT_NAMES
+    state_names: tuple[str, ...] = STATE_NAMES
+    metrics: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    format: str = FORMAT
+
+    @classmethod
+    def from_json(cls, text: str, path: Path) -> CheckpointMeta:
+        try:
+            raw = json.loads(text)
+            if raw.get("format") != FORMAT:
+                raise EdgekitError(f"metadata format is {raw.get('format')!r}, expected {FORMAT!r}", path=path)
+            known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+            meta = cls(**known)
+        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise EdgekitError(f"unreadable edgekit metadata ({exc})", path=path) from None
+        meta.mean, meta.std = tuple(meta.mean), tuple(meta.std)
+        meta.outputs, meta.state_names = tuple(meta.outputs), tuple(meta.state_names)
+        return meta
+
+
+def resolve(path: str | Path) -> Path:
+    """`zoo:NAME` names a checkpoint shipped in the package; anything else is a file path."""
+    text = str(path)
+    if text.startswith("zoo:"):
+        p = ZOO_DIR / f"{text[4:]}.safetensors"
+        if not p.exists():
+            shipped = sorted(q.stem for q in ZOO_DIR.glob("*.safetensors"))
+            raise EdgekitError(f"no zoo model {text[4:]!r}; shipped: {', '.join(shipped) or 'none'}")
+        return p
+    p = Path(text)
+    if not p.exists():
+        raise EdgekitError("file not found", path=p)
+    return p
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta, half: bool = False) -> Path:
+    """Write weights (optionally FP16) and metadata atomically."""
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        state[k] = v.half() if half and v.is_floating_point() else v
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))})
+    return path
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    p = resolve(path)
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            header = fh.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise EdgekitError(f"not a safetensors file ({exc})", path=p) from None
+    if META_KEY not in header:
+        raise EdgekitError(f"safetensors file has no {META_KEY!r} metadata; use --model/--weights for "
+                           "bring-your-own models", path=p)
+    return CheckpointMeta.from_json(header[META_KEY], p)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointMeta]:
+    """Rebuild the model from metadata and load its weights in float32, in eval mode."""
+    p = resolve(path)
+    meta = read_meta(p)
+    model = build(meta.arch, input_size=meta.input_size, **meta.arch_kwargs)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(p)).items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise EdgekitError(f"weights do not match architecture {meta.arch!r}: {first}", path=p) from None
+    model.eval()
+    return model, meta

@@ -1,0 +1,61 @@
+"""The student family: MobileNetV2 / PFLD-like inverted residuals with a width multiplier."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .heads import LandmarkStateHead, conv_bn_relu
+
+# (expansion, channels, repeats, stride) at width 1.0; input 112 -> 7x7 after the last stride.
+# Expansions are trimmed at high resolution to stay under 20 MMACs at width 1.0 (19.3 M).
+DEFAULT_SETTINGS = ((1, 16, 1, 1), (2, 24, 2, 2), (3, 32, 2, 2), (4, 64, 3, 2), (4, 96, 1, 1))
+
+
+def _round(c: float, multiple: int = 8) -> int:
+    return max(multiple, int(c / multiple + 0.5) * multiple)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int):
+        super().__init__()
+        hidden = cin * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers.append(conv_bn_relu(cin, hidden, 1, relu6=True))
+        layers += [
+            conv_bn_relu(hidden, hidden, 3, stride, groups=hidden, relu6=True),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+class MobileFace(nn.Module):
+    def __init__(self, input_size: int = 112, width: float = 1.0, settings=DEFAULT_SETTINGS):
+        super().__init__()
+        cin = _round(16 * width)
+        self.stem = conv_bn_relu(3, cin, 3, 2, relu6=True)
+        layers: list[nn.Module] = []
+        spatial = (input_size + 1) // 2
+        for t, c, n, s in settings:
+            cout = _round(c * width)
+            for i in range(n):
+                stride = s if i == 0 else 1
+                layers.append(InvertedResidual(cin, cout, stride, t))
+                cin = cout
+            if s == 2:
+                spatial = (spatial + 1) // 2
+        self.features = nn.Sequential(*layers)
+        self.head = LandmarkStateHead(cin, spatial, reduce_channels=16, hidden=128)
+        self.feature_channels = cin
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.forward_features(x))
