@@ -14,8 +14,60 @@ from .errors import EdgekitError
 app = typer.Typer(help="edgekit: turn a facial-feature CNN into small, fast, verified on-device models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 teacher_app = typer.Typer(help="Train and evaluate teacher models.", no_args_is_help=True)
+data_app = typer.Typer(help="Look at and check face data (SynthFaces or your own).", no_args_is_help=True)
 app.add_typer(teacher_app, name="teacher")
+app.add_typer(data_app, name="data")
 console = Console(stderr=True)
+out_console = Console()
+
+DATA_HELP = ("synth[:train|val|test[:N]], a 300-W folder (image next to .pts), a landmark .csv, or a folder of "
+             "unlabeled face crops.")
+DEFAULT_TEACHER = "zoo:facial68-teacher"
+
+
+@app.command()
+def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """Versions, importable runtimes, CPU flags (AVX2, AVX512-VNNI, dotprod) and GPUs."""
+    from .report_text import fingerprint_table
+    from .fingerprint import fingerprint
+
+    fp = fingerprint()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(fp, indent=2))
+    else:
+        out_console.print(fingerprint_table(fp))
+
+
+@data_app.command("preview")
+def data_preview(
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("grid.png"),
+    data: Annotated[str, typer.Option(help=DATA_HELP)] = "synth:train",
+    n: Annotated[int, typer.Option(min=1, max=400, help="Number of crops.")] = 24,
+    columns: Annotated[int, typer.Option(min=1, max=40, help="Crops per row.")] = 6,
+    size: Annotated[int, typer.Option(min=32, max=512, help="Crop size in pixels.")] = 112,
+) -> None:
+    """Draw a grid of crops with their landmarks by region (and states: L/R eye, M mouth open)."""
+    from .data import open_dataset
+    from .data.preview import preview_grid
+
+    ds = open_dataset(data, size)
+    preview_grid(ds, out, n=n, columns=columns)
+    console.print(f"wrote {out} ({min(n, len(ds))} crops from {ds.kind})")
+
+
+@data_app.command("check")
+def data_check(data: Annotated[str, typer.Argument(help=DATA_HELP)]) -> None:
+    """Validate a dataset and say what it holds; bad files fail with file:line and exit code 2."""
+    from .data import open_dataset
+
+    ds = open_dataset(data)
+    first = ds[0]
+    labels = "landmarks" if first.landmarks is not None else "no labels"
+    if first.states is not None:
+        labels += " + states"
+    out_console.print(f"{data}: {ds.kind}, {len(ds)} images, {labels}")
 
 
 @teacher_app.command("train")
@@ -52,9 +104,32 @@ def teacher_train(
                   f"{result.wall_s / 60:.1f} min)")
 
 
-def main() -> None:
+@teacher_app.command("eval")
+def teacher_eval(
+    weights: Annotated[str, typer.Option(help="Checkpoint: a .safetensors file or zoo:NAME.")] = DEFAULT_TEACHER,
+    data: Annotated[str, typer.Option(help=DATA_HELP)] = "synth:test",
+    out: Annotated[Path | None, typer.Option(help="Also write the metrics as JSON here.")] = None,
+) -> None:
+    """Measure NME, failure rate, AUC, per-region NME and part-state accuracy/F1 of a checkpoint."""
+    from .atomic import write_json
+    from .data import open_dataset
+    from .models.checkpoint import load_checkpoint
+    from .report_text import metrics_table
+    from .train.evaluate import evaluate_model
+
+    model, meta = load_checkpoint(weights)
+    ds = open_dataset(data, meta.input_size)
+    if ds[0].landmarks is None:
+        raise EdgekitError(f"--data {data}: evaluation needs labeled data; this is {ds.kind}")
+    result = evaluate_model(model, ds, mean=meta.mean, std=meta.std)
+    out_console.print(metrics_table(result, title=f"{weights} on {data} ({ds.kind}, {len(ds)} images)"))
+    if out is not None:
+        write_json(out, result)
+
+
+def main(argv: list[str] | None = None) -> None:
     try:
-        app()
+        app(args=argv)
     except EdgekitError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -1,0 +1,80 @@
+"""SynthFaces: deterministic, exactly labeled, varied, and labels that agree with the drawing."""
+
+import numpy as np
+
+from edgekit.data import SynthFaces, render
+from edgekit.data.batches import Augmented, collate
+from edgekit.data.transforms import hflip
+
+
+def test_same_seed_and_index_give_identical_pixels_and_labels():
+    a, b = render(7, 123), render(7, 123)
+    assert np.array_equal(a.image, b.image)
+    assert np.array_equal(a.landmarks, b.landmarks) and np.array_equal(a.states, b.states)
+    assert not np.array_equal(a.image, render(7, 124).image)
+    assert not np.array_equal(a.image, render(8, 123).image)
+
+
+def test_splits_are_disjoint_streams():
+    assert not np.array_equal(SynthFaces("train")[0].image, SynthFaces("test")[0].image)
+
+
+def test_shapes_types_and_range():
+    s = render(1, 0, size=112)
+    assert s.image.shape == (112, 112, 3) and s.image.dtype == np.uint8
+    assert s.landmarks.shape == (68, 2) and s.landmarks.dtype == np.float32
+    assert set(np.unique(s.states)) <= {0.0, 1.0}
+    lms = np.stack([render(1, i).landmarks for i in range(200)])
+    assert lms.min() > -0.05 and lms.max() < 1.05  # framed like a detector crop
+
+
+def aspect_ratio(lm, a, b, c, d, e, f):
+    """Eye aspect ratio (Soukupova & Cech 2016): mean lid gap over corner-to-corner width."""
+    gaps = np.linalg.norm(lm[b] - lm[f]) + np.linalg.norm(lm[c] - lm[e])
+    return gaps / (2 * np.linalg.norm(lm[a] - lm[d]))
+
+
+def test_states_agree_with_the_drawn_geometry():
+    """Labelled-open eyes and mouths are clearly open in the landmarks, closed ones clearly closed."""
+    for i in range(400):
+        s = render(3, i)
+        lm = s.landmarks
+        left = aspect_ratio(lm, 42, 43, 44, 45, 46, 47)  # subject's left eye: points 42-47
+        right = aspect_ratio(lm, 36, 37, 38, 39, 40, 41)
+        mouth = np.linalg.norm(lm[62] - lm[66]) / np.linalg.norm(lm[60] - lm[64])
+        assert (left > 0.17) == bool(s.states[0]), (i, left, s.states)
+        assert (right > 0.17) == bool(s.states[1]), (i, right, s.states)
+        assert (mouth > 0.165) == bool(s.states[2]), (i, mouth, s.states)
+
+
+def test_pose_and_state_variation_covers_the_specified_ranges():
+    roll, states = [], []
+    for i in range(400):
+        s = render(1, i)
+        d = s.landmarks[45] - s.landmarks[36]
+        roll.append(np.degrees(np.arctan2(d[1], d[0])))
+        states.append(s.states)
+    roll, states = np.array(roll), np.array(states)
+    assert roll.min() < -28 and roll.max() > 28  # roll of at least +-30 deg is sampled (measured off the eyes)
+    assert 0.3 < states.mean(0).min() and states.mean(0).max() < 0.8  # both classes are common
+
+
+def test_hflip_keeps_labels_on_the_right_features():
+    s = render(1, 5)
+    img, lm, st = hflip(s.image, s.landmarks, s.states)
+    assert np.array_equal(img[:, ::-1], s.image)
+    # The subject's right eye (36-41) stays at image left after the flip.
+    assert lm[36:42, 0].mean() < lm[42:48, 0].mean()
+    assert np.allclose(lm[30], [1 - s.landmarks[30, 0], s.landmarks[30, 1]])
+    assert st[0] == s.states[1] and st[1] == s.states[0]
+    img2, lm2, st2 = hflip(img, lm, st)
+    assert np.array_equal(img2, s.image) and np.allclose(lm2, s.landmarks) and np.array_equal(st2, s.states)
+
+
+def test_augmented_batches_are_reproducible_and_normalised():
+    ds = SynthFaces("train", length=8)
+    b1 = collate([Augmented(ds, seed=0, epoch=1)[i] for i in range(8)])
+    b2 = collate([Augmented(ds, seed=0, epoch=1)[i] for i in range(8)])
+    assert b1.images.shape == (8, 3, 112, 112)
+    assert float(b1.images.min()) >= -1.0 and float(b1.images.max()) <= 1.0
+    assert (b1.images == b2.images).all() and (b1.landmarks == b2.landmarks).all()

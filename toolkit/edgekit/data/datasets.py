@@ -1,0 +1,106 @@
+"""Datasets of face crops: SynthFaces, 300-W folders, landmark CSVs, and unlabeled image folders.
+
+`open_dataset(spec)` picks one from a string, so every command takes the same `--data`:
+  synth[:split[:N]]      SynthFaces, split train|val|test (default test), N images (default 1000)
+  DIR with .pts files    300-W/iBUG layout, each image next to its .pts
+  FILE.csv               path + 136 coordinates (+ optional states) per row
+  DIR with images        unlabeled face crops (calibration, distillation with teacher pseudo-labels)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import EdgekitError
+from .crop import center_square, crop_from_landmarks
+from .formats import IMAGE_EXTS, LabeledImage, check_image, image_next_to, read_image, read_landmark_csv, read_pts
+from .sample import Sample
+from .synthface import SPLIT_SEEDS, SynthFaces
+
+
+class LabeledImages:
+    """Labeled full images, cropped around their landmarks on access."""
+
+    kind = "labeled"
+
+    def __init__(self, items: list[LabeledImage], size: int = 112):
+        self.items, self.size = items, size
+        for item in items:  # fail before a long run, not in the middle of it
+            check_image(item.image_path)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Sample:
+        item = self.items[i]
+        image, lm = crop_from_landmarks(read_image(item.image_path), item.landmarks, self.size)
+        return Sample(image, lm, item.states, str(item.image_path))
+
+
+def pts_folder(root: Path, size: int = 112) -> LabeledImages:
+    files = sorted(root.rglob("*.pts"))
+    if not files:
+        raise EdgekitError("no .pts files found (expected the 300-W layout: image.jpg next to image.pts)",
+                           path=root)
+    ds = LabeledImages([LabeledImage(image_next_to(p), read_pts(p)) for p in files], size)
+    ds.kind = "300-W folder"
+    return ds
+
+
+def landmark_csv(path: Path, size: int = 112) -> LabeledImages:
+    ds = LabeledImages(read_landmark_csv(path), size)
+    ds.kind = "landmark CSV"
+    return ds
+
+
+class ImageFolder:
+    """Unlabeled images, each taken as a face crop (central square, resized)."""
+
+    kind = "unlabeled folder"
+
+    def __init__(self, root: Path, size: int = 112):
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        if not self.files:
+            raise EdgekitError(f"no images found (expected {', '.join(IMAGE_EXTS)} files)", path=root)
+        for f in self.files:
+            check_image(f)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Sample:
+        return Sample(center_square(read_image(self.files[i]), self.size), source=str(self.files[i]))
+
+
+def _synth(spec: str, size: int) -> SynthFaces:
+    parts = spec.split(":")
+    split = parts[1] if len(parts) > 1 and parts[1] else "test"
+    if split not in SPLIT_SEEDS or len(parts) > 3:
+        raise EdgekitError(f"bad data spec {spec!r}; expected synth[:train|val|test[:N]]")
+    try:
+        n = int(parts[2]) if len(parts) > 2 else 1000
+        if n <= 0:
+            raise ValueError
+    except ValueError:
+        raise EdgekitError(f"bad image count in {spec!r}; expected a positive integer") from None
+    ds = SynthFaces(split, size=size, length=n)
+    ds.kind = f"SynthFaces {split}"
+    return ds
+
+
+def open_dataset(spec: str | Path, size: int = 112):
+    """Open `--data` as a dataset of `Sample`s (see the module docstring for the accepted forms)."""
+    text = str(spec)
+    if text == "synth" or text.startswith("synth:"):
+        return _synth(text, size)
+    path = Path(text)
+    if not path.exists():
+        raise EdgekitError("data not found; expected synth[:split[:N]], a folder, or a .csv file", path=path)
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise EdgekitError("expected a .csv landmark file or a folder", path=path)
+        return landmark_csv(path, size)
+    if next(path.rglob("*.pts"), None) is not None:
+        return pts_folder(path, size)
+    return ImageFolder(path, size)

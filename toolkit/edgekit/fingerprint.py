@@ -1,0 +1,90 @@
+"""What machine and software a result came from: versions, runtimes, CPU flags, GPU.
+
+Only the standard library: the device-side bench runner uses this too. Versions come from package metadata
+and importability from `find_spec`, so nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shutil
+import subprocess
+
+PACKAGES = ("edgekit", "numpy", "torch", "torch-pruning", "onnx", "onnxruntime", "onnxslim", "opencv-python-headless",
+            "ai-edge-litert", "litert-torch", "tflite-runtime", "tensorrt")
+RUNTIMES = {  # runtime -> module that must import
+    "onnxruntime": "onnxruntime",
+    "litert": "ai_edge_litert",
+    "tflite_runtime": "tflite_runtime",
+    "tensorrt": "tensorrt",
+    "torch": "torch",
+}
+# CPU features that decide which INT8/FP16 kernels a runtime can use.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "fphp", "sve")
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def available_runtimes() -> dict[str, bool]:
+    return {name: importlib.util.find_spec(mod) is not None for name, mod in RUNTIMES.items()}
+
+
+def cpu_info() -> dict:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model", "Hardware") and model in ("", platform.machine(), "x86_64"):
+                    model = value.strip()
+                elif key in ("flags", "Features"):
+                    flags.update(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+    }
+
+
+def gpu_info() -> list[dict]:
+    """GPUs from nvidia-smi (no CUDA import needed); empty when there is none."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        text = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    gpus = []
+    for line in text.strip().splitlines():
+        name, driver, mem = (p.strip() for p in line.split(",", 2))
+        gpus.append({"name": name, "driver": driver, "memory": mem})
+    return gpus
+
+
+def fingerprint() -> dict:
+    return {
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "cpu": cpu_info(),
+        "gpu": gpu_info(),
+        "packages": package_versions(),
+        "runtimes": available_runtimes(),
+    }

@@ -1,0 +1,1 @@
+"""Model families, checkpoints and bring-your-own models."""
