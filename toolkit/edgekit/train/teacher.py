@@ -30,12 +30,13 @@ class TeacherTrainConfig:
     landmark_loss: str = "wing"
     state_weight: float = 1.0
     val_size: int = 500
+    test_size: int = TEST_SPLIT_SIZE
     workers: int = 1
     threads: int | None = None
     fit: FitConfig = field(default_factory=FitConfig)
 
 
-def _step_loss(loss_name: str, state_weight: float, scale: float):
+def supervised_step_loss(loss_name: str, state_weight: float, scale: float):
     lm_loss = LANDMARK_LOSSES[loss_name]
 
     def step(model, batch):
@@ -72,13 +73,13 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True) -> tuple[torch
         model,
         cfg.fit,
         train_batches,
-        _step_loss(cfg.landmark_loss, cfg.state_weight, float(cfg.input_size)),
+        supervised_step_loss(cfg.landmark_loss, cfg.state_weight, float(cfg.input_size)),
         lambda m: evaluate_model(m, val),
         description=f"train {cfg.arch}",
         progress=progress,
     )
     macs, params = count_macs_params(model, cfg.input_size)
-    test = evaluate_model(model, SynthFaces("test", size=cfg.input_size, length=TEST_SPLIT_SIZE))
+    test = evaluate_model(model, SynthFaces("test", size=cfg.input_size, length=cfg.test_size))
     meta = CheckpointMeta(
         arch=cfg.arch,
         arch_kwargs=cfg.arch_kwargs,
@@ -88,7 +89,7 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True) -> tuple[torch
             "command": " ".join(["edgekit", *sys.argv[1:]]) if sys.argv and "edgekit" in sys.argv[0] else "",
             "data": {"train": f"SynthFaces seed {SPLIT_SEEDS['train']}", "val": f"SynthFaces seed "
                      f"{SPLIT_SEEDS['val']} x {cfg.val_size}", "test": f"SynthFaces seed {SPLIT_SEEDS['test']} x "
-                     f"{TEST_SPLIT_SIZE}"},
+                     f"{cfg.test_size}"},
             "config": asdict(cfg),
             "best_epoch": result.best_epoch,
             "wall_s": round(result.wall_s, 1),
