@@ -15,10 +15,15 @@ app = typer.Typer(help="edgekit: turn a facial-feature CNN into small, fast, ver
                   no_args_is_help=True, pretty_exceptions_enable=False)
 teacher_app = typer.Typer(help="Train and evaluate teacher models.", no_args_is_help=True)
 data_app = typer.Typer(help="Look at and check face data (SynthFaces or your own).", no_args_is_help=True)
+recipes_app = typer.Typer(help="List and show compression recipes (recipes/*.yaml).", no_args_is_help=True)
+targets_app = typer.Typer(help="List and show deployment targets (targets/*.yaml).", no_args_is_help=True)
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(data_app, name="data")
+app.add_typer(recipes_app, name="recipes")
+app.add_typer(targets_app, name="targets")
 console = Console(stderr=True)
-out_console = Console()
+# Tables are wide; when stdout is a file or pipe, rich would wrap them at 80 columns.
+out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
 DATA_HELP = ("synth[:train|val|test[:N]], a 300-W folder (image next to .pts), a landmark .csv, or a folder of "
              "unlabeled face crops.")
@@ -125,6 +130,84 @@ def teacher_eval(
     out_console.print(metrics_table(result, title=f"{weights} on {data} ({ds.kind}, {len(ds)} images)"))
     if out is not None:
         write_json(out, result)
+
+
+def _catalog_list(kind: str, loader) -> None:
+    from rich.table import Table
+
+    from .config.catalog import available
+
+    t = Table(title=f"{kind} (first match wins: ./{kind}, $EDGEKIT_{kind.upper()}, shipped)", title_justify="left")
+    t.add_column("name")
+    t.add_column("description")
+    t.add_column("file")
+    for name, path in available(kind).items():
+        t.add_row(name, loader(path).description, str(path))
+    out_console.print(t)
+
+
+def _catalog_show(kind: str, name: str, loader) -> None:
+    import yaml
+
+    from .config.catalog import find
+
+    path = find(kind, name)
+    obj = loader(path)
+    out_console.print(f"# {path}")
+    typer.echo(yaml.safe_dump(obj.model_dump(mode="json", exclude_none=True), sort_keys=False))
+
+
+@recipes_app.command("list")
+def recipes_list() -> None:
+    """List the recipes edgekit can find."""
+    from .config.recipe import load_recipe
+
+    _catalog_list("recipes", load_recipe)
+
+
+@recipes_app.command("show")
+def recipes_show(name: Annotated[str, typer.Argument(help="Recipe name or YAML path.")]) -> None:
+    """Show a recipe with every default filled in (validated)."""
+    from .config.recipe import load_recipe
+
+    _catalog_show("recipes", name, load_recipe)
+
+
+@targets_app.command("list")
+def targets_list() -> None:
+    """List the deployment targets edgekit can find."""
+    from .config.target import load_target
+
+    _catalog_list("targets", load_target)
+
+
+@targets_app.command("show")
+def targets_show(name: Annotated[str, typer.Argument(help="Target name or YAML path.")]) -> None:
+    """Show a target with every default filled in (validated)."""
+    from .config.target import load_target
+
+    _catalog_show("targets", name, load_target)
+
+
+@app.command()
+def compress(
+    recipe: Annotated[str, typer.Option(help="Recipe name (see `edgekit recipes list`) or YAML path.")],
+    target: Annotated[str, typer.Option(help="Comma-separated targets (see `edgekit targets list`).")] = "cpu",
+    teacher: Annotated[str | None, typer.Option(help="Teacher checkpoint; default: the recipe's.")] = None,
+    data: Annotated[str | None, typer.Option(help="Training/calibration data; default: the recipe's. "
+                                             + DATA_HELP)] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory; default runs/<recipe name>.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for weights, data order and augmentation.")] = 0,
+    workers: Annotated[int, typer.Option(help="Data-rendering worker processes.")] = 1,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
+
+    A rerun resumes: stages whose inputs and config are unchanged are skipped.
+    """
+    from .compress_cli import run_compress
+
+    run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from ..data.transforms import DEFAULT_MEAN, DEFAULT_STD
 from ..errors import EdgekitError
 from ..landmarks import SCHEME, STATE_NAMES
 from .registry import OUTPUT_NAMES, build
+from .resize import resize_to_state_dict
 
 FORMAT = "edgekit-checkpoint/1"
 META_KEY = "edgekit"
@@ -38,6 +39,7 @@ class CheckpointMeta:
     state_names: tuple[str, ...] = STATE_NAMES
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    pruned: bool = False  # channel counts differ from the family's; rebuilt from the weights' shapes
     format: str = FORMAT
 
     @classmethod
@@ -101,6 +103,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointMeta]:
     meta = read_meta(p)
     model = build(meta.arch, input_size=meta.input_size, **meta.arch_kwargs)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(p)).items()}
+    if meta.pruned:
+        resize_to_state_dict(model, state)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -1,6 +1,8 @@
-"""Run a PyTorch model over a dataset and score it with edgekit.metrics."""
+"""Run a model (PyTorch, or any callable on numpy batches) over a dataset and score it with edgekit.metrics."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -10,16 +12,38 @@ from .. import metrics
 from ..data.batches import loader
 from ..data.transforms import DEFAULT_MEAN, DEFAULT_STD
 
+Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # normalised NCHW -> (landmarks, states)
 
-@torch.no_grad()
-def predict(model: nn.Module, dataset, batch_size: int = 128, mean=DEFAULT_MEAN, std=DEFAULT_STD):
-    """Return (pred_landmarks, state_logits, gt_landmarks or None, gt_states or None) as numpy arrays."""
+
+def torch_predictor(model: nn.Module) -> Predictor:
     model.eval()
+
+    @torch.no_grad()
+    def run(x: np.ndarray):
+        lm, st = model(torch.from_numpy(x))
+        return lm.float().numpy(), st.float().numpy()
+
+    return run
+
+
+def predict_arrays(run: Predictor, x: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Run a predictor over already-normalised inputs in batches; landmarks come back as (N, P, 2)."""
+    lms, sts = [], []
+    for i in range(0, len(x), batch_size):
+        lm, st = run(x[i:i + batch_size])
+        lms.append(np.asarray(lm).reshape(len(lm), -1, 2))
+        sts.append(np.asarray(st))
+    return np.concatenate(lms), np.concatenate(sts)
+
+
+def predict(model: nn.Module | Predictor, dataset, batch_size: int = 128, mean=DEFAULT_MEAN, std=DEFAULT_STD):
+    """Return (pred_landmarks, state_logits, gt_landmarks or None, gt_states or None) as numpy arrays."""
+    run = torch_predictor(model) if isinstance(model, nn.Module) else model
     out = {"lm": [], "st": [], "glm": [], "gst": []}
     for b in loader(dataset, batch_size, mean=mean, std=std):
-        lm, st = model(b.images)
-        out["lm"].append(lm.float().numpy())
-        out["st"].append(st.float().numpy())
+        lm, st = run(b.images.numpy())
+        out["lm"].append(np.asarray(lm).reshape(len(lm), -1, 2))
+        out["st"].append(np.asarray(st))
         if b.landmarks is not None:
             out["glm"].append(b.landmarks.numpy())
         if b.states is not None:
@@ -28,8 +52,13 @@ def predict(model: nn.Module, dataset, batch_size: int = 128, mean=DEFAULT_MEAN,
     return cat["lm"], cat["st"], cat["glm"], cat["gst"]
 
 
-def evaluate_model(model: nn.Module, dataset, batch_size: int = 128, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> dict:
+def evaluate_model(model: nn.Module | Predictor, dataset, batch_size: int = 128, mean=DEFAULT_MEAN,
+                   std=DEFAULT_STD, reference: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Task metrics against ground truth, or against `reference` (a teacher's landmarks and state logits) when
+    the data is unlabeled: then NME measures fidelity and states are scored against the teacher's decisions."""
     lm, st, glm, gst = predict(model, dataset, batch_size, mean, std)
+    if reference is not None:
+        glm, gst = reference[0], (reference[1] > 0).astype(np.float32)
     if glm is None:
-        raise ValueError("evaluation needs labeled data (landmarks)")
+        raise ValueError("evaluation needs labeled data (landmarks) or a reference model")
     return metrics.evaluate(lm, glm, st, gst)

@@ -1,0 +1,113 @@
+"""Structured pruning stage with torch-pruning (DepGraph): remove whole channels, keep every head's shape.
+
+The target is a MACs ratio or a channel ratio, reached in `steps` iterative steps with KD fine-tuning from the
+unpruned model between them. Channel counts round to the target's `channel_multiple`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from ..config.recipe import PruneStage
+from ..models.registry import count_macs_params
+from ..models.resize import channel_summary
+from ..train.kd import kd_step
+from ..train.loop import fit
+from .context import StageContext
+from .distill import fit_config
+
+
+def importance(name: str):
+    return {
+        "l1": lambda: tp.importance.MagnitudeImportance(p=1),
+        "l2": lambda: tp.importance.MagnitudeImportance(p=2),
+        "bn_scale": tp.importance.BNScaleImportance,
+        "taylor": tp.importance.TaylorImportance,
+    }[name]()
+
+
+def head_layers(model: nn.Module) -> list[nn.Module]:
+    """Layers whose outputs are the model's outputs: pruning them would change the output shapes."""
+    head = getattr(model, "head", None)
+    if head is None:
+        return []
+    return [head.landmarks[-1], head.states]
+
+
+def make_pruner(model: nn.Module, cfg: PruneStage, ratio: float, steps: int, multiple: int, size: int):
+    return tp.pruner.MetaPruner(
+        model,
+        torch.zeros(1, 3, size, size),
+        importance=importance("l2" if cfg.importance == "taylor" and steps == 0 else cfg.importance),
+        pruning_ratio=ratio,
+        iterative_steps=max(1, steps),
+        ignored_layers=head_layers(model),
+        round_to=multiple,
+    )
+
+
+def ratio_for_macs(model: nn.Module, cfg: PruneStage, target_macs: float, multiple: int, size: int) -> float:
+    """Bisect the channel pruning ratio whose one-shot result lands at or just under the MACs target."""
+    lo, hi = 0.0, 0.95
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        trial = copy.deepcopy(model)
+        make_pruner(trial, cfg, mid, 0, multiple, size).step()
+        if count_macs_params(trial, size)[0] > target_macs:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _taylor_gradients(model: nn.Module, step, batches) -> None:
+    model.zero_grad()
+    for i, batch in enumerate(batches):
+        if i >= 4:
+            break
+        step(model, batch)[0].backward()
+
+
+def run_prune(model: nn.Module, cfg: PruneStage, ctx: StageContext):
+    size = ctx.input_size
+    multiple = cfg.channel_multiple or ctx.channel_multiple
+    macs0, params0 = count_macs_params(model, size)
+    reference = copy.deepcopy(model).eval()  # KD teacher for recovery: the unpruned model
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    if cfg.target.channel_ratio is not None:
+        ratio = 1.0 - cfg.target.channel_ratio
+    else:
+        ratio = ratio_for_macs(model, cfg, cfg.target.macs_ratio * macs0, multiple, size)
+    model.train()
+    pruner = make_pruner(model, cfg, ratio, cfg.steps, multiple, size)
+    step = kd_step(reference, cfg.loss, float(size))
+    batches = ctx.train_batches(cfg.finetune.batch_size, cfg.finetune.steps_per_epoch)
+    history = []
+    for i in range(cfg.steps):
+        if cfg.importance == "taylor":
+            _taylor_gradients(model, step, batches(10_000 + i))
+        pruner.step()
+        model.zero_grad()
+        ft = fit_config(cfg.finetune, ctx.seed + i)
+        result = fit(model, ft, lambda e, i=i: batches(100 * (i + 1) + e), step, ctx.validate,
+                     description=f"prune {i + 1}/{cfg.steps}", progress=ctx.progress)
+        macs, params = count_macs_params(model, size)
+        history.append({"step": i + 1, "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
+    macs1, params1 = count_macs_params(model, size)
+    extra = {
+        "importance": cfg.importance,
+        "channel_multiple": multiple,
+        "pruning_ratio": round(ratio, 4),
+        "macs_before": macs0,
+        "macs_after": macs1,
+        "params_before": params0,
+        "params_after": params1,
+        "channels": channel_summary(model),
+        "history": history,
+    }
+    return model, extra

@@ -1,0 +1,168 @@
+"""INT8 stage, post-training: a QDQ ONNX through onnxruntime.quantization, with accuracy-aware float fallback.
+
+Calibration runs once (ORT's calibration cache); the sensitivity pass then quantizes one layer at a time,
+ranks layers by how much that alone raises NME, and the fallback keeps the worst ones in float until INT8 is
+within the recipe's NME budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from rich.progress import Progress
+
+from ..config.recipe import QuantizeStage
+from ..runtime.ort import OrtSession
+from .context import StageContext
+
+QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
+MIN_CALIBRATION_IMAGES = 100
+log = logging.getLogger("edgekit")
+
+METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+           "percentile": CalibrationMethod.Percentile}
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """How tensors map to int8. TensorRT needs symmetric activations (zero-point 0); x86 CPUs without VNNI
+    want 7-bit weights (reduce_range) to avoid saturating 16-bit accumulators."""
+
+    symmetric_activations: bool = False
+    reduce_range: bool = False
+
+    @property
+    def tag(self) -> str:
+        return "sym" if self.symmetric_activations else "asym"
+
+
+class ArrayReader(CalibrationDataReader):
+    """Feeds calibration batches of equal size: ORT's histogram calibrators stack per-batch outputs, so a short
+    last batch would break them. The batch is the largest size <= max_batch that divides the image count."""
+
+    def __init__(self, input_name: str, images: np.ndarray, max_batch: int = 16):
+        self.batch_size = max(d for d in range(1, max_batch + 1) if len(images) % d == 0)
+        self.input_name, self.images, self.i = input_name, images, 0
+
+    def get_next(self):
+        if self.i >= len(self.images):
+            return None
+        batch = self.images[self.i:self.i + self.batch_size]
+        self.i += self.batch_size
+        return {self.input_name: batch}
+
+    def rewind(self):
+        self.i = 0
+
+
+def quantizable_nodes(path: Path) -> list[str]:
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in QUANTIZABLE_OPS]
+
+
+class Int8Builder:
+    """Quantizes one preprocessed float ONNX model repeatedly with different float-layer sets."""
+
+    def __init__(self, fp32_path: Path, work_dir: Path, cfg: QuantizeStage, scheme: QuantScheme,
+                 calibration: np.ndarray):
+        self.cfg, self.scheme, self.work = cfg, scheme, work_dir
+        self.pre = work_dir / "model.pre.onnx"
+        quant_pre_process(str(fp32_path), str(self.pre), skip_symbolic_shape=True)
+        self.cache = work_dir / f"calibration.{cfg.calibration.method}.json"
+        self.reader = ArrayReader("image", calibration)
+        self.nodes = quantizable_nodes(self.pre)
+
+    def build(self, out: Path, exclude: list[str] | None = None, only: list[str] | None = None) -> Path:
+        act = QuantType.QInt8 if self.scheme.symmetric_activations else QuantType.QUInt8
+        extra = {"ActivationSymmetric": self.scheme.symmetric_activations, "WeightSymmetric": True}
+        if self.cfg.calibration.method == "percentile":
+            extra["CalibPercentile"] = self.cfg.calibration.percentile
+        self.reader.rewind()
+        # ORT's calibrators print progress to stdout; keep the CLI's output to our own table and bars.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            quantize_static(str(self.pre), str(out), self.reader, quant_format=QuantFormat.QDQ,
+                            per_channel=self.cfg.per_channel, reduce_range=self.scheme.reduce_range,
+                            activation_type=act, weight_type=QuantType.QInt8, nodes_to_quantize=only,
+                            nodes_to_exclude=exclude or [], calibrate_method=METHODS[self.cfg.calibration.method],
+                            extra_options=extra, calibration_cache_path=str(self.cache))
+        return out
+
+
+def _nme(ctx: StageContext, path: Path) -> float:
+    session = OrtSession(path, threads=None)
+    return ctx.score(lambda x: session.run(x)[:2], ctx.data.val)["nme"]
+
+
+def calibration_images(ctx: StageContext, n: int) -> np.ndarray:
+    x = ctx.arrays(ctx.data.calibration)["x"]
+    if len(x) < n:
+        log.warning("calibration set %s has %d images, fewer than the %d asked for", ctx.data.calibration, len(x), n)
+    return x[:n]
+
+
+def run_ptq(fp32_path: Path, cfg: QuantizeStage, scheme: QuantScheme, ctx: StageContext, out_dir: Path):
+    """Quantize `fp32_path`; returns (int8 path, report extra)."""
+    images = calibration_images(ctx, cfg.calibration.images)
+    warnings_ = []
+    if len(images) < MIN_CALIBRATION_IMAGES:
+        warnings_.append(f"calibration uses {len(images)} images (< {MIN_CALIBRATION_IMAGES}): ranges may be poor")
+        log.warning(warnings_[-1])
+    builder = Int8Builder(fp32_path, out_dir, cfg, scheme, images)
+    out = out_dir / f"model.int8.{scheme.tag}.onnx"
+    nme_fp32 = _nme(ctx, fp32_path)
+    builder.build(out)
+    nme_int8 = _nme(ctx, out)
+    budget = nme_fp32 * (1.0 + cfg.fallback.max_nme_increase) if cfg.fallback else None
+    float_layers: list[str] = []
+    sensitivity: list[dict] = []
+    if budget is not None and nme_int8 > budget:
+        sensitivity = _sensitivity(builder, ctx, nme_fp32, out_dir)
+        ranked = [s["node"] for s in sensitivity]
+        trial = out_dir / "model.fallback.onnx"
+        for k in range(1, min(cfg.fallback.max_float_layers, len(ranked)) + 1):
+            builder.build(trial, exclude=ranked[:k])
+            nme_int8 = _nme(ctx, trial)
+            float_layers = ranked[:k]
+            if nme_int8 <= budget:
+                break
+        trial.replace(out)
+    for tmp in (builder.pre,):
+        tmp.unlink(missing_ok=True)
+    extra = {
+        "scheme": {"symmetric_activations": scheme.symmetric_activations, "reduce_range": scheme.reduce_range,
+                   "per_channel": cfg.per_channel, "calibration": cfg.calibration.model_dump(),
+                   "calibration_images": int(len(images))},
+        "val_nme_fp32": nme_fp32,
+        "val_nme_int8": nme_int8,
+        "nme_increase": nme_int8 / nme_fp32 - 1.0,
+        "budget": cfg.fallback.max_nme_increase if cfg.fallback else None,
+        "within_budget": budget is None or nme_int8 <= budget,
+        "float_layers": float_layers,
+        "sensitivity": sensitivity,
+        "quantized_layers": len(builder.nodes) - len(float_layers),
+        "warnings": warnings_,
+    }
+    return out, extra
+
+
+def _sensitivity(builder: Int8Builder, ctx: StageContext, nme_fp32: float, out_dir: Path) -> list[dict]:
+    """NME rise when each layer alone is quantized, worst first."""
+    probe = out_dir / "model.probe.onnx"
+    rows = []
+    with Progress(disable=not ctx.progress, transient=True) as bar:
+        task = bar.add_task("INT8 sensitivity", total=len(builder.nodes))
+        for node in builder.nodes:
+            builder.build(probe, only=[node])
+            rows.append({"node": node, "nme_increase": _nme(ctx, probe) / nme_fp32 - 1.0})
+            bar.advance(task)
+    probe.unlink(missing_ok=True)
+    return sorted(rows, key=lambda r: -r["nme_increase"])

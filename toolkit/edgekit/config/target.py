@@ -1,0 +1,63 @@
+"""Targets: where a model will run, which artifacts it needs and what budgets it must meet."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .recipe import Strict
+from .yamlconf import load_yaml_model
+
+# user@host, host, or user@host:port; letters, digits, '.', '-', '_' only, so nothing can reach a shell.
+HOST_PATTERN = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::\d{1,5})?$")
+
+
+class Hardware(Strict):
+    kind: Literal["cpu", "gpu", "jetson", "mobile"]
+    family: str | None = None
+
+
+class Power(Strict):
+    nvpmodel: str | int | None = None
+    jetson_clocks: Literal["required", "optional", "off"] = "optional"
+
+
+class LatencyBudget(Strict):
+    p50: float | None = Field(None, gt=0.0)
+    p90: float | None = Field(None, gt=0.0)
+    p99: float | None = Field(None, gt=0.0)
+
+
+class Target(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    hardware: Hardware
+    runtimes: list[Literal["onnxruntime", "litert", "tensorrt", "torch"]] = Field(min_length=1)
+    formats: list[Literal["onnx", "tflite", "tensorrt"]] = Field(min_length=1)
+    precision: list[Literal["fp32", "fp16", "int8"]] = Field(min_length=1)
+    threads: int | None = Field(None, ge=1, le=256)
+    xnnpack: bool = False
+    build: Literal["local", "on-device"] = "local"
+    dla_core: int | None = Field(None, ge=0, le=1)
+    host: str | None = None
+    power: Power | None = None
+    channel_multiple: int = Field(8, ge=1, le=128)
+    latency_budget_ms: LatencyBudget | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and not HOST_PATTERN.match(v):
+            raise ValueError("host must look like user@host or host[:port] (letters, digits, '.', '-', '_')")
+        return v
+
+    @property
+    def uses_tensorrt(self) -> bool:
+        return "tensorrt" in self.runtimes or "tensorrt" in self.formats
+
+
+def load_target(path: str | Path) -> Target:
+    return load_yaml_model(path, Target)

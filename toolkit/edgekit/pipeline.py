@@ -1,0 +1,223 @@
+"""Run a recipe: teacher -> stages -> artifacts, in `runs/<name>/`, resumable.
+
+Each stage writes into its own folder and, last of all, `stage.json` holding its cache key and report. A rerun
+skips a stage whose key (input hash + stage config + data + code version) matches, so Ctrl-C or a crash loses
+at most the stage in flight. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .atomic import write_json
+from .compress.context import StageContext
+from .compress.distill import run_distill
+from .compress.fp16 import run_fp16
+from .compress.prune import run_prune
+from .compress.quantize import QuantScheme, run_ptq
+from .compress.qat import run_qat
+from .config.recipe import Recipe
+from .config.target import Target
+from .export.onnx import export_onnx
+from .fingerprint import package_versions
+from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_checkpoint
+from .models.registry import OUTPUT_NAMES, count_macs_params
+
+MANIFEST = "manifest.json"
+STAGE_FILE = "stage.json"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_json(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Step:
+    """One row of the result table: a model state after a stage."""
+
+    name: str
+    key: str
+    params: int
+    macs: int
+    size_bytes: int
+    metrics: dict
+    artifact: str
+    wall_s: float = 0.0
+    cached: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class CompressRun:
+    recipe: Recipe
+    run_dir: Path
+    targets: list[Target] = field(default_factory=list)
+    teacher: str | None = None  # overrides the recipe's teacher
+    progress: bool = True
+    seed: int = 0
+    workers: int = 1
+    recipe_path: str | None = None
+
+
+def quant_scheme(targets: list[Target], cfg) -> QuantScheme:
+    sym = cfg.symmetric_activations
+    if sym == "auto":
+        sym = any(t.uses_tensorrt for t in targets)
+    return QuantScheme(symmetric_activations=bool(sym), reduce_range=cfg.reduce_range)
+
+
+def _onnx_for(model: nn.Module, path: Path, ctx: StageContext, meta: dict) -> Path:
+    return export_onnx(model, path, ctx.input_shape, list(OUTPUT_NAMES), metadata=meta)
+
+
+def _onnx_meta(ctx: StageContext, recipe_hash: str) -> dict:
+    return {"edgekit_version": __version__, "landmark_scheme": ctx.meta.landmark_scheme,
+            "mean": json.dumps(list(ctx.meta.mean)), "std": json.dumps(list(ctx.meta.std)),
+            "input_size": str(ctx.input_size), "outputs": json.dumps(list(OUTPUT_NAMES)), "recipe_hash": recipe_hash}
+
+
+class Pipeline:
+    def __init__(self, run: CompressRun):
+        self.run = run
+        self.dir = run.run_dir
+        self.recipe_hash = sha256_json(run.recipe.model_dump())[:16]
+
+    def _stage_done(self, stage_dir: Path, key: str) -> dict | None:
+        f = stage_dir / STAGE_FILE
+        if not f.exists():
+            return None
+        record = json.loads(f.read_text())
+        return record if record.get("key") == key else None
+
+    def _teacher(self):
+        spec = self.run.teacher or self.run.recipe.teacher
+        path = resolve(spec)
+        model, meta = load_checkpoint(path)
+        return model, meta, sha256_file(path), str(path)
+
+    def execute(self) -> dict:
+        r = self.run
+        self.dir.mkdir(parents=True, exist_ok=True)
+        teacher, meta, teacher_hash, teacher_path = self._teacher()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        multiple = max([t.channel_multiple for t in r.targets] or [8])
+        ctx = StageContext(teacher=teacher, meta=meta, data=r.recipe.data, run_dir=self.dir, progress=r.progress,
+                           channel_multiple=multiple, seed=r.seed, workers=r.workers)
+        onnx_meta = _onnx_meta(ctx, self.recipe_hash)
+        steps = [self._teacher_step(teacher, ctx, teacher_hash, onnx_meta)]
+        model, arch = teacher, {"arch": meta.arch, "arch_kwargs": meta.arch_kwargs, "pruned": meta.pruned}
+        key = steps[0].key
+        for i, item in enumerate(r.recipe.stages, start=1):
+            stage_dir = self.dir / f"{i:02d}-{item.kind}"
+            key = sha256_json({"input": key, "kind": item.kind, "config": item.config.model_dump(),
+                               "student": r.recipe.student.model_dump() if r.recipe.student else None,
+                               "data": r.recipe.data.model_dump(), "seed": r.seed, "version": __version__,
+                               "multiple": multiple, "targets": [t.name for t in r.targets]})
+            done = self._stage_done(stage_dir, key)
+            if done is not None:
+                step = Step(**{**done["step"], "cached": True})
+                if item.kind in ("distill", "prune"):
+                    model, m = load_checkpoint(stage_dir / "model.safetensors")
+                    arch = {"arch": m.arch, "arch_kwargs": m.arch_kwargs, "pruned": m.pruned}
+                steps.append(step)
+                continue
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            if item.kind in ("distill", "prune"):
+                if item.kind == "distill":
+                    model, arch_info, extra = run_distill(item.config, r.recipe.student, ctx)
+                    arch = {**arch_info, "pruned": False}
+                else:
+                    model, extra = run_prune(model, item.config, ctx)
+                    arch = {**arch, "pruned": True}
+                ckpt_meta = CheckpointMeta(arch=arch["arch"], arch_kwargs=arch["arch_kwargs"], pruned=arch["pruned"],
+                                           input_size=meta.input_size, mean=meta.mean, std=meta.std,
+                                           provenance={"recipe": r.recipe.name, "stage": item.kind, "key": key})
+                save_checkpoint(stage_dir / "model.safetensors", model, ckpt_meta)
+                artifact = _onnx_for(model, stage_dir / "model.fp32.onnx", ctx, onnx_meta)
+                metrics = ctx.evaluate(model)
+            else:
+                fp32 = _onnx_for(model, stage_dir / "model.fp32.onnx", ctx, onnx_meta)
+                if item.kind == "fp16":
+                    artifact, extra = run_fp16(fp32, item.config, stage_dir)
+                elif item.config.mode == "qat":
+                    artifact, extra = run_qat(model, item.config, quant_scheme(r.targets, item.config), ctx,
+                                              stage_dir, onnx_meta)
+                else:
+                    artifact, extra = run_ptq(fp32, item.config, quant_scheme(r.targets, item.config), ctx,
+                                              stage_dir)
+                metrics = _score_onnx(ctx, artifact)
+            macs, params = count_macs_params(model, ctx.input_size)
+            step = Step(name=_step_name(item.kind, item.config), key=key, params=params, macs=macs,
+                        size_bytes=Path(artifact).stat().st_size, metrics=metrics,
+                        artifact=str(Path(artifact).relative_to(self.dir)), wall_s=time.perf_counter() - start,
+                        extra=extra)
+            write_json(stage_dir / STAGE_FILE, {"key": key, "step": step.__dict__})
+            steps.append(step)
+        manifest = self._manifest(steps, teacher_path, teacher_hash)
+        write_json(self.dir / MANIFEST, manifest)
+        return manifest
+
+    def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict) -> Step:
+        stage_dir = self.dir / "00-teacher"
+        key = sha256_json({"teacher": teacher_hash, "eval": self.run.recipe.data.eval, "version": __version__})
+        done = self._stage_done(stage_dir, key)
+        if done is not None:
+            return Step(**{**done["step"], "cached": True})
+        start = time.perf_counter()
+        artifact = _onnx_for(teacher, stage_dir / "model.fp32.onnx", ctx, onnx_meta)
+        macs, params = count_macs_params(teacher, ctx.input_size)
+        step = Step(name="teacher", key=key, params=params, macs=macs, size_bytes=artifact.stat().st_size,
+                    metrics=ctx.evaluate(teacher), artifact=str(artifact.relative_to(self.dir)),
+                    wall_s=time.perf_counter() - start)
+        write_json(stage_dir / STAGE_FILE, {"key": key, "step": step.__dict__})
+        return step
+
+    def _manifest(self, steps: list[Step], teacher_path: str, teacher_hash: str) -> dict:
+        r = self.run
+        return {
+            "schema": "edgekit-run/1",
+            "recipe": r.recipe.model_dump(),
+            "recipe_path": r.recipe_path,
+            "recipe_hash": self.recipe_hash,
+            "targets": [t.model_dump() for t in r.targets],
+            "inputs": {"teacher": teacher_path, "teacher_sha256": teacher_hash, "data": r.recipe.data.model_dump(),
+                       "seed": r.seed},
+            "versions": {k: v for k, v in package_versions().items() if v},
+            "torch_threads": torch.get_num_threads(),
+            "steps": [s.__dict__ for s in steps],
+        }
+
+
+def _step_name(kind: str, cfg) -> str:
+    if kind == "quantize":
+        return f"int8 ({cfg.mode})"
+    return {"distill": "student", "prune": "pruned"}.get(kind, kind)
+
+
+def _score_onnx(ctx: StageContext, path: Path) -> dict:
+    from .runtime.ort import OrtSession
+
+    session = OrtSession(path, threads=None)
+    return ctx.score(lambda x: session.run(x)[:2], ctx.data.eval)
+
+
+def compress(run: CompressRun) -> dict:
+    return Pipeline(run).execute()

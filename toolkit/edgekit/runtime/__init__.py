@@ -1,0 +1,1 @@
+"""Runtimes: load(artifact) -> a session whose run(batch) returns numpy outputs. No torch imports here."""
