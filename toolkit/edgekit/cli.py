@@ -200,14 +200,24 @@ def compress(
     seed: Annotated[int, typer.Option(help="Seed for weights, data order and augmentation.")] = 0,
     workers: Annotated[int, typer.Option(help="Data-rendering worker processes.")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    model: Annotated[str | None, typer.Option(help="Bring your own model: 'package.module:factory'.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights for --model: .safetensors or a weights-only "
+                                                  "torch state dict.")] = None,
+    input_shape: Annotated[str | None, typer.Option(help="Input shape for --model, e.g. 1,3,112,112.")] = None,
+    output_names: Annotated[str | None, typer.Option(help="Comma-separated names for --model's outputs.")] = None,
+    landmarks_output: Annotated[str | None, typer.Option(help="Which --model output holds landmarks (N,68,2) "
+                                                         "or (N,136), if any.")] = None,
+    mean: Annotated[str, typer.Option(help="Per-channel mean for --model inputs (on 0..1 pixels).")] = "0,0,0",
+    std: Annotated[str, typer.Option(help="Per-channel std for --model inputs.")] = "1,1,1",
 ) -> None:
     """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
 
     A rerun resumes: stages whose inputs and config are unchanged are skipped.
     """
-    from .compress_cli import run_compress
+    from .compress_cli import byom_spec, run_compress
 
-    run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console)
+    byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data)
+    run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from .config.catalog import find
 from .config.recipe import load_recipe
 from .config.target import load_target
 from .errors import EdgekitError
+from .compress.byom import ByomSpec
 from .pipeline import CompressRun, compress
 
 
@@ -21,17 +22,45 @@ def resolve_targets(spec: str):
     return [load_target(find("targets", n)) for n in names]
 
 
+def _floats(option: str, text: str, n: int | None = None) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise EdgekitError(f"{option} {text!r}: expected comma-separated numbers") from None
+    if n is not None and len(values) != n:
+        raise EdgekitError(f"{option} {text!r}: expected {n} values")
+    return values
+
+
+def byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data) -> ByomSpec | None:
+    if model is None:
+        if any(v is not None for v in (weights, input_shape, output_names, landmarks_output)):
+            raise EdgekitError("--weights, --input-shape, --output-names and --landmarks-output need --model")
+        return None
+    if input_shape is None:
+        raise EdgekitError("--model needs --input-shape N,C,H,W (e.g. 1,3,112,112)")
+    if data is None:
+        raise EdgekitError("--model needs --data: a folder of images to calibrate and check fidelity on")
+    shape = tuple(int(v) for v in _floats("--input-shape", input_shape))
+    return ByomSpec(model, str(weights) if weights else None, shape,
+                    [n.strip() for n in output_names.split(",")] if output_names else None, landmarks_output,
+                    _floats("--mean", mean, 3), _floats("--std", std, 3))
+
+
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
-                 workers: int, progress: bool, console: Console) -> dict:
+                 workers: int, progress: bool, console: Console, byom: ByomSpec | None = None) -> dict:
     path = find("recipes", recipe)
     rec = load_recipe(path)
     if data is not None:
         rec = rec.model_copy(update={"data": rec.data.model_copy(update={"train": data, "calibration": data})})
     targets = resolve_targets(target)
     out = run_dir or Path("runs") / rec.name
+    if byom is not None:
+        rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": data, "val": data})})
     manifest = compress(CompressRun(recipe=rec, run_dir=out, targets=targets, teacher=teacher, progress=progress,
-                                    seed=seed, workers=workers, recipe_path=str(path)))
-    console.print(step_table(manifest, title=f"{rec.name} -> {out}"))
+                                    seed=seed, workers=workers, recipe_path=str(path), byom=byom))
+    table = step_table if byom is None else fidelity_table
+    console.print(table(manifest, title=f"{rec.name} -> {out}"))
     return manifest
 
 
@@ -48,4 +77,19 @@ def step_table(manifest: dict, title: str = "") -> Table:
             f"{100 * m['nme']:.2f}%", *(f"{100 * r[k]:.2f}" for k in ("jaw", "brows", "nose", "eyes", "mouth")),
             f"{m.get('state_f1', float('nan')):.3f}", "cached" if s.get("cached") else f"{s['wall_s']:.0f}s",
         )
+    return t
+
+
+def fidelity_table(manifest: dict, title: str = "") -> Table:
+    """Bring-your-own runs: size and fidelity to the original model, per output."""
+    t = Table(title=title, title_justify="left")
+    for col in ("step", "params", "MMACs", "size", "output", "max abs err", "mean abs err", "landmark NME"):
+        t.add_column(col, justify="left" if col in ("step", "output") else "right")
+    for s in manifest["steps"]:
+        m = s["metrics"]
+        lm = m.get("landmark_nme_vs_original")
+        for i, (name, e) in enumerate(m["outputs"].items()):
+            head = (s["name"], f"{s['params'] / 1e6:.2f}M", f"{s['macs'] / 1e6:.1f}", f"{s['size_bytes'] / 1e6:.2f} MB")
+            t.add_row(*(head if i == 0 else ("",) * 4), name, f"{e['max_abs']:.4g}", f"{e['mean_abs']:.4g}",
+                      f"{100 * lm:.2f}%" if (lm is not None and i == 0) else "")
     return t

@@ -18,6 +18,8 @@ from torch import nn
 
 from . import __version__
 from .atomic import write_json
+from .errors import EdgekitError
+from .compress.byom import ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.distill import run_distill
 from .compress.fp16 import run_fp16
@@ -29,9 +31,11 @@ from .config.target import Target
 from .export.onnx import export_onnx
 from .fingerprint import package_versions
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_checkpoint
-from .models.registry import OUTPUT_NAMES, count_macs_params
+from .models.byom import load_byom
+from .models.registry import count_macs_params
 
 MANIFEST = "manifest.json"
+BYOM_STAGES = ("quantize", "fp16")
 STAGE_FILE = "stage.json"
 
 
@@ -73,6 +77,7 @@ class CompressRun:
     seed: int = 0
     workers: int = 1
     recipe_path: str | None = None
+    byom: ByomSpec | None = None  # a user's model instead of an edgekit checkpoint
 
 
 def quant_scheme(targets: list[Target], cfg) -> QuantScheme:
@@ -83,13 +88,13 @@ def quant_scheme(targets: list[Target], cfg) -> QuantScheme:
 
 
 def _onnx_for(model: nn.Module, path: Path, ctx: StageContext, meta: dict) -> Path:
-    return export_onnx(model, path, ctx.input_shape, list(OUTPUT_NAMES), metadata=meta)
+    return export_onnx(model, path, ctx.input_shape, ctx.output_names, metadata=meta)
 
 
 def _onnx_meta(ctx: StageContext, recipe_hash: str) -> dict:
     return {"edgekit_version": __version__, "landmark_scheme": ctx.meta.landmark_scheme,
             "mean": json.dumps(list(ctx.meta.mean)), "std": json.dumps(list(ctx.meta.std)),
-            "input_size": str(ctx.input_size), "outputs": json.dumps(list(OUTPUT_NAMES)), "recipe_hash": recipe_hash}
+            "input_size": str(ctx.input_size), "outputs": json.dumps(ctx.output_names), "recipe_hash": recipe_hash}
 
 
 class Pipeline:
@@ -105,23 +110,38 @@ class Pipeline:
         record = json.loads(f.read_text())
         return record if record.get("key") == key else None
 
-    def _teacher(self):
-        spec = self.run.teacher or self.run.recipe.teacher
-        path = resolve(spec)
+    def _source(self, multiple: int):
+        """The model to compress, its stage context, and the hash and path that identify it."""
+        r = self.run
+        common = dict(data=r.recipe.data, run_dir=self.dir, progress=r.progress, channel_multiple=multiple,
+                      seed=r.seed, workers=r.workers)
+        if r.byom is not None:
+            unsupported = [s.kind for s in r.recipe.stages if s.kind not in BYOM_STAGES]
+            if unsupported:
+                raise EdgekitError(f"recipe {r.recipe.name!r} has {', '.join(unsupported)} stages; bring-your-own "
+                                   f"models take {' and '.join(BYOM_STAGES)} stages (recipes ptq_int8, fp16)")
+            b = r.byom
+            model = load_byom(b.factory, b.weights, b.input_shape, b.output_names, b.landmarks_output)
+            meta = CheckpointMeta(arch=b.factory, input_size=b.input_shape[-1], mean=b.mean, std=b.std,
+                                  outputs=tuple(model.output_names))
+            ctx = ByomContext(model, b, r.recipe.data.calibration, meta=meta, **common)
+            ident = sha256_json({"factory": b.factory, "weights": sha256_file(Path(b.weights)) if b.weights else None,
+                                 "shape": b.input_shape, "mean": b.mean, "std": b.std})
+            return model.module, ctx, ident, b.factory
+        path = resolve(r.teacher or r.recipe.teacher)
         model, meta = load_checkpoint(path)
-        return model, meta, sha256_file(path), str(path)
+        return model, StageContext(teacher=model, meta=meta, **common), sha256_file(path), str(path)
 
     def execute(self) -> dict:
         r = self.run
         self.dir.mkdir(parents=True, exist_ok=True)
-        teacher, meta, teacher_hash, teacher_path = self._teacher()
+        multiple = max([t.channel_multiple for t in r.targets] or [8])
+        teacher, ctx, teacher_hash, teacher_path = self._source(multiple)
+        meta = ctx.meta
         for p in teacher.parameters():
             p.requires_grad_(False)
-        multiple = max([t.channel_multiple for t in r.targets] or [8])
-        ctx = StageContext(teacher=teacher, meta=meta, data=r.recipe.data, run_dir=self.dir, progress=r.progress,
-                           channel_multiple=multiple, seed=r.seed, workers=r.workers)
         onnx_meta = _onnx_meta(ctx, self.recipe_hash)
-        steps = [self._teacher_step(teacher, ctx, teacher_hash, onnx_meta)]
+        steps = [self._teacher_step(teacher, ctx, teacher_hash, onnx_meta, "original" if r.byom else "teacher")]
         model, arch = teacher, {"arch": meta.arch, "arch_kwargs": meta.arch_kwargs, "pruned": meta.pruned}
         key = steps[0].key
         for i, item in enumerate(r.recipe.stages, start=1):
@@ -164,7 +184,7 @@ class Pipeline:
                     artifact, extra = run_ptq(fp32, item.config, quant_scheme(r.targets, item.config), ctx,
                                               stage_dir)
                 metrics = _score_onnx(ctx, artifact)
-            macs, params = count_macs_params(model, ctx.input_size)
+            macs, params = count_macs_params(model, ctx.input_shape)
             step = Step(name=_step_name(item.kind, item.config), key=key, params=params, macs=macs,
                         size_bytes=Path(artifact).stat().st_size, metrics=metrics,
                         artifact=str(Path(artifact).relative_to(self.dir)), wall_s=time.perf_counter() - start,
@@ -175,7 +195,8 @@ class Pipeline:
         write_json(self.dir / MANIFEST, manifest)
         return manifest
 
-    def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict) -> Step:
+    def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict,
+                      name: str) -> Step:
         stage_dir = self.dir / "00-teacher"
         key = sha256_json({"teacher": teacher_hash, "eval": self.run.recipe.data.eval, "version": __version__})
         done = self._stage_done(stage_dir, key)
@@ -183,8 +204,8 @@ class Pipeline:
             return Step(**{**done["step"], "cached": True})
         start = time.perf_counter()
         artifact = _onnx_for(teacher, stage_dir / "model.fp32.onnx", ctx, onnx_meta)
-        macs, params = count_macs_params(teacher, ctx.input_size)
-        step = Step(name="teacher", key=key, params=params, macs=macs, size_bytes=artifact.stat().st_size,
+        macs, params = count_macs_params(teacher, ctx.input_shape)
+        step = Step(name=name, key=key, params=params, macs=macs, size_bytes=artifact.stat().st_size,
                     metrics=ctx.evaluate(teacher), artifact=str(artifact.relative_to(self.dir)),
                     wall_s=time.perf_counter() - start)
         write_json(stage_dir / STAGE_FILE, {"key": key, "step": step.__dict__})
@@ -216,7 +237,7 @@ def _score_onnx(ctx: StageContext, path: Path) -> dict:
     from .runtime.ort import OrtSession
 
     session = OrtSession(path, threads=None)
-    return ctx.score(lambda x: session.run(x)[:2], ctx.data.eval)
+    return ctx.score(session.run, ctx.data.eval)
 
 
 def compress(run: CompressRun) -> dict:

@@ -35,8 +35,12 @@ class StageContext:
         return self.meta.input_size
 
     @property
-    def input_shape(self) -> tuple[int, int, int, int]:
+    def input_shape(self) -> tuple[int, ...]:
         return (1, 3, self.input_size, self.input_size)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.meta.outputs)
 
     def dataset(self, spec: str):
         if spec not in self._cache:
@@ -84,9 +88,10 @@ class StageContext:
         return self._cache[key]
 
     def score(self, model, spec: str) -> dict:
+        """Task metrics of a torch model, or of any callable mapping a normalised batch to its outputs."""
         a = self.arrays(spec)
         run = torch_predictor(model) if isinstance(model, nn.Module) else model
-        lm, st = predict_arrays(run, a["x"])
+        lm, st = predict_arrays(lambda x: tuple(run(x))[:2], a["x"])
         return metrics.evaluate(lm, a["landmarks"], st if a["states"] is not None else None, a["states"])
 
     def validate(self, model) -> dict:
@@ -96,6 +101,10 @@ class StageContext:
     def evaluate(self, model) -> dict:
         """Metrics on the evaluation split (reported in the stage table)."""
         return self.score(model, self.data.eval)
+
+    def nme_budget(self, float_nme: float, max_increase: float) -> float:
+        """The INT8 NME allowed: relative to the float model's NME."""
+        return float_nme * (1.0 + max_increase)
 
     def mean_teacher_landmarks(self, n: int = 256) -> torch.Tensor:
         batch = next(iter(self.train_batches(n, 1)(0)))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from rich.progress import Progress
 
@@ -24,7 +25,11 @@ from ..config.recipe import QuantizeStage
 from ..runtime.ort import OrtSession
 from .context import StageContext
 
-QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
+# Every op type ORT's QDQ quantizer may wrap. Data-movement ops (Flatten, Reshape, ...) count too: quantizing
+# them puts Q/DQ on the tensors they carry, so a float Gemm after a quantized Flatten still sees int8 noise.
+# ORT's default op list for static quantization is the union of both registries (Sigmoid and
+# GlobalAveragePool come from the QLinear one).
+QUANTIZABLE_OPS = tuple(sorted(set(QDQRegistry) | set(QLinearOpsRegistry)))
 MIN_CALIBRATION_IMAGES = 100
 log = logging.getLogger("edgekit")
 
@@ -99,7 +104,7 @@ class Int8Builder:
 
 def _nme(ctx: StageContext, path: Path) -> float:
     session = OrtSession(path, threads=None)
-    return ctx.score(lambda x: session.run(x)[:2], ctx.data.val)["nme"]
+    return ctx.score(session.run, ctx.data.val)["nme"]
 
 
 def calibration_images(ctx: StageContext, n: int) -> np.ndarray:
@@ -121,7 +126,7 @@ def run_ptq(fp32_path: Path, cfg: QuantizeStage, scheme: QuantScheme, ctx: Stage
     nme_fp32 = _nme(ctx, fp32_path)
     builder.build(out)
     nme_int8 = _nme(ctx, out)
-    budget = nme_fp32 * (1.0 + cfg.fallback.max_nme_increase) if cfg.fallback else None
+    budget = ctx.nme_budget(nme_fp32, cfg.fallback.max_nme_increase) if cfg.fallback else None
     float_layers: list[str] = []
     sensitivity: list[dict] = []
     if budget is not None and nme_int8 > budget:
@@ -144,7 +149,7 @@ def run_ptq(fp32_path: Path, cfg: QuantizeStage, scheme: QuantScheme, ctx: Stage
         "val_nme_fp32": nme_fp32,
         "val_nme_int8": nme_int8,
         "nme_increase": nme_int8 / nme_fp32 - 1.0,
-        "budget": cfg.fallback.max_nme_increase if cfg.fallback else None,
+        "budget": budget,
         "within_budget": budget is None or nme_int8 <= budget,
         "float_layers": float_layers,
         "sensitivity": sensitivity,

@@ -75,7 +75,8 @@ class Calibration(Strict):
 
 
 class Fallback(Strict):
-    max_nme_increase: float = Field(0.05, ge=0.0, description="relative NME budget of INT8, e.g. 0.05 = +5%")
+    # Relative NME budget of INT8 (0.05 = +5%). Bring-your-own models: absolute fidelity error to the original.
+    max_nme_increase: float = Field(0.05, ge=0.0)
     max_float_layers: int = Field(20, ge=0)
 
 

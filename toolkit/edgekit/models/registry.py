@@ -21,13 +21,16 @@ def build(arch: str, **kwargs) -> nn.Module:
         raise EdgekitError(f"bad arguments for architecture {arch!r}: {exc}") from None
 
 
-def count_macs_params(model: nn.Module, input_size: int = 112) -> tuple[int, int]:
-    """MACs and parameters of one forward pass at batch 1 (torch-pruning's counter)."""
+def count_macs_params(model: nn.Module, input_size: int | tuple[int, ...] = 112) -> tuple[int, int]:
+    """MACs and parameters of one forward pass at batch 1 (torch-pruning's counter).
+
+    `input_size` is a square side for the families, or a full (1, C, H, W) shape for any model."""
     import torch
     import torch_pruning as tp
 
+    shape = (1, 3, input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     was_training = model.training
     model.eval()
-    macs, params = tp.utils.count_ops_and_params(model, torch.zeros(1, 3, input_size, input_size))
+    macs, params = tp.utils.count_ops_and_params(model, torch.zeros(*shape))
     model.train(was_training)
     return int(macs), int(params)
