@@ -39,3 +39,37 @@ def tuple_model():
 
 def not_a_module():
     return 42
+
+
+class HostileLandmarks(nn.Module):
+    """INT8-hostile on purpose: a mean face plus a signal carried by 32 hidden units, one of which is 1000x larger.
+
+    In float the outlier is harmless. Quantized per tensor, the outlier sets the scale and rounds every other
+    unit to zero, wiping out the signal: only float fallback of the layers around it recovers fidelity."""
+
+    def __init__(self):
+        super().__init__()
+        from edgekit.data.face_geometry import FaceShape, face_points, pose
+
+        g = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(3, 16, 3, 2, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(16, 32)
+        self.fc2 = nn.Linear(32, 136)
+        face = pose(face_points(FaceShape())[0], 0.0, 0.0)
+        face = (face - face.min(0)) / (face.max(0) - face.min(0)).max() * 0.6 + 0.2
+        with torch.no_grad():
+            self.fc2.weight.copy_(torch.randn(136, 32, generator=g) * 0.05)
+            self.fc2.bias.copy_(torch.as_tensor(face, dtype=torch.float32).reshape(-1))
+            self.fc1.bias[0] = 1.0  # the outlier unit is always on...
+            self.fc1.weight[0] *= 1000.0  # ...and 1000x larger, its effect on the output scaled back
+            self.fc1.bias[0] *= 1000.0
+            self.fc2.weight[:, 0] /= 1000.0
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(torch.flatten(self.pool(torch.relu(self.conv(x))), 1)))
+        return {"landmarks": self.fc2(h).view(-1, 68, 2), "hidden": h}
+
+
+def hostile_landmarks():
+    return HostileLandmarks()

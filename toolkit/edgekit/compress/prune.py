@@ -38,11 +38,14 @@ def head_layers(model: nn.Module) -> list[nn.Module]:
     return [head.landmarks[-1], head.states]
 
 
-def make_pruner(model: nn.Module, cfg: PruneStage, ratio: float, steps: int, multiple: int, size: int):
+def make_pruner(model: nn.Module, cfg: PruneStage, ratio: float, steps: int, multiple: int, size: int,
+                gradients: bool = True):
+    """steps == 0 means one-shot. Without gradients (the bisection's trial copies) Taylor falls back to L2."""
+    name = "l2" if cfg.importance == "taylor" and not gradients else cfg.importance
     return tp.pruner.MetaPruner(
         model,
         torch.zeros(1, 3, size, size),
-        importance=importance("l2" if cfg.importance == "taylor" and steps == 0 else cfg.importance),
+        importance=importance(name),
         pruning_ratio=ratio,
         iterative_steps=max(1, steps),
         ignored_layers=head_layers(model),
@@ -56,7 +59,7 @@ def ratio_for_macs(model: nn.Module, cfg: PruneStage, target_macs: float, multip
     for _ in range(12):
         mid = (lo + hi) / 2
         trial = copy.deepcopy(model)
-        make_pruner(trial, cfg, mid, 0, multiple, size).step()
+        make_pruner(trial, cfg, mid, 0, multiple, size, gradients=False).step()
         if count_macs_params(trial, size)[0] > target_macs:
             lo = mid
         else:
@@ -70,6 +73,23 @@ def _taylor_gradients(model: nn.Module, step, batches) -> None:
         if i >= 4:
             break
         step(model, batch)[0].backward()
+
+
+def _top_up(model: nn.Module, cfg: PruneStage, target: float, multiple: int, size: int, step, batches) -> int:
+    """Scheduled steps choose channels by the real importance, which can land above a MACs target found with a
+    proxy; prune small one-shot increments with the same importance until the target holds (the target is a
+    promise, not a hint)."""
+    done, ratio = 0, 0.05
+    while count_macs_params(model, size)[0] > target and done < 20:
+        before = count_macs_params(model, size)[0]
+        if cfg.importance == "taylor":
+            _taylor_gradients(model, step, batches(20_000 + done))
+        make_pruner(model, cfg, ratio, 0, multiple, size).step()
+        model.zero_grad()
+        done += 1
+        if count_macs_params(model, size)[0] >= before:  # rounding swallowed the increment: ask for more
+            ratio = min(0.5, ratio * 2)
+    return done
 
 
 def run_prune(model: nn.Module, cfg: PruneStage, ctx: StageContext):
@@ -98,6 +118,14 @@ def run_prune(model: nn.Module, cfg: PruneStage, ctx: StageContext):
                      description=f"prune {i + 1}/{cfg.steps}", progress=ctx.progress)
         macs, params = count_macs_params(model, size)
         history.append({"step": i + 1, "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
+    target = cfg.target.macs_ratio * macs0 if cfg.target.macs_ratio is not None else None
+    top_ups = _top_up(model, cfg, target, multiple, size, step, batches) if target is not None else 0
+    if top_ups:
+        ft = fit_config(cfg.finetune, ctx.seed + cfg.steps)
+        result = fit(model, ft, lambda e: batches(100 * (cfg.steps + 1) + e), step, ctx.validate,
+                     description="prune top-up", progress=ctx.progress)
+        macs, params = count_macs_params(model, size)
+        history.append({"step": "top-up", "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
     macs1, params1 = count_macs_params(model, size)
     extra = {
         "importance": cfg.importance,
@@ -108,6 +136,7 @@ def run_prune(model: nn.Module, cfg: PruneStage, ctx: StageContext):
         "params_before": params0,
         "params_after": params1,
         "channels": channel_summary(model),
+        "top_up_steps": top_ups,
         "history": history,
     }
     return model, extra

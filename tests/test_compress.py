@@ -1,0 +1,124 @@
+"""`edgekit compress` end to end: resume after a kill, bring-your-own multi-output models, forced fallback."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+from safetensors.torch import save_file
+
+from conftest import TESTS, TINY_DATA
+from edgekit.data import render
+
+
+def tiny_recipe(path, teacher, extra_stages=""):
+    data = ", ".join(f'{k}: "{v}"' for k, v in TINY_DATA.items())
+    path.write_text(f"""name: tiny
+teacher: {teacher}
+student: {{arch: mobile, width: 0.25}}
+data: {{{data}}}
+stages:
+  - distill: {{epochs: 1, steps_per_epoch: 3, batch_size: 16}}
+  - prune:
+      target: {{channel_ratio: 0.75}}
+      steps: 2
+      finetune: {{epochs: 2, steps_per_epoch: 6, batch_size: 16}}
+  - quantize: {{calibration: {{images: 40}}}}
+{extra_stages}""")
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(24):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), render(11, i).image[:, :, ::-1])
+    return folder
+
+
+def test_killed_run_resumes_without_redoing_finished_stages(tiny_teacher, tmp_path, cli):
+    recipe = tiny_recipe(tmp_path / "tiny.yaml", tiny_teacher)
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "compress", "--recipe", str(recipe), "--run-dir",
+                             str(run), "--workers", "0", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    distilled = run / "01-distill" / "stage.json"
+    deadline = time.time() + 300
+    while not distilled.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert distilled.exists(), "the distill stage should finish before the kill"
+    proc.send_signal(signal.SIGKILL)  # a crash mid-prune, no chance to clean up
+    proc.wait()
+    assert not (run / "02-prune" / "stage.json").exists(), "killed too late to test a mid-stage crash"
+    weights = run / "01-distill" / "model.safetensors"
+    before = (weights.stat().st_mtime_ns, weights.read_bytes())
+
+    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((run / "manifest.json").read_text())
+    steps = {s["name"]: s for s in manifest["steps"]}
+    assert steps["teacher"]["cached"] and steps["student"]["cached"]
+    assert not steps["pruned"]["cached"] and not steps["int8 (ptq)"]["cached"]
+    assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
+    assert not list(run.rglob("*.tmp"))
+    # The table shows every step, and the manifest records inputs, versions and per-stage metrics.
+    for name in ("teacher", "student", "pruned", "int8 (ptq)"):
+        assert name in r.stdout
+    assert manifest["inputs"]["teacher_sha256"] and manifest["versions"]["torch"]
+    assert all("region_nme" in s["metrics"] for s in manifest["steps"])
+
+    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet")
+    again = json.loads((run / "manifest.json").read_text())
+    assert r.returncode == 0 and all(s["cached"] for s in again["steps"])
+
+
+def test_bring_your_own_multi_output_model_reports_fidelity_per_output(tmp_path, image_folder, cli):
+    from byom_models import MultiHead
+
+    save_file(MultiHead().state_dict(), str(tmp_path / "w.safetensors"))
+    run = tmp_path / "run"
+    r = cli("compress", "--recipe", "ptq_int8", "--model", "byom_models:multi_head", "--weights",
+            str(tmp_path / "w.safetensors"), "--input-shape", "1,3,64,64", "--data", str(image_folder),
+            "--landmarks-output", "points", "--run-dir", str(run), "--quiet")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((run / "manifest.json").read_text())
+    int8 = manifest["steps"][-1]
+    assert set(int8["metrics"]["outputs"]) == {"points", "logits", "embedding"}
+    for errors in int8["metrics"]["outputs"].values():
+        assert 0 <= errors["mean_abs"] <= errors["max_abs"]
+    assert "landmark_nme_vs_original" in int8["metrics"]
+    assert manifest["steps"][0]["name"] == "original"
+    assert "embedding" in r.stdout and "max abs err" in r.stdout
+
+
+def test_fallback_keeps_layers_in_float_when_the_budget_forces_it(tmp_path, image_folder, cli):
+    recipe = tmp_path / "strict.yaml"
+    recipe.write_text("name: strict\nstages:\n  - quantize:\n      calibration: {images: 16, method: minmax}\n"
+                      "      fallback: {max_nme_increase: 0.02}\n")
+    run = tmp_path / "run"
+    r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:hostile_landmarks", "--input-shape",
+            "1,3,32,32", "--data", str(image_folder), "--landmarks-output", "landmarks", "--run-dir", str(run),
+            "--quiet")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((run / "01-quantize" / "stage.json").read_text())["step"]["extra"]
+    assert report["sensitivity"][0]["nme_increase"] > 0.02  # quantizing one layer alone breaks the budget
+    assert report["float_layers"], "the fallback must keep at least one layer in float"
+    assert report["within_budget"] and report["val_nme_int8"] <= report["budget"]
+    assert report["quantized_layers"] > 0  # ...and only the layers it must
+
+
+def test_byom_rejects_stages_that_need_the_task_api(tmp_path, image_folder, cli):
+    r = cli("compress", "--recipe", "distill_int8", "--model", "byom_models:multi_head", "--input-shape",
+            "1,3,64,64", "--data", str(image_folder), "--run-dir", str(tmp_path / "r"))
+    assert r.returncode == 2 and "bring-your-own models take quantize and fp16 stages" in r.stderr
+
+
+def test_byom_needs_shape_and_data(cli):
+    r = cli("compress", "--recipe", "ptq_int8", "--model", "byom_models:multi_head")
+    assert r.returncode == 2 and "--model needs --input-shape" in r.stderr

@@ -1,0 +1,132 @@
+"""Each compression stage on tiny configs: distill, prune, PTQ (with fallback), QAT, FP16."""
+
+import copy
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from edgekit.compress.distill import run_distill
+from edgekit.compress.fp16 import run_fp16
+from edgekit.compress.prune import run_prune
+from edgekit.compress.qat import fold_batchnorm, run_qat
+from edgekit.compress.quantize import QuantScheme, run_ptq
+from edgekit.config.recipe import DistillStage, Fp16Stage, PruneStage, QuantizeStage, StudentSpec
+from edgekit.export.onnx import export_onnx
+from edgekit.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from edgekit.models.registry import count_macs_params
+
+NAMES = ["landmarks", "states"]
+
+
+def onnx_ops(path):
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_distill_trains_the_named_student_with_feature_adapters(tiny_context):
+    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=16, loss={"features": 0.5})
+    student, arch, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
+    assert arch == {"arch": "mobile", "arch_kwargs": {"width": 0.25}}
+    assert extra["history"][0]["loss"] > 0 and 0 < extra["val"]["nme"] < 1
+    lm, st = student(torch.zeros(1, 3, 112, 112))
+    assert lm.shape == (1, 68, 2) and st.shape == (1, 3)
+
+
+def test_distill_works_on_unlabeled_images_with_teacher_pseudo_labels(tiny_context, tmp_path):
+    import cv2
+
+    from edgekit.data import render
+
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(folder / f"{i}.png"), render(9, i).image[:, :, ::-1])
+    ctx = copy.copy(tiny_context)
+    ctx._cache = {}
+    ctx.data = ctx.data.model_copy(update={"train": str(folder), "val": str(folder)})
+    cfg = DistillStage(epochs=1, steps_per_epoch=2, batch_size=8)
+    student, _, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), ctx)
+    # Against the teacher's own predictions: NME is fidelity, states are the teacher's decisions.
+    assert 0 < extra["val"]["nme"] < 1 and extra["val"]["n"] == 12
+
+
+def test_prune_reaches_the_macs_target_on_channel_multiples_keeping_heads(tiny_context, tmp_path):
+    model = copy.deepcopy(tiny_context.teacher).train()
+    cfg = PruneStage(importance="taylor", target={"macs_ratio": 0.6}, steps=2,
+                     finetune={"epochs": 1, "steps_per_epoch": 2, "batch_size": 16})
+    pruned, extra = run_prune(model, cfg, tiny_context)
+    assert extra["macs_after"] <= 0.6 * extra["macs_before"] and extra["params_after"] < extra["params_before"]
+    assert all(c % 8 == 0 for c in extra["channels"])
+    steps = [h["step"] for h in extra["history"]]
+    assert steps[:2] == [1, 2] and steps[2:] == (["top-up"] if extra["top_up_steps"] else [])
+    lm, st = pruned.eval()(torch.zeros(2, 3, 112, 112))
+    assert lm.shape == (2, 68, 2) and st.shape == (2, 3)
+    # A pruned checkpoint rebuilds from its weights alone.
+    path = save_checkpoint(tmp_path / "p.safetensors", pruned,
+                           CheckpointMeta(arch="mobile", arch_kwargs={"width": 0.25}, pruned=True))
+    again, _ = load_checkpoint(path)
+    x = torch.randn(1, 3, 112, 112)
+    assert torch.allclose(again(x)[0], pruned(x)[0], atol=1e-6)
+    assert count_macs_params(again)[0] == extra["macs_after"]
+
+
+def test_ptq_writes_a_per_channel_qdq_model_that_runs_and_warns_on_small_calibration(tiny_context, tmp_path):
+    fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
+    out, extra = run_ptq(fp32, QuantizeStage(calibration={"images": 40}), QuantScheme(), tiny_context, tmp_path)
+    ops = onnx_ops(out)
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    weights_dq = [n for n in onnx.load(str(out)).graph.node
+                  if n.op_type == "DequantizeLinear" and any(a.name == "axis" for a in n.attribute)]
+    assert weights_dq, "per-channel weight quantization has an axis"
+    assert out.stat().st_size < 0.5 * fp32.stat().st_size
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    lm, st = sess.run(None, {"image": np.zeros((2, 3, 112, 112), np.float32)})
+    assert lm.shape == (2, 68, 2) and st.shape == (2, 3)
+    assert extra["warnings"] and "40 images (< 100)" in extra["warnings"][0]
+    assert extra["quantized_layers"] > 0
+
+
+def test_symmetric_scheme_has_zero_points_of_zero(tiny_context, tmp_path):
+    fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
+    out, _ = run_ptq(fp32, QuantizeStage(calibration={"images": 40}, fallback=None),
+                     QuantScheme(symmetric_activations=True), tiny_context, tmp_path)
+    model = onnx.load(str(out))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    zps = [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+           and len(n.input) > 2 and n.input[2] in inits]
+    assert zps and all(np.all(z == 0) for z in zps)
+    assert {z.dtype for z in zps} <= {np.dtype(np.int8), np.dtype(np.int32)}  # int32 only for biases, no uint8
+
+
+def test_qat_fine_tunes_with_fake_quant_and_exports_qdq(tiny_context, tmp_path):
+    cfg = QuantizeStage(mode="qat", calibration={"images": 40}, qat={"epochs": 1, "steps_per_epoch": 2,
+                                                                     "batch_size": 8})
+    out, extra = run_qat(copy.deepcopy(tiny_context.teacher), cfg, QuantScheme(), tiny_context, tmp_path, {})
+    assert "QuantizeLinear" in onnx_ops(out)
+    assert extra["qat"]["history"] and extra["qat"]["val_nme_fake_quant"] > 0
+
+
+def test_batchnorm_folding_keeps_the_function():
+    from edgekit.models.registry import build
+
+    model = build("mobile", width=0.25).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 112, 112)
+    ref = model(x)[0]
+    folded = fold_batchnorm(copy.deepcopy(model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert torch.allclose(folded(x)[0], ref, atol=1e-4)
+
+
+def test_fp16_keeps_float32_io(tiny_context, tmp_path):
+    fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
+    out, _ = run_fp16(fp32, Fp16Stage(), tmp_path)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(float)"
+    x = np.random.default_rng(0).normal(size=(1, 3, 112, 112)).astype(np.float32)
+    ref = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    assert np.abs(sess.run(None, {"image": x})[0] - ref).max() < 1e-2
