@@ -130,3 +130,17 @@ def test_fp16_keeps_float32_io(tiny_context, tmp_path):
     x = np.random.default_rng(0).normal(size=(1, 3, 112, 112)).astype(np.float32)
     ref = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
     assert np.abs(sess.run(None, {"image": x})[0] - ref).max() < 1e-2
+
+
+def test_distill_from_a_teacher_pool_uses_precomputed_targets(tiny_context):
+    from edgekit.compress.kd_pool import TeacherPool
+
+    pool = TeacherPool(tiny_context, 40, features=True)
+    batch = next(pool.batches(8, 1, epoch=0))
+    assert batch.teacher_landmarks.shape == (8, 68, 2) and batch.teacher_features.shape[0] == 8
+    with torch.no_grad():  # targets are the teacher's outputs on the (possibly flipped) image in the batch
+        lm, _ = tiny_context.teacher(batch.images)
+    assert torch.allclose(lm, batch.teacher_landmarks, atol=0.05)
+    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=8, pool=40, loss={"features": 0.5})
+    student, _, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
+    assert extra["pool"] == 40 and extra["history"][0]["loss"] > 0

@@ -109,6 +109,19 @@ def teacher_train(
                   f"{result.wall_s / 60:.1f} min)")
 
 
+@teacher_app.command("publish")
+def teacher_publish(
+    weights: Annotated[Path, typer.Option(help="Trained checkpoint (.safetensors).")],
+    name: Annotated[str, typer.Option(help="Zoo name, e.g. facial68-teacher.")],
+    out_dir: Annotated[Path, typer.Option(help="Zoo folder to write NAME.safetensors and NAME.md into.")],
+) -> None:
+    """Store a checkpoint as FP16 with metrics re-measured from the FP16 weights, plus a model card."""
+    from .zoo_card import publish
+
+    staged, card = publish(weights, name, out_dir)
+    console.print(f"wrote {staged} ({staged.stat().st_size / 1e6:.2f} MB) and {card}")
+
+
 @teacher_app.command("eval")
 def teacher_eval(
     weights: Annotated[str, typer.Option(help="Checkpoint: a .safetensors file or zoo:NAME.")] = DEFAULT_TEACHER,

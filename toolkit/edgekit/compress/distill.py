@@ -8,6 +8,7 @@ from ..models.registry import build
 from ..train.kd import FeatureAdapters, kd_step
 from ..train.loop import FitConfig, fit
 from .context import StageContext
+from .kd_pool import TeacherPool
 
 
 def fit_config(cfg, seed: int) -> FitConfig:
@@ -25,8 +26,13 @@ def run_distill(cfg: DistillStage, student_spec: StudentSpec, ctx: StageContext)
         adapters = FeatureAdapters(student.feature_channels, ctx.teacher.feature_channels)
     step = kd_step(ctx.teacher, cfg.loss, float(ctx.input_size), adapters)
     params = list(student.parameters()) + (list(adapters.parameters()) if adapters else [])
-    result = fit(student, fit_config(cfg, ctx.seed), ctx.train_batches(cfg.batch_size, cfg.steps_per_epoch), step,
-                 ctx.validate, description="distill", progress=ctx.progress, params=params)
-    extra = {"arch": student_spec.arch, "width": student_spec.width, "best_epoch": result.best_epoch,
+    if cfg.pool:
+        pool = TeacherPool(ctx, cfg.pool, features=adapters is not None)
+        batches = lambda epoch: pool.batches(cfg.batch_size, cfg.steps_per_epoch, epoch)  # noqa: E731
+    else:
+        batches = ctx.train_batches(cfg.batch_size, cfg.steps_per_epoch)
+    result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.validate, description="distill",
+                 progress=ctx.progress, params=params)
+    extra = {"arch": student_spec.arch, "width": student_spec.width, "best_epoch": result.best_epoch, "pool": cfg.pool,
              "val": result.best_metrics, "history": result.history}
     return student, {"arch": student_spec.arch, "arch_kwargs": {"width": student_spec.width}}, extra

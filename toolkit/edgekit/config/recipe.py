@@ -46,6 +46,9 @@ class DistillLoss(Strict):
 
 class DistillStage(TrainSpec):
     loss: DistillLoss = DistillLoss()
+    # Images whose teacher outputs are computed once and reused over epochs (with flips); 0 = a live teacher on
+    # fresh data every step. A pool roughly doubles student steps per minute for a heavy teacher.
+    pool: int = Field(0, ge=0, le=1_000_000)
 
 
 class PruneTarget(Strict):

@@ -17,6 +17,10 @@ class Batch:
     images: torch.Tensor  # (N, 3, H, W) float32, normalised
     landmarks: torch.Tensor | None  # (N, 68, 2) or None when the data is unlabeled
     states: torch.Tensor | None  # (N, 3) or None
+    # Precomputed teacher outputs (distillation from a pool); None means run the teacher on `images`.
+    teacher_landmarks: torch.Tensor | None = None
+    teacher_states: torch.Tensor | None = None
+    teacher_features: torch.Tensor | None = None
 
 
 class Augmented(Dataset):

@@ -47,12 +47,15 @@ def kd_step(teacher: nn.Module, loss: DistillLoss, scale: float, adapters: Featu
 
     def step(model: nn.Module, batch):
         x = batch.images.to(memory_format=torch.channels_last)
-        with torch.no_grad():
-            if adapters is not None:
-                t_feat = teacher.forward_features(x)
-                t_lm, t_st = teacher.head(t_feat)
-            else:
-                t_lm, t_st = teacher(x)
+        if batch.teacher_landmarks is not None:  # targets precomputed once for a pool
+            t_lm, t_st, t_feat = batch.teacher_landmarks, batch.teacher_states, batch.teacher_features
+        else:
+            with torch.no_grad():
+                if adapters is not None:
+                    t_feat = teacher.forward_features(x)
+                    t_lm, t_st = teacher.head(t_feat)
+                else:
+                    t_lm, t_st = teacher(x)
         if adapters is not None:
             s_feat = model.forward_features(x)
             s_lm, s_st = model.head(s_feat)

@@ -1,0 +1,30 @@
+"""The shipped reference teacher: loads without pickle, fits the size bar, and re-measures as its card says."""
+
+import re
+
+from safetensors import safe_open
+
+from edgekit.models.checkpoint import ZOO_DIR, read_meta, resolve
+from edgekit.zoo_card import measure
+
+NAME = "facial68-teacher"
+
+
+def test_shipped_teacher_is_small_fp16_safetensors():
+    path = resolve(f"zoo:{NAME}")
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    with safe_open(str(path), framework="pt") as fh:
+        dtypes = {str(fh.get_slice(k).get_dtype()) for k in fh.keys()}
+    assert "F16" in dtypes and "F32" not in dtypes
+
+
+def test_teacher_remeasures_within_0_2_points_of_its_card():
+    meta = read_meta(f"zoo:{NAME}")
+    card_text = (ZOO_DIR / f"{NAME}.md").read_text()
+    card_nme = float(re.search(r"\| NME \(inter-ocular\) \| ([0-9.]+)% \|", card_text).group(1))
+    measured = measure(resolve(f"zoo:{NAME}"))
+    assert abs(100 * measured["nme"] - card_nme) <= 0.2
+    assert abs(measured["nme"] - meta.metrics["synthfaces_test"]["nme"]) <= 0.002
+    assert measured["n"] == 1000
+    # The issue's bars for the reference teacher.
+    assert measured["nme"] <= 0.040 and measured["state_accuracy"] >= 0.95
