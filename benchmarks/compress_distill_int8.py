@@ -64,7 +64,7 @@ def main() -> None:
         order = ["teacher", "int8"] if r % 2 == 0 else ["int8", "teacher"]
         for name in order:
             per_round[name].append(median_latency_ms(sessions[name], x, args.runs))
-    ratios = [i / t for i, t in zip(per_round["int8"], per_round["teacher"])]
+    ratios = [i / t for i, t in zip(per_round["int8"], per_round["teacher"], strict=True)]
     result = {
         "compress_wall_s": round(wall, 1) if wall is not None else None,
         "teacher_p50_ms": round(statistics.median(per_round["teacher"]), 4),

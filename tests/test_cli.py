@@ -47,7 +47,8 @@ def test_train_then_eval_a_tiny_model(cli, tmp_path):
 
 def test_bad_options_exit_2_with_one_line(cli, tmp_path):
     for args, message in [
-        (("teacher", "eval", "--weights", str(tmp_path / "missing.safetensors")), "missing.safetensors: file not found"),
+        (("teacher", "eval", "--weights", str(tmp_path / "missing.safetensors")),
+         "missing.safetensors: file not found"),
         (("teacher", "eval", "--data", "synth:nope"), "bad data spec 'synth:nope'"),
         (("teacher", "train", "--loss", "mse", "--out", str(tmp_path / "x.safetensors")), "--loss must be wing or l1"),
         (("teacher", "train", "--arch", "vit", "--out", str(tmp_path / "x.safetensors")), "unknown architecture 'vit'"),

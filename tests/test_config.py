@@ -42,7 +42,8 @@ def test_required_recipes_and_targets_ship():
         ("      epochs: 2", "      epoch: 2", ":6: stages[0].distill.epoch: unknown key (given 2); allowed keys: "
                                              "batch_size, epochs, loss, lr, patience, steps_per_epoch"),
         ("      epochs: 2", "      epochs: ten", ":6: stages[0].distill.epochs: Input should be a valid integer"),
-        ("      epochs: 2", "      epochs: 0", ":6: stages[0].distill.epochs: Input should be greater than or equal to 1"),
+        ("      epochs: 2", "      epochs: 0",
+         ":6: stages[0].distill.epochs: Input should be greater than or equal to 1"),
         ("      mode: ptq", "      mode: dynamic", ":8: stages[1].quantize.mode: Input should be 'ptq' or 'qat' "
                                                   "(given 'dynamic')"),
         ("student: {arch: mobile, width: 0.5}\n", "", ":1: (top level): a distill stage needs a student"),

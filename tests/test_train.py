@@ -39,7 +39,7 @@ def test_teacher_training_records_metrics_and_provenance():
 def test_same_seed_gives_identical_weights():
     a, _, _ = train_teacher(tiny(epochs=1, steps_per_epoch=3), progress=False)
     b, _, _ = train_teacher(tiny(epochs=1, steps_per_epoch=3), progress=False)
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
 
 

@@ -33,8 +33,8 @@ DEFAULT_TEACHER = "zoo:facial68-teacher"
 @app.command()
 def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Versions, importable runtimes, CPU flags (AVX2, AVX512-VNNI, dotprod) and GPUs."""
-    from .report_text import fingerprint_table
     from .fingerprint import fingerprint
+    from .report_text import fingerprint_table
 
     fp = fingerprint()
     if as_json:

@@ -7,11 +7,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .compress.byom import ByomSpec
 from .config.catalog import find
 from .config.recipe import load_recipe
 from .config.target import load_target
 from .errors import EdgekitError
-from .compress.byom import ByomSpec
 from .pipeline import CompressRun, compress
 
 

@@ -18,20 +18,20 @@ from torch import nn
 
 from . import __version__
 from .atomic import write_json
-from .errors import EdgekitError
 from .compress.byom import ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.distill import run_distill
 from .compress.fp16 import run_fp16
 from .compress.prune import run_prune
-from .compress.quantize import QuantScheme, run_ptq
 from .compress.qat import run_qat
+from .compress.quantize import QuantScheme, run_ptq
 from .config.recipe import Recipe
 from .config.target import Target
+from .errors import EdgekitError
 from .export.onnx import export_onnx
 from .fingerprint import package_versions
-from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_checkpoint
 from .models.byom import load_byom
+from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_checkpoint
 from .models.registry import count_macs_params
 
 MANIFEST = "manifest.json"

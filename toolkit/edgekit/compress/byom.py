@@ -84,7 +84,7 @@ class ByomContext(StageContext):
         got = _run_all(run, a["x"])
         out = {"n": int(len(a["x"])), "outputs": {}}
         rel = []
-        for name, ref, val in zip(self.output_names, a["reference"], got):
+        for name, ref, val in zip(self.output_names, a["reference"], got, strict=True):
             err = np.abs(val.astype(np.float64) - ref)
             out["outputs"][name] = {"max_abs": float(err.max()), "mean_abs": float(err.mean())}
             rel.append(err.mean() / max(np.abs(ref).mean(), 1e-12))

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import metrics
 from ..config.recipe import DataSpec
 from ..data import SynthFaces, open_dataset
 from ..data.batches import Augmented, loader
 from ..models.checkpoint import CheckpointMeta
-from .. import metrics
 from ..train.evaluate import predict_arrays, torch_predictor
 
 

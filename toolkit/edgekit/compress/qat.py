@@ -33,7 +33,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module._modules.items())
-        for (name_a, a), (name_b, b) in zip(children, children[1:]):
+        for (name_a, a), (name_b, b) in zip(children, children[1:], strict=False):  # neighbours
             if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
                 module._modules[name_a] = fuse_conv_bn_eval(a, b)
                 module._modules[name_b] = nn.Identity()
@@ -87,7 +87,7 @@ class FakeQuantLayer(nn.Module):
 
 
 def insert_fake_quant(model: nn.Module, symmetric_activations: bool) -> nn.Module:
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, (nn.Conv2d, nn.Linear)):
                 setattr(module, child_name, FakeQuantLayer(child, symmetric_activations))

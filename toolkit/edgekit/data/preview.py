@@ -32,7 +32,7 @@ def draw(sample, scale: int = 2, predicted: np.ndarray | None = None) -> np.ndar
         for x, y in predicted * size:
             cv2.drawMarker(img, (int(x), int(y)), (255, 255, 255), cv2.MARKER_CROSS, 5, 1)
     if sample.states is not None:
-        text = "".join(label if v > 0.5 else "-" for label, v in zip("LRM", sample.states))
+        text = "".join(label if v > 0.5 else "-" for label, v in zip("LRM", sample.states, strict=True))
         cv2.putText(img, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return img
 

@@ -37,7 +37,7 @@ class ResNetFace(nn.Module):
         self.stem = conv_bn_relu(3, ch[0], 3, 2)
         layers: list[nn.Module] = []
         cin = ch[0]
-        for cout, n in zip(ch[1:], blocks):
+        for cout, n in zip(ch[1:], blocks, strict=True):
             for i in range(n):
                 layers.append(BasicBlock(cin, cout, 2 if i == 0 else 1))
                 cin = cout
