@@ -149,3 +149,15 @@ def test_crop_maps_landmarks_onto_the_pixels_they_label():
         assert patch > 30, (k, x, y)
     crop2, clm2 = crop_from_box(img, (100, 50, 300, 250), 112, lm)
     assert np.allclose(clm2[0], [(150.5 - 100) / 200, (100.5 - 50) / 200])
+
+
+def test_data_fingerprint_changes_when_a_file_does(pts_folder):
+    import os
+
+    from edgekit.data.datasets import data_fingerprint
+
+    before = data_fingerprint(pts_folder)
+    assert before == data_fingerprint(pts_folder) and data_fingerprint("synth:test:5") == "synth:test:5"
+    target = pts_folder / "face1.jpg"
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 1_000_000))
+    assert data_fingerprint(pts_folder) != before

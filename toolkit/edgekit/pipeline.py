@@ -27,6 +27,7 @@ from .compress.qat import run_qat
 from .compress.quantize import QuantScheme, run_ptq
 from .config.recipe import Recipe
 from .config.target import Target
+from .data.datasets import data_fingerprint
 from .errors import EdgekitError
 from .export.onnx import export_onnx
 from .fingerprint import package_versions
@@ -102,6 +103,7 @@ class Pipeline:
         self.run = run
         self.dir = run.run_dir
         self.recipe_hash = sha256_json(run.recipe.model_dump())[:16]
+        self.data_ids = {k: data_fingerprint(v) for k, v in run.recipe.data.model_dump().items()}
 
     def _stage_done(self, stage_dir: Path, key: str) -> dict | None:
         f = stage_dir / STAGE_FILE
@@ -148,7 +150,7 @@ class Pipeline:
             stage_dir = self.dir / f"{i:02d}-{item.kind}"
             key = sha256_json({"input": key, "kind": item.kind, "config": item.config.model_dump(),
                                "student": r.recipe.student.model_dump() if r.recipe.student else None,
-                               "data": r.recipe.data.model_dump(), "seed": r.seed, "version": __version__,
+                               "data": self.data_ids, "seed": r.seed, "version": __version__,
                                "multiple": multiple, "targets": [t.name for t in r.targets]})
             done = self._stage_done(stage_dir, key)
             if done is not None:
@@ -198,7 +200,7 @@ class Pipeline:
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict,
                       name: str) -> Step:
         stage_dir = self.dir / "00-teacher"
-        key = sha256_json({"teacher": teacher_hash, "eval": self.run.recipe.data.eval, "version": __version__})
+        key = sha256_json({"teacher": teacher_hash, "eval": self.data_ids["eval"], "version": __version__})
         done = self._stage_done(stage_dir, key)
         if done is not None:
             return Step(**{**done["step"], "cached": True})
@@ -219,7 +221,7 @@ class Pipeline:
             "recipe_path": r.recipe_path,
             "recipe_hash": self.recipe_hash,
             "targets": [t.model_dump() for t in r.targets],
-            "inputs": {"teacher": teacher_path, "teacher_sha256": teacher_hash, "data": r.recipe.data.model_dump(),
+            "inputs": {"teacher": teacher_path, "teacher_sha256": teacher_hash, "data": self.data_ids,
                        "seed": r.seed},
             "versions": {k: v for k, v in package_versions().items() if v},
             "torch_threads": torch.get_num_threads(),

@@ -104,3 +104,22 @@ def open_dataset(spec: str | Path, size: int = 112):
     if next(path.rglob("*.pts"), None) is not None:
         return pts_folder(path, size)
     return ImageFolder(path, size)
+
+
+def data_fingerprint(spec: str | Path) -> str:
+    """Identity of a `--data` value for caches and manifests: the spec itself for SynthFaces (deterministic),
+    else a hash over every file's relative path, size and modification time (cheap, and changes when files do)."""
+    import hashlib
+
+    text = str(spec)
+    if text == "synth" or text.startswith("synth:"):
+        return text
+    path = Path(text)
+    if not path.exists():
+        return f"missing:{text}"
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if f != path else f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return f"{text}@{h.hexdigest()[:16]}"
