@@ -61,6 +61,8 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
                                     seed=seed, workers=workers, recipe_path=str(path), byom=byom))
     table = step_table if byom is None else fidelity_table
     console.print(table(manifest, title=f"{rec.name} -> {out}"))
+    if manifest.get("artifacts"):
+        console.print(artifact_table(manifest["artifacts"], title=f"artifacts -> {out / 'exports'}"))
     return manifest
 
 
@@ -92,4 +94,20 @@ def fidelity_table(manifest: dict, title: str = "") -> Table:
             head = (s["name"], f"{s['params'] / 1e6:.2f}M", f"{s['macs'] / 1e6:.1f}", f"{s['size_bytes'] / 1e6:.2f} MB")
             t.add_row(*(head if i == 0 else ("",) * 4), name, f"{e['max_abs']:.4g}", f"{e['mean_abs']:.4g}",
                       f"{100 * lm:.2f}%" if (lm is not None and i == 0) else "")
+    return t
+
+
+def artifact_table(records: list[dict], title: str = "") -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("file", "targets", "status", "size", "max |diff|", "NME vs PyTorch", "NME change", "states agree"):
+        t.add_column(col, justify="left" if col in ("file", "targets", "status") else "right")
+    for r in records:
+        p = r.get("parity", {})
+        size = f"{r['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in r else ""
+        status = r["status"] + (" (cached)" if r.get("cached") else "")
+        t.add_row(r["file"], ",".join(r["targets"]), status, size,
+                  f"{p['landmarks_max_abs_diff']:.2e}" if p else "",
+                  f"{100 * p['nme_vs_pytorch']:.3f}%" if p else "",
+                  f"{100 * p['nme_change']:+.3f}" if "nme_change" in p else "",
+                  f"{100 * p['state_agreement']:.1f}%" if p else "")
     return t

@@ -29,6 +29,7 @@ from .config.recipe import Recipe
 from .config.target import Target
 from .data.datasets import data_fingerprint
 from .errors import EdgekitError
+from .export.artifacts import PARITY_SAMPLES, ExportSources, export_all
 from .export.onnx import export_onnx
 from .fingerprint import package_versions
 from .models.byom import load_byom
@@ -36,6 +37,7 @@ from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_ch
 from .models.registry import count_macs_params
 
 MANIFEST = "manifest.json"
+EXPORT_CALIBRATION_IMAGES = 200
 BYOM_STAGES = ("quantize", "fp16")
 STAGE_FILE = "stage.json"
 
@@ -146,18 +148,23 @@ class Pipeline:
         steps = [self._teacher_step(teacher, ctx, teacher_hash, onnx_meta, "original" if r.byom else "teacher")]
         model, arch = teacher, {"arch": meta.arch, "arch_kwargs": meta.arch_kwargs, "pruned": meta.pruned}
         key = steps[0].key
+        float_onnx, int8_onnx = self.dir / steps[0].artifact, None
         for i, item in enumerate(r.recipe.stages, start=1):
             stage_dir = self.dir / f"{i:02d}-{item.kind}"
             key = sha256_json({"input": key, "kind": item.kind, "config": item.config.model_dump(),
                                "student": r.recipe.student.model_dump() if r.recipe.student else None,
                                "data": self.data_ids, "seed": r.seed, "version": __version__,
-                               "multiple": multiple, "targets": [t.name for t in r.targets]})
+                               # What targets change: channel rounding (prune) and the INT8 scheme (quantize).
+                               "multiple": multiple if item.kind == "prune" else None,
+                               "scheme": quant_scheme(r.targets, item.config).__dict__
+                               if item.kind == "quantize" else None})
             done = self._stage_done(stage_dir, key)
             if done is not None:
                 step = Step(**{**done["step"], "cached": True})
                 if item.kind in ("distill", "prune"):
                     model, m = load_checkpoint(stage_dir / "model.safetensors")
                     arch = {"arch": m.arch, "arch_kwargs": m.arch_kwargs, "pruned": m.pruned}
+                float_onnx, int8_onnx = self._outputs(item.kind, stage_dir, step, float_onnx, int8_onnx)
                 steps.append(step)
                 continue
             stage_dir.mkdir(parents=True, exist_ok=True)
@@ -192,10 +199,33 @@ class Pipeline:
                         artifact=str(Path(artifact).relative_to(self.dir)), wall_s=time.perf_counter() - start,
                         extra=extra)
             write_json(stage_dir / STAGE_FILE, {"key": key, "step": step.__dict__})
+            float_onnx, int8_onnx = self._outputs(item.kind, stage_dir, step, float_onnx, int8_onnx)
             steps.append(step)
+        artifacts = []
+        if r.targets and r.byom is None:
+            artifacts = self._export(ctx, model, float_onnx, int8_onnx, key)
         manifest = self._manifest(steps, teacher_path, teacher_hash)
+        manifest["artifacts"] = artifacts
         write_json(self.dir / MANIFEST, manifest)
         return manifest
+
+    def _outputs(self, kind: str, stage_dir: Path, step: Step, float_onnx: Path, int8_onnx: Path | None):
+        """The float ONNX model and the INT8 QDQ model as they stand after a stage."""
+        if kind in ("distill", "prune"):
+            return self.dir / step.artifact, int8_onnx
+        if kind == "quantize":
+            return stage_dir / "model.fp32.onnx", self.dir / step.artifact
+        return float_onnx, int8_onnx
+
+    def _export(self, ctx: StageContext, model: nn.Module, float_onnx: Path, int8_onnx: Path | None,
+                key: str) -> list[dict]:
+        calib = ctx.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]
+        evaluation = ctx.arrays(ctx.data.eval)
+        src = ExportSources(float_model=model.eval(), fp32_onnx=float_onnx, int8_onnx=int8_onnx,
+                            input_shape=ctx.input_shape, calibration=calib,
+                            samples=evaluation["x"][:PARITY_SAMPLES], labels=evaluation["landmarks"][:PARITY_SAMPLES],
+                            key=key)
+        return export_all(src, self.run.targets, self.dir / "exports", progress=self.run.progress)
 
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict,
                       name: str) -> Step:

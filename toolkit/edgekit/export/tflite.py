@@ -26,10 +26,23 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @contextlib.contextmanager
+def _native_stderr_silenced():
+    """The converter's C++ (absl) logging writes to file descriptor 2 directly, past Python's sys.stderr."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@contextlib.contextmanager
 def _quiet():
-    """litert-torch and the MLIR converter print progress to stdout and absl logs; keep edgekit's output clean."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    """litert-torch and the MLIR converter print progress to stdout and absl logs; keep edgekit's output clean.
+    A failure still raises its Python exception with the message."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _native_stderr_silenced():
         warnings.simplefilter("ignore")
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)

@@ -1,0 +1,185 @@
+"""The export phase: what each target needs, built once each, with a sidecar and a parity check.
+
+Every artifact gets `<file>.json` beside it: format, precision, I/O names, shapes and dtypes, int8 quantization
+parameters, the parity result against the PyTorch model, hashes, and which targets use it. One failed export is
+marked failed and the others carry on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from torch import nn
+
+from .. import __version__
+from ..atomic import write_bytes, write_json
+from ..config.target import Target
+from .parity import parity
+from .tensorrt import EngineSpec, build_engine, qdq_zero_points_are_zero, tensorrt_available, write_build_script
+from .tflite import export_tflite, io_details
+
+SIDECAR_SCHEMA = "edgekit-artifact/1"
+PARITY_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class Planned:
+    format: str  # onnx | tflite | tensorrt
+    precision: str  # fp32 | fp16 | int8
+
+    @property
+    def filename(self) -> str:
+        ext = {"onnx": "onnx", "tflite": "tflite", "tensorrt": "engine"}[self.format]
+        return f"model.{self.precision}.{ext}"
+
+
+def plan(targets: list[Target]) -> dict[Planned, list[str]]:
+    """Artifact -> names of the targets that need it (each artifact is built once)."""
+    out: dict[Planned, list[str]] = {}
+    for t in targets:
+        for fmt in t.formats:
+            for prec in t.precision:
+                if fmt == "tflite" and prec == "fp16" and t.hardware.kind not in ("mobile", "cpu"):
+                    continue
+                out.setdefault(Planned(fmt, prec), []).append(t.name)
+    return out
+
+
+@dataclass
+class ExportSources:
+    float_model: nn.Module  # the final PyTorch model (what parity compares against)
+    fp32_onnx: Path
+    int8_onnx: Path | None  # the quantize stage's QDQ model, if the recipe quantized
+    input_shape: tuple[int, ...]
+    calibration: np.ndarray  # normalised calibration inputs (TFLite INT8 representative data)
+    samples: np.ndarray  # normalised evaluation inputs for parity
+    labels: np.ndarray | None
+    key: str  # identity of the sources: the last stage's cache key
+    output_names: list[str] = field(default_factory=lambda: ["landmarks", "states"])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _onnx_io(path: Path) -> dict:
+    g = onnx.load(str(path)).graph
+
+    def describe(v) -> dict:
+        t = v.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+        return {"name": v.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name}
+
+    return {"inputs": [describe(v) for v in g.input], "outputs": [describe(v) for v in g.output]}
+
+
+def _session(fmt: str, path: Path, threads: int | None = None):
+    if fmt == "onnx":
+        from ..runtime.ort import OrtSession
+
+        return OrtSession(path, threads=threads)
+    from ..runtime.litert import LiteRTSession
+
+    return LiteRTSession(path, threads=threads)
+
+
+def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target]) -> tuple[Path, dict]:
+    """Write one artifact; returns (path, extra sidecar fields)."""
+    path = out_dir / p.filename
+    if p.format == "onnx":
+        if p.precision == "fp32":
+            write_bytes(path, src.fp32_onnx.read_bytes())
+        elif p.precision == "int8":
+            if src.int8_onnx is None:
+                raise RuntimeError("the recipe has no quantize stage, so there is no INT8 ONNX model")
+            write_bytes(path, src.int8_onnx.read_bytes())
+        else:
+            from ..compress.fp16 import run_fp16
+            from ..config.recipe import Fp16Stage
+
+            produced, _ = run_fp16(src.fp32_onnx, Fp16Stage(), out_dir)
+            if produced != path:
+                produced.replace(path)
+        extra = {"io": _onnx_io(path)}
+        if p.precision == "int8" and any(t.uses_tensorrt for t in targets):
+            ok, bad = qdq_zero_points_are_zero(path)
+            extra["tensorrt_qdq_symmetric"] = ok
+            if not ok:
+                raise RuntimeError(f"Q/DQ zero-points must be 0 for TensorRT; non-zero at {bad[:3]}")
+        return path, extra
+    if p.format == "tflite":
+        export_tflite(src.float_model, path, src.input_shape, p.precision, calibration=src.calibration)
+        return path, {"io": io_details(path)}
+    return _tensorrt(p, src, out_dir, targets)
+
+
+def _tensorrt(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target]) -> tuple[Path, dict]:
+    onnx_src = src.int8_onnx if p.precision == "int8" else src.fp32_onnx
+    if onnx_src is None:
+        raise RuntimeError("an INT8 engine needs the recipe's quantize stage (QDQ ONNX)")
+    onnx_copy = out_dir / f"engine-input.{p.precision}.onnx"
+    write_bytes(onnx_copy, onnx_src.read_bytes())
+    users = [t for t in targets if "tensorrt" in t.formats]
+    dla = next((t.dla_core for t in users if t.dla_core is not None), None)
+    spec = EngineSpec(("int8", "fp16") if p.precision == "int8" else ("fp16",), input_chw=tuple(src.input_shape[1:]),
+                      dla_core=dla)
+    script = write_build_script(onnx_copy, p.filename, spec, out_dir / f"build_engine.{p.precision}.sh")
+    on_device = all(t.build == "on-device" for t in users)
+    usable, why = tensorrt_available()
+    if on_device or not usable:
+        reason = "engines are built on the device that runs them" if on_device else why
+        raise _Deferred(script, reason)
+    engine = build_engine(onnx_copy, out_dir / p.filename, spec, out_dir / "timing.cache")
+    return engine, {"build_script": script.name}
+
+
+class _Deferred(Exception):
+    """Not an error: the engine is to be built on the device with the script we wrote."""
+
+    def __init__(self, script: Path, reason: str):
+        super().__init__(reason)
+        self.script, self.reason = script, reason
+
+
+def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progress: bool = True) -> list[dict]:
+    """Build every planned artifact (skipping ones already built from the same sources); return sidecars."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for p, users in plan(targets).items():
+        sidecar_path = out_dir / f"{p.filename}.json"
+        key = hashlib.sha256(json.dumps([src.key, p.format, p.precision, users, __version__]).encode()).hexdigest()
+        if sidecar_path.exists():
+            old = json.loads(sidecar_path.read_text())
+            if old.get("key") == key and old.get("status") != "export-failed":
+                records.append({**old, "cached": True})
+                continue
+        record = {"schema": SIDECAR_SCHEMA, "key": key, "format": p.format, "precision": p.precision,
+                  "targets": users, "file": p.filename, "edgekit_version": __version__}
+        try:
+            path, extra = _build(p, src, out_dir, [t for t in targets if t.name in users])
+            record.update(extra)
+            record.update({"status": "ok", "size_bytes": path.stat().st_size, "sha256": _sha256(path)})
+            if p.format != "tensorrt" or path.suffix != ".engine":
+                session = _session(p.format, path)
+                record["parity"] = parity(session.run, src.float_model, src.samples, p.precision, src.labels)
+                if not record["parity"]["passed"]:
+                    record["status"] = "validation-failed"
+        except _Deferred as d:
+            record.update({"status": "build-on-device", "build_script": d.script.name, "reason": d.reason,
+                           "command": d.script.read_text().strip().splitlines()[-1]})
+        except Exception as exc:  # noqa: BLE001 - one artifact's failure must not stop the others
+            record.update({"status": "export-failed", "error": f"{exc.__class__.__name__}: {exc}",
+                           "traceback": traceback.format_exc(limit=5)})
+        write_json(sidecar_path, record)
+        records.append(record)
+    return records
