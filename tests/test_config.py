@@ -81,3 +81,19 @@ def test_recipes_list_and_show(cli):
     assert r.returncode == 0 and "distill_int8" in r.stdout and "ptq_int8" in r.stdout
     r = cli("recipes", "show", "distill_int8")
     assert r.returncode == 0 and "max_nme_increase: 0.05" in r.stdout  # defaults are filled in
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("precision: [int8, fp16]", "precision: [int4]", ":6: precision[0]: Input should be 'fp32', 'fp16' or 'int8'"),
+        ("channel_multiple: 16", "channel_multiple: 0", ":11: channel_multiple: Input should be greater than or equal"),
+        ("build: on-device ", "bulid: on-device ", ":7: bulid: unknown key"),
+    ],
+)
+def test_bad_targets_name_file_line_and_key(tmp_path, cli, old, new, expected):
+    text = (ROOT / "targets" / "jetson.yaml").read_text()
+    assert old in text
+    (tmp_path / "t.yaml").write_text(text.replace(old, new))
+    r = cli("targets", "show", str(tmp_path / "t.yaml"))
+    assert r.returncode == 2 and expected in r.stderr, r.stderr
