@@ -4,8 +4,14 @@ import shlex
 
 import pytest
 
-from edgekit.export.tensorrt import (EngineSpec, build_engine, qdq_zero_points_are_zero, tensorrt_available,
-                                     trtexec_command, write_build_script)
+from edgekit.export.tensorrt import (
+    EngineSpec,
+    build_engine,
+    qdq_zero_points_are_zero,
+    tensorrt_available,
+    trtexec_command,
+    write_build_script,
+)
 
 
 def test_trtexec_command_is_complete_for_tensorrt_10():

@@ -7,7 +7,6 @@ at most the stage in flight. Every file is written atomically.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from .errors import EdgekitError
 from .export.artifacts import PARITY_SAMPLES, ExportSources, export_all
 from .export.onnx import export_onnx
 from .fingerprint import package_versions
+from .hashing import sha256_file, sha256_json
 from .models.byom import load_byom
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_checkpoint
 from .models.registry import count_macs_params
@@ -40,18 +40,6 @@ MANIFEST = "manifest.json"
 EXPORT_CALIBRATION_IMAGES = 200
 BYOM_STAGES = ("quantize", "fp16")
 STAGE_FILE = "stage.json"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256_json(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass

@@ -7,7 +7,6 @@ marked failed and the others carry on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import traceback
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from torch import nn
 from .. import __version__
 from ..atomic import write_bytes, write_json
 from ..config.target import Target
+from ..hashing import sha256_file, sha256_json
 from .parity import parity
 from .tensorrt import EngineSpec, build_engine, qdq_zero_points_are_zero, tensorrt_available, write_build_script
 from .tflite import export_tflite, io_details
@@ -62,14 +62,6 @@ class ExportSources:
     labels: np.ndarray | None
     key: str  # identity of the sources: the last stage's cache key
     output_names: list[str] = field(default_factory=lambda: ["landmarks", "states"])
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _onnx_io(path: Path) -> dict:
@@ -157,7 +149,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     records = []
     for p, users in plan(targets).items():
         sidecar_path = out_dir / f"{p.filename}.json"
-        key = hashlib.sha256(json.dumps([src.key, p.format, p.precision, users, __version__]).encode()).hexdigest()
+        key = sha256_json([src.key, p.format, p.precision, users, __version__])
         if sidecar_path.exists():
             old = json.loads(sidecar_path.read_text())
             if old.get("key") == key and old.get("status") != "export-failed":
@@ -168,7 +160,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
         try:
             path, extra = _build(p, src, out_dir, [t for t in targets if t.name in users])
             record.update(extra)
-            record.update({"status": "ok", "size_bytes": path.stat().st_size, "sha256": _sha256(path)})
+            record.update({"status": "ok", "size_bytes": path.stat().st_size, "sha256": sha256_file(path)})
             if p.format != "tensorrt" or path.suffix != ".engine":
                 session = _session(p.format, path)
                 record["parity"] = parity(session.run, src.float_model, src.samples, p.precision, src.labels)

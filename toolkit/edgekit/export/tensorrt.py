@@ -92,7 +92,9 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: EngineSpec, timing_ca
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    # Explicit batch is the only mode from TensorRT 10 on (the flag is deprecated there); 8.x needs it set.
+    explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else explicit
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx.load(str(onnx_path)).SerializeToString()):
