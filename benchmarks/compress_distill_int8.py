@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/compress_distill_int8.py [--run-dir runs/bench_distill_int8] [--rounds 30]
 
-1. Times `edgekit compress --recipe distill_int8` from an empty run directory (bar: <= 15 min on 2 cores).
+1. Times `edgekit compress --recipe distill_int8 --target cpu,mobile` from an empty run directory, exports and
+   their parity checks included (bar: <= 15 min on 2 cores).
 2. Latency: ONNX Runtime, CPU, 1 thread, batch 1. The two models alternate in `rounds` rounds of `runs`
    inferences each, so drift on a noisy machine hits both alike; the figure is the median over rounds of each
    round's median, and the ratio is taken per round (bar: INT8 p50 <= 1/8 of the teacher's).
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--run-dir", default="runs/bench_distill_int8")
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--target", default="cpu,mobile", help="targets to export for (their artifacts count in the time)")
     ap.add_argument("--reuse", action="store_true", help="skip the compress run if the run dir is complete")
     args = ap.parse_args()
     run = Path(args.run_dir)
@@ -49,7 +51,7 @@ def main() -> None:
         shutil.rmtree(run, ignore_errors=True)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "edgekit.cli", "compress", "--recipe", "distill_int8", "--run-dir",
-                        str(run), "--quiet"], check=True)
+                        str(run), "--target", args.target, "--quiet"], check=True)
         wall = time.perf_counter() - t
     manifest = json.loads((run / "manifest.json").read_text())
     steps = {s["name"]: s for s in manifest["steps"]}
@@ -88,6 +90,13 @@ def main() -> None:
     print(f"| student INT8 | {int8['size_bytes'] / 1e6:.2f} MB | {result['int8_p50_ms']:.3f} | "
           f"{100 * result['int8_nme']:.2f}% |")
     print(f"| ratio | {result['size_ratio']:.3f} | {result['latency_ratio_median']:.3f} | {result['nme_ratio']:.3f} |")
+    print("\n| artifact | targets | status | size | parity max abs diff | NME change (pts) | state agreement |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for a in manifest.get("artifacts", []):
+        p = a.get("parity", {})
+        print(f"| {a['file']} | {','.join(a['targets'])} | {a['status']} | "
+              f"{a.get('size_bytes', 0) / 1e6:.3f} MB | {p.get('landmarks_max_abs_diff', float('nan')):.2e} | "
+              f"{100 * p.get('nme_change', float('nan')):+.3f} | {100 * p.get('state_agreement', float('nan')):.1f}% |")
 
 
 if __name__ == "__main__":
