@@ -144,3 +144,16 @@ def test_distill_from_a_teacher_pool_uses_precomputed_targets(tiny_context):
     cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=8, pool=40, loss={"features": 0.5})
     student, _, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
     assert extra["pool"] == 40 and extra["history"][0]["loss"] > 0
+
+
+def test_stages_train_a_frozen_input_and_leave_it_untouched(tiny_context, tmp_path):
+    """Prune and QAT may start from the teacher, which the pipeline freezes and keeps as reference."""
+    frozen = copy.deepcopy(tiny_context.teacher)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    cfg = PruneStage(target={"channel_ratio": 0.75}, steps=1,
+                     finetune={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "lr": 0.01})
+    pruned, _ = run_prune(copy.deepcopy(frozen), cfg, tiny_context)
+    assert all(p.requires_grad for p in pruned.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in frozen.state_dict().items())

@@ -7,6 +7,7 @@ at most the stage in flight. Every file is written atomically.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -162,7 +163,8 @@ class Pipeline:
                     model, arch_info, extra = run_distill(item.config, r.recipe.student, ctx)
                     arch = {**arch_info, "pruned": False}
                 else:
-                    model, extra = run_prune(model, item.config, ctx)
+                    # A copy: the input may be the frozen teacher that the context still uses as reference.
+                    model, extra = run_prune(copy.deepcopy(model), item.config, ctx)
                     arch = {**arch, "pruned": True}
                 ckpt_meta = CheckpointMeta(arch=arch["arch"], arch_kwargs=arch["arch_kwargs"], pruned=arch["pruned"],
                                            input_size=meta.input_size, mean=meta.mean, std=meta.std,

@@ -104,6 +104,8 @@ def run_prune(model: nn.Module, cfg: PruneStage, ctx: StageContext):
     else:
         ratio = ratio_for_macs(model, cfg, cfg.target.macs_ratio * macs0, multiple, size)
     model.train()
+    for p in model.parameters():  # the input may come frozen (a teacher); fine-tuning must train it
+        p.requires_grad_(True)
     pruner = make_pruner(model, cfg, ratio, cfg.steps, multiple, size)
     step = kd_step(reference, cfg.loss, float(size))
     batches = ctx.train_batches(cfg.finetune.batch_size, cfg.finetune.steps_per_epoch)

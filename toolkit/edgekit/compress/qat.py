@@ -106,6 +106,8 @@ def run_qat(model: nn.Module, cfg: QuantizeStage, scheme: QuantScheme, ctx: Stag
             onnx_meta: dict):
     reference = copy.deepcopy(model).eval()
     qat_model = insert_fake_quant(fold_batchnorm(copy.deepcopy(model)), scheme.symmetric_activations)
+    for p in qat_model.parameters():  # the input may come frozen (the teacher, in a quantize-only recipe)
+        p.requires_grad_(True)
     step = kd_step(reference, DistillLoss(features=0.0), float(ctx.input_size))
     batches = ctx.train_batches(cfg.qat.batch_size, cfg.qat.steps_per_epoch)
     ft = fit_config(cfg.qat, ctx.seed)
