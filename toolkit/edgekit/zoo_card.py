@@ -7,6 +7,7 @@ model, so a later re-measurement on the same fixed split must match them.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from .atomic import write_text
@@ -38,6 +39,20 @@ def publish(src: str | Path, name: str, out_dir: str | Path) -> tuple[Path, Path
     return staged, card
 
 
+def _without_out(command: str) -> str:
+    """The recorded training command minus its `--out PATH`: the card names its own output path."""
+    words = shlex.split(command)
+    keep, skip = [], False
+    for w in words:
+        if skip:
+            skip = False
+        elif w == "--out":
+            skip = True
+        elif not w.startswith("--out="):
+            keep.append(w)
+    return shlex.join(keep)
+
+
 def render_card(name: str, meta, size_bytes: int) -> str:
     t = meta.metrics["synthfaces_test"]
     p = meta.provenance
@@ -49,7 +64,8 @@ def render_card(name: str, meta, size_bytes: int) -> str:
     rows += [(f"{k} accuracy / F1", f"{100 * v['accuracy']:.2f}% / {v['f1']:.3f}") for k, v in t["states"].items()]
     rows += [("part-state accuracy (mean)", f"{100 * t['state_accuracy']:.2f}%")]
     table = "\n".join(f"| {a} | {b} |" for a, b in rows)
-    command = p.get("command") or (
+    versions = ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items())
+    command = _without_out(p.get("command", "")) or (
         f"edgekit teacher train --arch {meta.arch} --epochs {fit.get('epochs')} --steps-per-epoch "
         f"{fit.get('steps_per_epoch')} --batch-size {cfg.get('batch_size')} --seed {fit.get('seed')}")
     return f"""# {name}
@@ -62,7 +78,7 @@ The reference teacher that ships with edgekit (`zoo:{name}`).
 | outputs | `landmarks` (N, 68, 2) in [0, 1] crop coordinates; `states` (N, 3) logits: {', '.join(meta.state_names)} |
 | size | {meta.metrics['params'] / 1e6:.2f} M parameters, {meta.metrics['macs'] / 1e6:.1f} MMACs, {size_bytes / 1e6:.2f} MB (FP16 safetensors) |
 | training data | {p.get('data', {}).get('train', 'SynthFaces')} (fresh faces every epoch), validation {p.get('data', {}).get('val', '')} |
-| training | best epoch {p.get('best_epoch')}, wall time {p.get('wall_s', 0) / 60:.1f} min, {p.get('versions', {})} |
+| training | best epoch {p.get('best_epoch')}, wall time {p.get('wall_s', 0) / 60:.1f} min, {versions} |
 
 ## Metrics on the fixed test split
 
