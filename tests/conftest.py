@@ -51,3 +51,29 @@ def tiny_context(tiny_teacher, tmp_path):
     model, meta = load_checkpoint(tiny_teacher)
     return StageContext(teacher=model, meta=meta, data=DataSpec(**TINY_DATA), run_dir=tmp_path, progress=False,
                         workers=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_teacher, tmp_path_factory):
+    """A finished compress run (teacher reference, ONNX FP32/INT8, TFLite FP32/INT8) for the bench and gate."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    data = ", ".join(f'{k}: "{v}"' for k, v in TINY_DATA.items())
+    (root / "r.yaml").write_text(f"name: t\nteacher: {tiny_teacher}\ndata: {{{data}}}\nstages:\n"
+                                 "  - quantize: {calibration: {images: 40}}\n")
+    r = run_cli("compress", "--recipe", str(root / "r.yaml"), "--target", "cpu", "--run-dir", str(root / "run"),
+                "--quiet", "--workers", "0")
+    assert r.returncode == 0, r.stderr
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real sshd on loopback (skips where OpenSSH's server is not installed; .ci/run installs it)."""
+    import sshd as server
+
+    if server.SSHD is None:
+        pytest.skip("openssh-server is not installed (apt-get install openssh-server; .ci/run does)")
+    proc, config = server.start(tmp_path_factory.mktemp("sshd"))
+    yield server.ALIAS, config
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -233,6 +233,64 @@ def compress(
     run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom)
 
 
+@app.command()
+def bench(
+    target: Annotated[str, typer.Option(help="Target name (see `edgekit targets list`) or YAML path.")] = "cpu",
+    run: Annotated[Path | None, typer.Option(help="Compress run directory; default: the latest under runs/.")] = None,
+    artifact: Annotated[list[Path] | None, typer.Option(help="Bench these files instead of a run (repeatable).")]
+    = None,
+    quick: Annotated[bool, typer.Option(help="Short protocol for smoke tests (figures not comparable).")] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default <run>/bench/<target>/.")] = None,
+    host: Annotated[str | None, typer.Option(help="Bench on user@host over ssh (overrides the target's host).")] = None,
+    ssh_config: Annotated[Path | None, typer.Option(help="ssh config file to use (ssh -F).")] = None,
+    remote_python: Annotated[str, typer.Option(help="Python on the remote host (needs numpy and the runtime).")]
+    = "python3",
+    data: Annotated[str, typer.Option(help="Labeled evaluation data. " + DATA_HELP)] = "synth:test",
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials per cell, each in a fresh process.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Threads; default: the target's.")] = None,
+    batch_sizes: Annotated[str | None, typer.Option(help="Throughput batch sizes, e.g. 1,8,32.")] = None,
+    eval_images: Annotated[int | None, typer.Option(min=0, help="Images for accuracy (0: skip).")] = None,
+    reference: Annotated[bool, typer.Option(help="Include the run's teacher as the reference row.")] = True,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Measure latency, throughput, memory and accuracy of every artifact through its own runtime.
+
+    Writes bench.json (schema edgekit-bench/1), table.md, pareto.png and report.html. Trials run in fresh
+    processes, locally or on the target's `host:` over ssh. One failing cell never stops the sweep.
+    """
+    from .bench.api import BenchOptions
+    from .bench.api import bench as run_bench
+    from .bench.report import console_table
+    from .compress_cli import resolve_targets
+
+    if batch_sizes is not None:
+        try:
+            sizes = tuple(int(b) for b in batch_sizes.split(","))
+            if not sizes or min(sizes) < 1:
+                raise ValueError
+        except ValueError:
+            raise EdgekitError(f"--batch-sizes: expected positive integers like 1,8,32, got {batch_sizes!r}") from None
+    else:
+        sizes = None
+    (tgt,) = resolve_targets(target) if "," not in target else (None,)
+    if tgt is None:
+        raise EdgekitError("--target takes one target for bench; run bench once per target")
+    opts = BenchOptions(run=run, artifacts=artifact or None, quick=quick, out=out, host=host, ssh_config=ssh_config,
+                        remote_python=remote_python, data=data, trials=trials, threads=threads, batch_sizes=sizes,
+                        eval_images=eval_images, reference=reference, progress=not quiet)
+    doc, paths = run_bench(tgt, opts)
+    out_console.print(console_table(doc))
+    for r in doc["records"]:
+        for w in r.get("warnings", []):
+            console.print(f"[yellow]warning[/yellow] {r['variant']} {r['precision']} {r['format']}/{r['runtime']}: {w}",
+                          highlight=False)
+        if r["status"] != "ok":
+            console.print(f"[red]{r['status']}[/red] {r['variant']} {r['precision']} {r['format']}/{r['runtime']}: "
+                          f"{r.get('error')}", highlight=False)
+    console.print(f"wrote {paths['json']}, {paths['table'].name}, {paths['pareto'].name}, {paths['html'].name} "
+                  f"({doc['wall_s']} s)", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)

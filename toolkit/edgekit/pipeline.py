@@ -214,7 +214,8 @@ class Pipeline:
         src = ExportSources(float_model=model.eval(), fp32_onnx=float_onnx, int8_onnx=int8_onnx,
                             input_shape=ctx.input_shape, calibration=calib,
                             samples=evaluation["x"][:PARITY_SAMPLES], labels=evaluation["landmarks"][:PARITY_SAMPLES],
-                            key=key)
+                            key=key, preprocess={"input_size": ctx.meta.input_size, "mean": list(ctx.meta.mean),
+                                                 "std": list(ctx.meta.std), "layout": "NCHW", "color": "RGB"})
         return export_all(src, self.run.targets, self.dir / "exports", progress=self.run.progress)
 
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict,

@@ -61,6 +61,7 @@ class ExportSources:
     samples: np.ndarray  # normalised evaluation inputs for parity
     labels: np.ndarray | None
     key: str  # identity of the sources: the last stage's cache key
+    preprocess: dict = field(default_factory=dict)  # input_size, mean, std: how a runner feeds the artifact
     output_names: list[str] = field(default_factory=lambda: ["landmarks", "states"])
 
 
@@ -153,10 +154,13 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
         if sidecar_path.exists():
             old = json.loads(sidecar_path.read_text())
             if old.get("key") == key and old.get("status") != "export-failed":
+                old["preprocess"] = src.preprocess  # sidecars from before this field existed get it too
+                write_json(sidecar_path, old)
                 records.append({**old, "cached": True})
                 continue
         record = {"schema": SIDECAR_SCHEMA, "key": key, "format": p.format, "precision": p.precision,
-                  "targets": users, "file": p.filename, "edgekit_version": __version__}
+                  "targets": users, "file": p.filename, "edgekit_version": __version__,
+                  "preprocess": src.preprocess}
         try:
             path, extra = _build(p, src, out_dir, [t for t in targets if t.name in users])
             record.update(extra)

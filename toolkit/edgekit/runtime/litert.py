@@ -48,6 +48,7 @@ class LiteRTSession:
         self.inp = self.interpreter.get_input_details()[0]
         self.outs = _outputs_in_signature_order(self.interpreter)
         self.batch = int(self.inp["shape"][0])
+        self.input_shape = [int(v) for v in self.inp["shape"]]
         self.output_names = [o["name"] for o in self.outs]
 
     def _run_one(self, x: np.ndarray) -> list[np.ndarray]:

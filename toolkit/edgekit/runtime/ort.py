@@ -8,16 +8,27 @@ import numpy as np
 
 
 class OrtSession:
-    def __init__(self, path: str | Path, threads: int | None = 1, providers: list[str] | None = None):
+    def __init__(self, path: str | Path, threads: int | None = 1, providers: list[str] | None = None,
+                 require_all: bool = False):
         import onnxruntime as ort
 
+        providers = providers or ["CPUExecutionProvider"]
+        if require_all:
+            missing = [p for p in providers if p not in ort.get_available_providers()]
+            if missing:
+                from . import RuntimeUnavailable
+
+                raise RuntimeUnavailable(f"onnxruntime {ort.__version__} here lacks {', '.join(missing)} "
+                                         f"(has {', '.join(ort.get_available_providers())})")
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = list(self.session.get_inputs()[0].shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:

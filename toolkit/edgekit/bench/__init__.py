@@ -1,0 +1,1 @@
+"""Benchmarking: device-side runner (numpy + one runtime), host-side sweep, statistics, reports and the gate."""

@@ -1,0 +1,121 @@
+"""`bench()`: the Python API behind `edgekit bench` (the CLI only parses options and prints)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..config.target import Target
+from ..errors import EdgekitError
+from .protocol import FULL, QUICK, Protocol
+from .remote import Remote
+from .report import write_outputs
+from .sweep import concrete_runtime, discover, eval_set, from_files, latest_run, sweep
+
+
+@dataclass
+class BenchOptions:
+    run: Path | None = None
+    artifacts: list[Path] | None = None
+    quick: bool = False
+    out: Path | None = None
+    host: str | None = None
+    ssh_config: Path | None = None
+    remote_python: str = "python3"
+    data: str = "synth:test"
+    trials: int | None = None
+    threads: int | None = None
+    batch_sizes: tuple[int, ...] | None = None
+    eval_images: int | None = None
+    reference: bool = True
+    progress: bool = True
+
+
+def _gpu_present() -> bool:
+    return shutil.which("nvidia-smi") is not None or Path("/etc/nv_tegra_release").exists()
+
+
+def runtime_usable_here(runtime: str) -> tuple[bool, str]:
+    """Whether `runtime` can run on this machine, and why not."""
+    def has(mod: str) -> bool:
+        return importlib.util.find_spec(mod) is not None
+
+    if runtime == "onnxruntime":
+        return has("onnxruntime"), "onnxruntime is not installed"
+    if runtime == "litert":
+        return has("ai_edge_litert") or has("tflite_runtime"), "neither ai-edge-litert nor tflite-runtime is installed"
+    if runtime == "torch":
+        return has("torch"), "torch is not installed"
+    gpu = _gpu_present()
+    module = {"tensorrt": "tensorrt", "torch-cuda-fp16": "torch"}.get(runtime, "onnxruntime")
+    if not has(module):
+        return False, f"{module} is not installed"
+    return gpu, "there is no NVIDIA GPU here"
+
+
+def _check_reachable(target: Target, opts: BenchOptions) -> None:
+    """Fail early, with what to do, when none of the target's runtimes can run here and no device is named."""
+    if opts.host or target.host:
+        return
+    wanted = sorted({concrete_runtime(target, r) for r in target.runtimes})
+    usable = {rt: runtime_usable_here(rt) for rt in wanted}
+    if wanted and not any(ok for ok, _ in usable.values()):
+        why = "; ".join(f"{rt}: {reason}" for rt, (_, reason) in usable.items())
+        raise EdgekitError(
+            f"target {target.name!r} cannot be benched on this machine ({why}). Set `host: user@device` in its "
+            f"target file (or pass --host user@device) to bench on the device over SSH, or run `edgekit bench "
+            f"--target {target.name}` on the device itself")
+
+
+def resolve_protocol(opts: BenchOptions) -> Protocol:
+    p = QUICK if opts.quick else FULL
+    changes = {}
+    if opts.trials is not None:
+        changes["trials"] = opts.trials
+    if opts.batch_sizes:
+        changes["batch_sizes"] = tuple(opts.batch_sizes)
+    if opts.eval_images is not None:
+        changes["eval_images"] = opts.eval_images
+    return replace(p, **changes)
+
+
+def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
+    """Bench every artifact of a run (or the given files) on `target`; write JSON, table, Pareto PNG and HTML."""
+    _check_reachable(target, opts)
+    if opts.artifacts:
+        cells, preprocess = from_files(opts.artifacts, target)
+        out = opts.out or Path(opts.artifacts[0]).parent / "bench" / target.name
+    else:
+        run = opts.run or latest_run()
+        cells, preprocess = discover(run, target, reference=opts.reference)
+        out = opts.out or run / "bench" / target.name
+    protocol = resolve_protocol(opts)
+    host = opts.host or target.host
+    remote = Remote(host, opts.ssh_config, opts.remote_python) if host else None
+    size = int(preprocess["input_size"])
+    with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
+        npz = eval_set(opts.data, protocol.eval_images, preprocess, Path(tmp) / "eval.npz") \
+            if protocol.eval_images > 0 else None
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, disable=not opts.progress, transient=True) as bar:
+            task = bar.add_task("bench", total=len(cells) * protocol.trials)
+            doc = sweep(cells, target, protocol, npz, [1, 3, size, size], remote, opts.threads,
+                        progress=_Bar(bar, task))
+    doc["data"] = opts.data
+    return doc, write_outputs(doc, out)
+
+
+class _Bar:
+    def __init__(self, bar: Progress, task):
+        self.bar, self.task = bar, task
+
+    def describe(self, text: str) -> None:
+        self.bar.update(self.task, description=text)
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)

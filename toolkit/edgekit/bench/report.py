@@ -1,0 +1,143 @@
+"""Bench outputs: the console/markdown table, the Pareto plot of latency against NME, a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ..atomic import write_json, write_text, write_with
+
+COLUMNS = ("variant", "format", "runtime", "status", "size", "NME", "p50 ms", "p90 ms", "FPS")
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def rows(doc: dict) -> list[tuple[str, ...]]:
+    out = []
+    for r in doc["records"]:
+        lat, acc = r.get("latency") or {}, r.get("accuracy") or {}
+        fps = 1000.0 / lat["p50"] if lat.get("p50") else None
+        size = f"{r['size_bytes'] / 1e6:.2f} MB" if r.get("size_bytes") else "-"
+        nme = f"{100 * acc['nme']:.2f}%" if acc.get("nme") is not None else "-"
+        out.append((f"{r['variant']} {r['precision']}", r["format"], r["runtime"], r["status"], size, nme,
+                    _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p90"), ".3f"), _fmt(fps, ".0f")))
+    return out
+
+
+def markdown(doc: dict) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(doc)]
+    return "\n".join(lines) + "\n"
+
+
+def console_table(doc: dict):
+    from rich.table import Table
+
+    table = Table(title=f"edgekit bench: target {doc['target']} ({doc['host']})")
+    for c in COLUMNS:
+        table.add_column(c, justify="right" if c in ("size", "NME", "p50 ms", "p90 ms", "FPS") else "left")
+    for row in rows(doc):
+        style = None if row[3] == "ok" else "red"
+        table.add_row(*row, style=style)
+    return table
+
+
+def pareto_points(doc: dict) -> list[dict]:
+    pts = []
+    for r in doc["records"]:
+        if r["status"] == "ok" and r.get("accuracy") and r.get("latency"):
+            pts.append({"label": f"{r['variant']} {r['precision']} {r['format']}/{r['runtime']}",
+                        "p50": r["latency"]["p50"], "nme": 100 * r["accuracy"]["nme"]})
+    return pts
+
+
+def frontier(points: list[dict]) -> list[dict]:
+    """Points no other point beats on both latency and NME, fastest first."""
+    best, out = float("inf"), []
+    for p in sorted(points, key=lambda p: (p["p50"], p["nme"])):
+        if p["nme"] < best:
+            out.append(p)
+            best = p["nme"]
+    return out
+
+
+def pareto_png(doc: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = pareto_points(doc)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    if pts:
+        ax.scatter([p["p50"] for p in pts], [p["nme"] for p in pts], color="tab:blue", zorder=3)
+        for p in pts:
+            ax.annotate(p["label"], (p["p50"], p["nme"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        front = frontier(pts)
+        ax.step([p["p50"] for p in front], [p["nme"] for p in front], where="post", color="tab:orange",
+                label="Pareto frontier", zorder=2)
+        ax.set_xscale("log")
+        ax.legend(loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "no cell finished with latency and accuracy", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("p50 latency (ms, log scale)")
+    ax.set_ylabel("NME (%)")
+    ax.set_title(f"latency vs NME, target {doc['target']}")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+    return path
+
+
+def html_report(doc: dict, png: Path) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows(doc))
+    details = []
+    for r in doc["records"]:
+        items = [esc(w) for w in r.get("warnings", [])]
+        if r.get("error"):
+            items.append("error: " + esc(r["error"]))
+        lat = r.get("latency")
+        if lat:
+            items.append(f"p50 95% CI {lat['p50_ci95'][0]:.3f}-{lat['p50_ci95'][1]:.3f} ms, p99 {lat['p99']:.3f} ms, "
+                         f"CV {100 * lat['cv']:.1f}%, n {lat['n']}; init {r['init_ms']:.1f} ms, first inference "
+                         f"{r['first_inference_ms']:.2f} ms, peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB")
+            tp = ", ".join(f"batch {b}: {v['images_per_s']:.0f} img/s" for b, v in r.get("throughput", {}).items())
+            if tp:
+                items.append(esc(tp))
+        name = esc(f"{r['variant']} {r['precision']} {r['format']}/{r['runtime']}")
+        details.append(f"<li><b>{name}</b><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul></li>")
+    fp = next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)
+    img = base64.b64encode(png.read_bytes()).decode("ascii") if png.exists() else ""
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>edgekit bench: {esc(doc['target'])}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
+<h1>edgekit bench: target {esc(doc['target'])}</h1>
+<p>Host {esc(doc['host'])}, {esc(doc['created'])}, sweep wall time {doc['wall_s']} s.</p>
+<table><tr>{head}</tr>{body}</table>
+<h2>Latency against NME</h2>
+<img alt="Pareto plot" src="data:image/png;base64,{img}">
+<h2>Per cell</h2><ul>{''.join(details)}</ul>
+<h2>Protocol</h2><pre>{esc(json.dumps(doc['protocol'], indent=2))}</pre>
+<h2>Fingerprint</h2><pre>{esc(json.dumps(fp, indent=2))}</pre>
+</body></html>
+"""
+
+
+def write_outputs(doc: dict, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench.json", "table": out_dir / "table.md", "pareto": out_dir / "pareto.png",
+             "html": out_dir / "report.html"}
+    write_json(paths["json"], doc)
+    write_text(paths["table"], markdown(doc))
+    pareto_png(doc, paths["pareto"])
+    write_text(paths["html"], html_report(doc, paths["pareto"]))
+    return paths

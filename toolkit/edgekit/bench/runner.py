@@ -1,0 +1,122 @@
+"""The device-side bench runner: one trial of one artifact on one runtime, as JSON on stdout.
+
+    python -m edgekit.bench.runner --artifact model.int8.onnx --runtime onnxruntime --threads 1 \
+        --protocol '{"runs": 50, ...}' [--eval eval.npz] [--throughput] [--input-shape 1,3,112,112]
+
+It imports numpy, the standard library, and the one runtime the artifact needs: no torch (unless the runtime is
+torch), no typer, no matplotlib, so it runs on a Jetson or a phone-class board with just numpy and its runtime.
+The sweep copies it there (see `remote.py`) and starts one process per trial, so trials do not share warm caches,
+allocator state or JIT decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from ..fingerprint import fingerprint
+from ..metrics import evaluate
+from ..runtime import load
+from .protocol import Protocol, timed_runs
+
+EVAL_BATCH = 32
+
+
+def peak_rss_bytes() -> int:
+    # ru_maxrss is KiB on Linux and bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if platform.system() == "Darwin" else rss * 1024)
+
+
+def _fixed_batch(session) -> int | None:
+    first = session.input_shape[0] if getattr(session, "input_shape", None) else None
+    return first if isinstance(first, int) and first > 0 else None
+
+
+def accuracy(session, data: dict) -> dict:
+    x, landmarks = data["x"], data["landmarks"]
+    step = _fixed_batch(session) or EVAL_BATCH
+    outs = [session.run(x[i:i + step]) for i in range(0, len(x), step)]
+    pred = np.concatenate([o[0] for o in outs]).reshape(len(x), -1, 2)
+    logits = np.concatenate([o[1] for o in outs]) if len(outs[0]) > 1 and "states" in data else None
+    return evaluate(pred, landmarks, logits, data.get("states"))
+
+
+def throughput(session, sample: np.ndarray, protocol: Protocol) -> dict:
+    """Images per second at each batch size (a fixed-batch model runs larger batches in chunks)."""
+    out = {}
+    for b in protocol.batch_sizes:
+        batch = np.repeat(sample[:1], b, axis=0)
+        session.run(batch)  # shape change: let the runtime re-plan before timing
+        times = timed_runs(lambda batch=batch: session.run(batch), protocol.throughput_runs, protocol.throughput_s)
+        out[str(b)] = {"images_per_s": b * len(times) / sum(times), "runs": len(times)}
+    return out
+
+
+def trial(args: argparse.Namespace) -> dict:
+    protocol = Protocol.from_dict(json.loads(args.protocol))
+    data = dict(np.load(args.eval)) if args.eval else None
+    if data is not None:
+        sample = data["x"][:1].astype(np.float32)
+    else:
+        shape = [int(v) for v in args.input_shape.split(",")]
+        sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+    t = time.perf_counter()
+    session = load(args.artifact, args.runtime, threads=args.threads, xnnpack=args.xnnpack)
+    init_s = time.perf_counter() - t
+    t = time.perf_counter()
+    session.run(sample)
+    first_s = time.perf_counter() - t
+
+    warmup = timed_runs(lambda: session.run(sample), protocol.warmup_runs, protocol.warmup_s)
+    samples = timed_runs(lambda: session.run(sample), protocol.runs, protocol.min_s)
+    record = {
+        "init_ms": 1000 * init_s,
+        "first_inference_ms": 1000 * first_s,
+        "warmup_runs": len(warmup),
+        "latency_ms": [1000 * s for s in samples],
+    }
+    if args.throughput:
+        record["throughput"] = throughput(session, sample, protocol)
+    if data is not None:
+        record["accuracy"] = accuracy(session, data)
+    record["peak_rss_bytes"] = peak_rss_bytes()
+    record["pid"] = os.getpid()
+    if args.fingerprint:
+        record["fingerprint"] = fingerprint()
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edgekit.bench.runner", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--artifact", required=True)
+    ap.add_argument("--runtime", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--protocol", default="{}", help="Protocol fields as JSON")
+    ap.add_argument("--eval", default=None, help=".npz with x (N,3,H,W float32), landmarks (N,68,2), states")
+    ap.add_argument("--input-shape", default="1,3,112,112", help="used when no --eval is given")
+    ap.add_argument("--throughput", action="store_true", help="also measure images/s per batch size")
+    ap.add_argument("--fingerprint", action="store_true", help="also record the machine's fingerprint")
+    args = ap.parse_args(argv)
+    try:
+        result = {"ok": True, **trial(args)}
+    except Exception as exc:  # noqa: BLE001 - the host records the error in the cell and goes on
+        result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}",
+                  "traceback": traceback.format_exc(limit=6)}
+    sys.stdout.write("EDGEKIT-RESULT " + json.dumps(result) + "\n")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

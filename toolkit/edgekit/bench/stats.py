@@ -1,0 +1,68 @@
+"""Latency statistics and the warnings trtexec-style tools give (host side: numpy and scipy)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+CV_WARN = 0.05  # coefficient of variation above which a figure is flagged as noisy
+# A percentile q is only meaningful with enough samples beyond it; ask for five in the tail.
+TAIL_SAMPLES = 5
+
+
+def bootstrap_ci(samples: np.ndarray, statistic=np.median, confidence: float = 0.95, seed: int = 0) -> list[float]:
+    """Percentile bootstrap CI of `statistic` (scipy.stats.bootstrap)."""
+    if len(samples) < 2 or np.ptp(samples) == 0:
+        v = float(statistic(samples))
+        return [v, v]
+    res = stats.bootstrap((samples,), statistic, confidence_level=confidence, n_resamples=2000,
+                          method="percentile", vectorized=True, axis=-1, random_state=seed)
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def summarize_latency(trials: list[list[float]]) -> dict:
+    """Pool the trials' per-run latencies (ms) into the reported figures, and keep the per-trial medians."""
+    x = np.concatenate([np.asarray(t, float) for t in trials])
+    p50, p90, p99 = np.percentile(x, [50, 90, 99])
+    mean, std = float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    return {
+        "n": int(len(x)),
+        "min": float(x.min()),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "mean": mean,
+        "std": std,
+        "cv": std / mean if mean else 0.0,
+        "p50_ci95": bootstrap_ci(x),
+        "trial_p50": [float(np.median(t)) for t in trials],
+    }
+
+
+def latency_warnings(summary: dict) -> list[str]:
+    out = []
+    if summary["cv"] > CV_WARN:
+        out.append(f"high variation: CV {100 * summary['cv']:.1f}% > {100 * CV_WARN:.0f}% "
+                   "(noisy machine? pin threads, close other work, or add trials)")
+    for q in (90, 99):
+        need = int(np.ceil(TAIL_SAMPLES / (1 - q / 100)))
+        if summary["n"] < need:
+            out.append(f"too few samples for p{q}: {summary['n']} < {need}")
+    spread = summary["trial_p50"]
+    if len(spread) > 1 and min(spread) > 0 and max(spread) / min(spread) > 1 + CV_WARN:
+        out.append(f"trials disagree: per-trial p50 {min(spread):.3f}-{max(spread):.3f} ms")
+    return out
+
+
+def int8_slower_warnings(records: list[dict]) -> None:
+    """Flag INT8 cells slower than a float cell of the same format on the same runtime (added in place)."""
+    ok = [r for r in records if r["status"] == "ok"]
+    for r in ok:
+        if r["precision"] != "int8":
+            continue
+        for f in ok:
+            same = (f["format"], f["runtime"], f.get("variant_group")) == (r["format"], r["runtime"],
+                                                                         r.get("variant_group"))
+            if same and f["precision"] in ("fp32", "fp16") and f["latency"]["p50"] < r["latency"]["p50"]:
+                r["warnings"].append(f"INT8 slower than {f['precision'].upper()} on {r['runtime']}: "
+                                     f"p50 {r['latency']['p50']:.3f} ms vs {f['latency']['p50']:.3f} ms")

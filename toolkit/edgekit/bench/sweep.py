@@ -1,0 +1,269 @@
+"""The bench sweep: which cells a target has, each trial in a fresh runner process, one record per cell.
+
+A cell is (artifact x runtime) on a target. Trials run `python -m edgekit.bench.runner` locally or over SSH;
+the first trial of a cell also measures throughput, accuracy and the fingerprint. One failing cell never stops
+the sweep: it gets a status and its error text.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..config.target import Target
+from ..errors import EdgekitError
+from ..hashing import sha256_file
+from ..runtime import RUNTIMES, runs
+from .protocol import Protocol
+from .remote import Remote
+from .stats import int8_slower_warnings, latency_warnings, summarize_latency
+
+SCHEMA = "edgekit-bench/1"
+RESULT_PREFIX = "EDGEKIT-RESULT "
+TRIAL_TIMEOUT_S = 900
+DEFAULT_PREPROCESS = {"input_size": 112, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+
+
+@dataclass
+class Cell:
+    variant: str  # e.g. "teacher", "student"
+    artifact: Path
+    format: str
+    precision: str
+    runtime: str
+    status: str = "ok"  # ok | export failed | validation failed
+    error: str | None = None
+    sidecar: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} {self.precision} {self.format}/{self.runtime}"
+
+
+def concrete_runtime(target: Target, name: str) -> str:
+    """A target's runtime name -> the runtime it means on that hardware (GPU targets use CUDA backends)."""
+    gpu = target.hardware.kind in ("gpu", "jetson")
+    return {"onnxruntime": "onnxruntime-cuda" if gpu else "onnxruntime", "torch": "torch-cuda-fp16" if gpu else "torch",
+            }.get(name, name)
+
+
+def _format_of(path: Path) -> str:
+    return {".onnx": "onnx", ".tflite": "tflite", ".engine": "tensorrt", ".plan": "tensorrt",
+            ".safetensors": "pytorch"}.get(path.suffix, path.suffix.lstrip("."))
+
+
+def _precision_of(path: Path, sidecar: dict) -> str:
+    if sidecar.get("precision"):
+        return sidecar["precision"]
+    parts = path.name.split(".")
+    return next((p for p in parts if p in ("fp32", "fp16", "int8")), "fp32")
+
+
+def _cells_for(target: Target, variant: str, path: Path, sidecar: dict) -> list[Cell]:
+    fmt, prec = _format_of(path), _precision_of(path, sidecar)
+    cells = []
+    for name in target.runtimes:
+        rt = concrete_runtime(target, name)
+        if not runs(rt, path):
+            continue
+        cell = Cell(variant, path, fmt, prec, rt, sidecar=sidecar)
+        status = sidecar.get("status", "ok")
+        if status == "export-failed":
+            cell.status, cell.error = "export failed", sidecar.get("error", "export failed")
+        elif status == "build-on-device":
+            cell.status, cell.error = "export failed", f"not built yet: run {sidecar.get('build_script')} on the device"
+        elif status == "validation-failed":
+            cell.status, cell.error = "validation failed", "parity check failed at export"
+        elif not path.exists():
+            cell.status, cell.error = "export failed", f"{path.name} is missing"
+        cells.append(cell)
+    return cells
+
+
+def latest_run(root: Path = Path("runs")) -> Path:
+    manifests = sorted(root.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        raise EdgekitError(f"no compress runs under {root}/; run `edgekit compress` first, or pass --run / --artifact")
+    return manifests[-1].parent
+
+
+def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[list[Cell], dict]:
+    """The cells of a compress run for `target` (the teacher as reference first), and the run's preprocessing."""
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise EdgekitError("not a finished compress run (no manifest.json)", path=run_dir)
+    manifest = json.loads(manifest_path.read_text())
+    steps = manifest.get("steps", [])
+    floats = [s["name"] for s in steps if s["name"] != "teacher" and not s["name"].startswith(("int8", "fp16"))]
+    final = floats[-1] if floats else "teacher"
+    cells: list[Cell] = []
+    teacher = next((s for s in steps if s["name"] == "teacher"), None)
+    if reference and teacher and teacher.get("artifact") and final != "teacher":  # else the exports are the teacher
+        cells += _cells_for(target, "teacher", run_dir / teacher["artifact"], {"precision": "fp32"})
+    preprocess = None
+    for sidecar in manifest.get("artifacts", []):
+        if target.name in sidecar.get("targets", []) or sidecar.get("format") in target.formats:
+            cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
+            preprocess = preprocess or sidecar.get("preprocess")
+    if "torch" in target.runtimes:
+        last = next((s for s in reversed(steps) if s["name"] in floats), None)
+        if last:
+            ckpt = run_dir / Path(last["artifact"]).parent / "model.safetensors"
+            cells += _cells_for(target, final, ckpt, {"precision": "fp16" if target.hardware.kind != "cpu" else "fp32"})
+    if not cells:
+        raise EdgekitError(f"run {run_dir} has no artifacts for target {target.name!r} (formats "
+                           f"{', '.join(target.formats)}); rerun compress with --target {target.name}")
+    return cells, preprocess or DEFAULT_PREPROCESS
+
+
+def from_files(paths: list[Path], target: Target) -> tuple[list[Cell], dict]:
+    cells, preprocess = [], None
+    for p in paths:
+        if not p.exists():
+            raise EdgekitError("artifact not found", path=p)
+        sidecar_path = p.with_name(p.name + ".json")
+        sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
+        preprocess = preprocess or sidecar.get("preprocess")
+        found = _cells_for(target, p.stem.split(".")[0], p, sidecar)
+        if not found:
+            raise EdgekitError(f"target {target.name!r} has no runtime for {p.suffix} files "
+                               f"(runtimes: {', '.join(target.runtimes)})", path=p)
+        cells += found
+    return cells, preprocess or DEFAULT_PREPROCESS
+
+
+def eval_set(data: str, n: int, preprocess: dict, out: Path) -> Path:
+    """Materialise `n` labeled evaluation images, normalised for the artifacts, as an .npz (no pickle)."""
+    from ..data import open_dataset
+    from ..data.transforms import normalize
+
+    ds = open_dataset(data, size=int(preprocess["input_size"]))
+    n = min(n, len(ds))
+    samples = [ds[i] for i in range(n)]
+    if any(s.landmarks is None for s in samples):
+        raise EdgekitError(f"bench accuracy needs labeled data; {data!r} has unlabeled images")
+    arrays = {"x": normalize(np.stack([s.image for s in samples]), preprocess["mean"], preprocess["std"]),
+              "landmarks": np.stack([s.landmarks for s in samples]).astype(np.float32)}
+    if all(s.states is not None for s in samples):
+        arrays["states"] = np.stack([s.states for s in samples]).astype(np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    return out
+
+
+class Executor:
+    """Starts runner processes here, or on a remote host after copying the runner and the files it needs."""
+
+    def __init__(self, remote: Remote | None = None):
+        self.remote, self.workdir, self._sent = remote, None, {}
+
+    def start(self, files: list[Path]) -> None:
+        if self.remote:
+            self.workdir = self.remote.workdir()
+            self.remote.upload_runner(self.workdir)
+            unique = {str(f): f for f in files if f.exists()}
+            names = [f.name for f in unique.values()]
+            if len(set(names)) != len(names):  # same file name from two folders: keep them apart remotely
+                for i, f in enumerate(unique.values()):
+                    self.remote.run(["mkdir", "-p", f"{self.workdir}/f{i}"])
+                    self.remote.put([f], f"{self.workdir}/f{i}")
+                    self._sent[str(f)] = f"{self.workdir}/f{i}/{f.name}"
+            else:
+                self.remote.put(list(unique.values()), self.workdir)
+                self._sent = {k: f"{self.workdir}/{f.name}" for k, f in unique.items()}
+
+    def path(self, p: Path) -> str:
+        return self._sent.get(str(p), str(p)) if self.remote else str(p)
+
+    def trial(self, args: list[str]) -> dict:
+        if self.remote:
+            proc = self.remote.run([self.remote.python, "-m", "edgekit.bench.runner", *args], cwd=self.workdir,
+                                   env={"PYTHONPATH": self.workdir}, check=False)
+        else:
+            proc = subprocess.run([sys.executable, "-m", "edgekit.bench.runner", *args], capture_output=True,
+                                  text=True, timeout=TRIAL_TIMEOUT_S)
+        line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(RESULT_PREFIX)), None)
+        if line is None:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            return {"ok": False, "error": f"runner exited {proc.returncode} without a result: {' | '.join(tail)}"}
+        return json.loads(line[len(RESULT_PREFIX):])
+
+    def close(self) -> None:
+        if self.remote and self.workdir:
+            self.remote.cleanup(self.workdir)
+
+
+def bench_cell(cell: Cell, ex: Executor, protocol: Protocol, threads: int | None, xnnpack: bool,
+               eval_npz: Path | None, input_shape: list[int], on_trial=None) -> dict:
+    record = {"schema": SCHEMA, "variant": cell.variant, "format": cell.format, "precision": cell.precision,
+              "runtime": cell.runtime, "artifact": str(cell.artifact), "status": cell.status, "error": cell.error,
+              "threads": threads, "warnings": []}
+    if cell.artifact.exists():
+        record["size_bytes"] = cell.artifact.stat().st_size
+        record["artifact_sha256"] = cell.sidecar.get("sha256") or sha256_file(cell.artifact)
+    if cell.status != "ok":
+        return record
+    base = ["--artifact", ex.path(cell.artifact), "--runtime", cell.runtime, "--protocol",
+            json.dumps(protocol.to_dict()), "--input-shape", ",".join(map(str, input_shape)),
+            "--xnnpack" if xnnpack else "--no-xnnpack"]
+    if threads:
+        base += ["--threads", str(threads)]
+    trials = []
+    for i in range(protocol.trials):
+        extra = []
+        if i == 0:  # the first trial also measures throughput, accuracy and the fingerprint
+            extra = ["--throughput", "--fingerprint"] + (["--eval", ex.path(eval_npz)] if eval_npz else [])
+        result = ex.trial(base + extra)
+        if on_trial:
+            on_trial()
+        if not result.get("ok"):
+            record.update(status="validation failed", error=result.get("error"), traceback=result.get("traceback"))
+            return record
+        trials.append(result)
+    first = trials[0]
+    record["latency"] = summarize_latency([t["latency_ms"] for t in trials])
+    record["latency_samples_ms"] = [t["latency_ms"] for t in trials]
+    record["init_ms"] = float(np.median([t["init_ms"] for t in trials]))
+    record["first_inference_ms"] = float(np.median([t["first_inference_ms"] for t in trials]))
+    record["peak_rss_bytes"] = max(t["peak_rss_bytes"] for t in trials)
+    record["throughput"] = first.get("throughput", {})
+    record["accuracy"] = first.get("accuracy")
+    record["fingerprint"] = first.get("fingerprint")
+    record["warnings"] = latency_warnings(record["latency"])
+    return record
+
+
+def sweep(cells: list[Cell], target: Target, protocol: Protocol, eval_npz: Path | None, input_shape: list[int],
+          remote: Remote | None = None, threads: int | None = None, progress=None) -> dict:
+    """Bench every cell; returns the bench document (meta + one record per cell)."""
+    threads = threads if threads is not None else target.threads
+    ex = Executor(remote)
+    started = time.perf_counter()
+    records = []
+    try:
+        ex.start([c.artifact for c in cells if c.status == "ok"] + ([eval_npz] if eval_npz else []))
+        for cell in cells:
+            if progress:
+                progress.describe(cell.label)
+            records.append(bench_cell(cell, ex, protocol, threads, target.xnnpack, eval_npz, input_shape,
+                                      on_trial=progress.advance if progress else None))
+            if progress and cell.status != "ok":
+                progress.advance(protocol.trials)
+    finally:
+        ex.close()
+    for r in records:
+        r["target"] = target.name
+        r["host"] = remote.host if remote else "local"
+        r["protocol"] = protocol.to_dict()
+    int8_slower_warnings(records)
+    return {"schema": SCHEMA, "target": target.name, "host": remote.host if remote else "local",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_s": round(time.perf_counter() - started, 1), "protocol": protocol.to_dict(),
+            "runtimes": {k: v[1] for k, v in RUNTIMES.items()}, "records": records}
