@@ -22,6 +22,7 @@ demo: setup
 	$(VENV)/bin/edgekit data preview --out $(DEMO_DIR)/synthfaces.png
 	$(VENV)/bin/edgekit teacher eval --data synth:test --out $(DEMO_DIR)/teacher_metrics.json
 	$(VENV)/bin/edgekit compress --recipe distill_int8 --target cpu
+	$(VENV)/bin/edgekit bench --target cpu --run runs/distill_int8
 
 test: setup
 	$(PY) -m pytest
