@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgekit-installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean gate gate-baseline
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,21 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The CI latency gate: rebuild the smoke run with this checkout and gate its INT8 model against the committed one.
+GATE_RUN ?= runs/ci_smoke
+GATE_BASELINE ?= benchmarks/baselines/ci-cpu.int8.onnx
+gate: setup
+	$(VENV)/bin/edgekit compress --recipe benchmarks/baselines/ci_smoke.yaml --target benchmarks/baselines/ci-cpu.yaml \
+		--run-dir $(GATE_RUN) --workers 0 --quiet
+	$(VENV)/bin/edgekit gate --baseline $(GATE_BASELINE) --candidate $(GATE_RUN)/exports/model.int8.onnx \
+		--blocks 8 --eval-images 128 --out $(GATE_RUN)/gate.json
+
+# After an intended change in speed or accuracy: make the current smoke model the committed baseline.
+gate-baseline: setup
+	$(VENV)/bin/edgekit compress --recipe benchmarks/baselines/ci_smoke.yaml --target benchmarks/baselines/ci-cpu.yaml \
+		--run-dir $(GATE_RUN) --workers 0 --quiet
+	cp $(GATE_RUN)/exports/model.int8.onnx $(GATE_BASELINE)
 
 lint: setup
 	$(VENV)/bin/ruff check toolkit tests benchmarks

@@ -19,7 +19,8 @@ import sys
 BARE = r"""
 import statistics, sys, time
 import numpy as np, onnxruntime as ort
-path, warm_runs, warm_s, runs, min_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+path = sys.argv[1]
+warm_runs, warm_s, runs, min_s = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
 o.add_session_config_entry("session.intra_op.allow_spinning", "0")
 s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])

@@ -291,6 +291,62 @@ def bench(
                   f"({doc['wall_s']} s)", highlight=False)
 
 
+@app.command()
+def gate(
+    candidate: Annotated[Path, typer.Option(help="The artifact under test (e.g. runs/x/exports/model.int8.onnx).")],
+    baseline: Annotated[str | None, typer.Option(help="Baseline artifact for same-run A/B: a path, or "
+                                                 "git:REV:path for the file as committed at REV.")] = None,
+    stored: Annotated[Path | None, typer.Option(help="Stored baseline JSON (benchmarks/baselines/<target>.json) "
+                                                "instead of a same-run baseline.")] = None,
+    update_baseline: Annotated[Path | None, typer.Option(help="Measure --candidate and write it as the stored "
+                                                         "baseline at this path (atomic), then exit.")] = None,
+    target: Annotated[str, typer.Option(help="Target name, recorded with a stored baseline.")] = "cpu",
+    blocks: Annotated[int, typer.Option(min=3, help="Blocks (each: baseline twice, candidate once, shuffled).")] = 10,
+    threshold: Annotated[float, typer.Option(help="Relative slowdown that fails (0.10 = 10%).")] = 0.10,
+    small_threshold: Annotated[float, typer.Option(help="Threshold for baselines under 0.5 ms p50.")] = 0.25,
+    accuracy_budget: Annotated[float, typer.Option(help="Relative NME increase that fails.")] = 0.02,
+    runtime: Annotated[str | None, typer.Option(help="Runtime; default: the one the file type implies.")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="Threads for both sides.")] = 1,
+    data: Annotated[str, typer.Option(help="Labeled data for the accuracy gate. " + DATA_HELP)] = "synth:test",
+    eval_images: Annotated[int, typer.Option(min=0, help="Images for the accuracy gate (0: latency only).")] = 200,
+    out: Annotated[Path | None, typer.Option(help="Also write the decision as JSON here.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the block order.")] = 0,
+) -> None:
+    """Fail CI when a candidate is slower or less accurate than a baseline, with statistics that hold on noise.
+
+    Exit codes: 0 pass, 1 regression, 3 inconclusive (noisy machine or fingerprint mismatch), 2 bad input.
+    A regression needs all three: slowdown over the threshold, Mann-Whitney p < 0.01, and the 95% CI of the
+    per-block ratio clearing half the threshold.
+    """
+    import tempfile
+
+    from .bench import gate as g
+    from .bench.decision import EXIT_CODES, GateRule
+
+    rule = GateRule(threshold=threshold, small_threshold=small_threshold, accuracy_budget=accuracy_budget)
+    def status(text: str) -> None:
+        console.print(text, end="\r", highlight=False)
+
+    opts = g.GateOptions(blocks=blocks, runtime=runtime, threads=threads, data=data, eval_images=eval_images,
+                         rule=rule, seed=seed, progress=status if console.is_terminal else None)
+    with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
+        cand = g.resolve_artifact(str(candidate), Path(tmp))
+        if update_baseline:
+            doc = g.update_baseline(update_baseline, cand, target, opts, Path(tmp))
+            console.print(f"wrote {update_baseline}: {len(doc['block_p50_ms'])} blocks, median p50 "
+                          f"{sorted(doc['block_p50_ms'])[len(doc['block_p50_ms']) // 2]:.3f} ms", highlight=False)
+            return
+        if (baseline is None) == (stored is None):
+            raise EdgekitError("give exactly one of --baseline (same-run A/B) or --stored (a stored baseline JSON)")
+        if stored:
+            report = g.stored(stored, cand, opts, Path(tmp))
+        else:
+            report = g.same_run(g.resolve_artifact(baseline, Path(tmp)), cand, opts, Path(tmp))
+    g.write_report(report, out)
+    out_console.print(g.summary_markdown(report), markup=False, highlight=False)
+    raise typer.Exit(EXIT_CODES[report["verdict"]])
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)

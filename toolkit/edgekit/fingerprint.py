@@ -79,8 +79,41 @@ def gpu_info() -> list[dict]:
     return gpus
 
 
-def fingerprint() -> dict:
+def _command(argv: list[str]) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return (proc.stdout or proc.stderr).strip() or None
+
+
+def jetson_info() -> dict | None:
+    """L4T release, power mode and clock state on a Jetson (None elsewhere): they change latency by 2-4x."""
+    try:
+        with open("/etc/nv_tegra_release", encoding="utf-8") as fh:
+            l4t = fh.readline().strip()
+    except OSError:
+        return None
+    nvp = _command(["nvpmodel", "-q"])
+    clocks = _command(["jetson_clocks", "--show"])
     return {
+        "l4t": l4t,
+        "jetpack": _dpkg_version("nvidia-jetpack"),
+        "nvpmodel": nvp.splitlines()[0] if nvp else None,
+        # `jetson_clocks --show` prints current vs max frequencies; pinned clocks show MinFreq == MaxFreq.
+        "jetson_clocks": clocks,
+    }
+
+
+def _dpkg_version(package: str) -> str | None:
+    out = _command(["dpkg-query", "-W", "-f=${Version}", package])
+    return out if out and "no packages" not in out.lower() else None
+
+
+def fingerprint() -> dict:
+    out = {
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "cpu": cpu_info(),
@@ -88,3 +121,7 @@ def fingerprint() -> dict:
         "packages": package_versions(),
         "runtimes": available_runtimes(),
     }
+    jetson = jetson_info()
+    if jetson:
+        out["jetson"] = jetson
+    return out

@@ -1,0 +1,149 @@
+"""`edgekit gate`: the decision rule, stored baselines and their fingerprints, exit codes, and a real run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgekit.bench import gate as g
+from edgekit.bench.decision import (
+    INCONCLUSIVE,
+    PASS,
+    REGRESSION,
+    GateRule,
+    aa_drift,
+    accuracy_verdict,
+    combine,
+    latency_verdict,
+)
+from edgekit.bench.slowdown import add_extra_compute
+from edgekit.runtime import load
+
+RULE = GateRule()
+
+
+def blocks(center: float, spread: float, n: int = 10, seed: int = 0) -> list[float]:
+    return list(center * (1 + spread * np.random.default_rng(seed).standard_normal(n)))
+
+
+def test_equal_latencies_pass():
+    v = latency_verdict(blocks(2.0, 0.02), blocks(2.0, 0.02, seed=1), RULE)
+    assert v["verdict"] == PASS and abs(v["ratio"] - 1) < 0.05
+
+
+def test_a_clear_slowdown_fails_with_all_three_checks():
+    v = latency_verdict(blocks(2.0, 0.01), blocks(2.4, 0.01, seed=1), RULE)
+    assert v["verdict"] == REGRESSION and all(v["checks"].values())
+    assert v["ratio_ci95"][0] > 1.15 and v["p_value"] < 0.01
+
+
+def test_a_slowdown_under_the_threshold_passes_even_when_significant():
+    v = latency_verdict(blocks(2.0, 0.005), blocks(2.1, 0.005, seed=1), RULE)
+    assert v["checks"]["p_below_alpha"] and not v["checks"]["slowdown_over_threshold"] and v["verdict"] == PASS
+
+
+def test_noise_alone_never_fails():
+    # A 12% median shift buried in 40% noise: not significant, so no failure.
+    v = latency_verdict(blocks(2.0, 0.4, n=5), blocks(2.24, 0.4, n=5, seed=1), RULE)
+    assert v["verdict"] == PASS and not v["checks"]["p_below_alpha"]
+
+
+def test_models_under_half_a_millisecond_get_the_wider_threshold():
+    v = latency_verdict(blocks(0.3, 0.01), blocks(0.36, 0.01, seed=1), RULE)  # +20% < 25%
+    assert v["threshold"] == 0.25 and v["verdict"] == PASS
+    v = latency_verdict(blocks(0.3, 0.01), blocks(0.42, 0.01, seed=1), RULE)  # +40%
+    assert v["verdict"] == REGRESSION
+
+
+def test_accuracy_budget_and_combination():
+    assert accuracy_verdict(0.050, 0.0509, RULE)["verdict"] == PASS  # +1.8%
+    assert accuracy_verdict(0.050, 0.0512, RULE)["verdict"] == REGRESSION  # +2.4%
+    assert combine(PASS, INCONCLUSIVE) == INCONCLUSIVE and combine(INCONCLUSIVE, REGRESSION) == REGRESSION
+    assert aa_drift([1, 1, 1], [1.1, 1.1, 1.1]) == pytest.approx(0.1)
+
+
+def _stored_doc(fp: dict, block_ms: list[float]) -> dict:
+    return {"schema": g.BASELINE_SCHEMA, "target": "cpu", "artifact": "x.onnx", "sha256": "0", "fingerprint": fp,
+            "runtime": None, "block_p50_ms": block_ms, "nme": None, "budgets": {}}
+
+
+def test_a_stored_baseline_from_another_machine_is_inconclusive(tiny_run, tmp_path, cli):
+    from edgekit.fingerprint import fingerprint
+
+    fp = g.fingerprint_key(fingerprint(), threads=1)
+    fp["cpu_model"] = "Some Other CPU 9000"
+    fp["onnxruntime"] = "0.0.1"
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(_stored_doc(fp, [1.0] * 5)))
+    r = cli("gate", "--stored", str(path), "--candidate", str(tiny_run / "exports/model.fp32.onnx"), "--blocks", "3")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "inconclusive: fingerprint differs (cpu_model: baseline 'Some Other CPU 9000'" in r.stdout
+    assert "onnxruntime: baseline '0.0.1'" in r.stdout
+
+
+def test_update_baseline_is_atomic_and_a_failing_measurement_keeps_the_old_one(tiny_run, tmp_path, cli):
+    path = tmp_path / "baselines" / "cpu.json"
+    art = tiny_run / "exports/model.fp32.onnx"
+    r = cli("gate", "--update-baseline", str(path), "--candidate", str(art), "--blocks", "3", "--eval-images", "16")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == g.BASELINE_SCHEMA and len(doc["block_p50_ms"]) == 3 and 0 < doc["nme"] < 1
+    assert doc["fingerprint"]["threads"] == 1 and doc["fingerprint"]["cpu_model"]
+    before = path.read_bytes()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"garbage")
+    r = cli("gate", "--update-baseline", str(path), "--candidate", str(broken), "--blocks", "3")
+    assert r.returncode == 2 and "cannot store a baseline" in r.stderr
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["cpu.json"]  # no temporary files left behind
+    # The stored baseline then gates the same artifact: same machine, same model, so it passes.
+    r = cli("gate", "--stored", str(path), "--candidate", str(art), "--eval-images", "16")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give exactly one of --baseline"),
+    (["--baseline", "missing.onnx"], "missing.onnx: artifact not found"),
+    (["--baseline", "git:nosuchrev:x.onnx"], "git show nosuchrev:x.onnx failed"),
+])
+def test_bad_input_exits_2_with_one_line(tiny_run, cli, args, message):
+    r = cli("gate", "--candidate", str(tiny_run / "exports/model.fp32.onnx"), *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_stored_baseline_names_the_file(tiny_run, tmp_path, cli):
+    bad = tmp_path / "cpu.json"
+    bad.write_text("{\n  oops")
+    r = cli("gate", "--stored", str(bad), "--candidate", str(tiny_run / "exports/model.fp32.onnx"))
+    assert r.returncode == 2 and f"{bad}: line 2: not valid JSON" in r.stderr
+
+
+def test_extra_compute_keeps_outputs_and_costs_time(tiny_run, tmp_path):
+    src = tiny_run / "exports/model.fp32.onnx"
+    slow = add_extra_compute(src, tmp_path / "slow.onnx", channels=16, layers=2)
+    x = np.random.default_rng(0).standard_normal((2, 3, 112, 112)).astype(np.float32)
+    a, b = load(src).run(x), load(slow).run(x)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+
+
+def test_end_to_end_same_run_gate_fails_a_slower_model_and_passes_itself(tiny_run, tmp_path, cli):
+    base = tiny_run / "exports/model.fp32.onnx"
+    slow = add_extra_compute(base, tmp_path / "slow.onnx", channels=16, layers=2)
+    r = cli("gate", "--baseline", str(base), "--candidate", str(slow), "--blocks", "6", "--eval-images", "16",
+            "--out", str(tmp_path / "gate.json"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "edgekit gate: **REGRESSION** (same-run)" in r.stdout and "Mann-Whitney p" in r.stdout
+    report = json.loads((tmp_path / "gate.json").read_text())
+    assert report["schema"] == "edgekit-gate/1" and report["latency"]["ratio"] > 1.25
+    assert report["accuracy"]["relative_change"] == pytest.approx(0, abs=1e-6)  # same outputs, only slower
+    r = cli("gate", "--baseline", str(base), "--candidate", str(base), "--blocks", "6", "--eval-images", "0")
+    assert r.returncode in (0, 3), r.stdout  # A/A: passes, or says the machine is too noisy; never fails
+
+
+def test_a_candidate_that_no_longer_runs_fails_the_gate(tiny_run, tmp_path, cli):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"garbage")
+    r = cli("gate", "--baseline", str(tiny_run / "exports/model.fp32.onnx"), "--candidate", str(broken),
+            "--blocks", "3", "--eval-images", "0")
+    assert r.returncode == 1 and "candidate failed to run" in r.stdout

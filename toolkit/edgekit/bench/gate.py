@@ -1,0 +1,251 @@
+"""`edgekit gate`: is a candidate artifact slower or less accurate than a baseline?
+
+Same-run A/B (default): baseline and candidate are measured in the same job, in blocks; each block runs the
+baseline twice (an A/A pair that tells whether the machine is steady enough to judge) and the candidate once, in
+random order, each in a fresh runner process. Stored baseline: a `benchmarks/baselines/<target>.json` measured
+earlier, used only on a machine whose fingerprint matches.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_json
+from ..errors import EdgekitError
+from ..fingerprint import fingerprint
+from ..hashing import sha256_file
+from .decision import INCONCLUSIVE, PASS, REGRESSION, GateRule, aa_drift, accuracy_verdict, combine, latency_verdict
+from .protocol import Protocol
+from .sweep import DEFAULT_PREPROCESS, Executor, eval_set
+
+BASELINE_SCHEMA = "edgekit-gate-baseline/1"
+GATE_SCHEMA = "edgekit-gate/1"
+# One block's measurement per process: short, since the statistics come from many blocks, not long trials.
+BLOCK_PROTOCOL = Protocol(warmup_runs=10, warmup_s=0.3, runs=50, min_s=0.6, trials=1, batch_sizes=(1,),
+                          eval_images=200)
+
+
+@dataclass
+class GateOptions:
+    blocks: int = 10
+    runtime: str | None = None
+    threads: int = 1
+    data: str = "synth:test"
+    eval_images: int = 200
+    rule: GateRule = field(default_factory=GateRule)
+    seed: int = 0
+    progress: object | None = None  # callable(str) for a status line per block
+
+
+def resolve_artifact(spec: str, workdir: Path) -> Path:
+    """A path, or `git:REV:PATH` for the artifact as committed at a revision (extracted with `git show`)."""
+    if not spec.startswith("git:"):
+        p = Path(spec)
+        if not p.exists():
+            raise EdgekitError("artifact not found", path=p)
+        return p
+    try:
+        _, rev, path = spec.split(":", 2)
+    except ValueError:
+        raise EdgekitError(f"bad baseline {spec!r}; expected git:REV:path/to/model.onnx") from None
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True)
+    if proc.returncode != 0:
+        raise EdgekitError(f"git show {rev}:{path} failed: {proc.stderr.decode(errors='replace').strip()}")
+    out = workdir / f"baseline-{rev.replace('/', '_')}{Path(path).suffix}"
+    out.write_bytes(proc.stdout)
+    return out
+
+
+class _Measurer:
+    def __init__(self, opts: GateOptions, eval_npz: Path | None):
+        self.opts, self.eval_npz, self.ex = opts, eval_npz, Executor(None)
+
+    def block(self, artifact: Path, with_accuracy: bool = False) -> dict:
+        args = ["--artifact", str(artifact), "--threads", str(self.opts.threads), "--protocol",
+                json.dumps(BLOCK_PROTOCOL.to_dict())]
+        if self.opts.runtime:
+            args += ["--runtime", self.opts.runtime]
+        if with_accuracy and self.eval_npz:
+            args += ["--eval", str(self.eval_npz)]
+        result = self.ex.trial(args)
+        if result.get("ok"):
+            result["p50"] = float(np.median(result["latency_ms"]))
+        return result
+
+
+def _measure_blocks(m: _Measurer, baseline: Path | None, candidate: Path, blocks: int, rng: random.Random,
+                    accuracy: dict) -> dict:
+    """Run `blocks` randomly ordered blocks; returns per-block p50s or the first error per side."""
+    out: dict = {"A1": [], "A2": [], "B": [], "errors": {}}
+    arms = [("A1", baseline), ("A2", baseline), ("B", candidate)] if baseline else [("B", candidate)]
+    for i in range(blocks):
+        order = arms[:]
+        rng.shuffle(order)
+        for arm, path in order:
+            side = "baseline" if arm.startswith("A") else "candidate"
+            if side in out["errors"]:
+                continue
+            want_acc = side not in accuracy
+            r = m.block(path, with_accuracy=want_acc)
+            if not r.get("ok"):
+                out["errors"][side] = r.get("error", "runner failed")
+                continue
+            if want_acc:
+                accuracy[side] = (r.get("accuracy") or {}).get("nme")
+            out[arm].append(r["p50"])
+        if m.opts.progress:
+            m.opts.progress(f"block {i + 1}/{blocks}")
+    return out
+
+
+def _preprocess_for(artifact: Path) -> dict:
+    sidecar = artifact.with_name(artifact.name + ".json")
+    if sidecar.exists():
+        return json.loads(sidecar.read_text()).get("preprocess") or DEFAULT_PREPROCESS
+    return DEFAULT_PREPROCESS
+
+
+def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
+    rng = random.Random(opts.seed)
+    npz = eval_set(opts.data, opts.eval_images, _preprocess_for(candidate), workdir / "eval.npz") \
+        if opts.eval_images else None
+    m = _Measurer(opts, npz)
+    accuracy: dict = {}
+    blocks = opts.blocks
+    attempts = []
+    for attempt in range(2):  # an A/A drift over the limit gets one rerun with twice the blocks
+        got = _measure_blocks(m, baseline, candidate, blocks, rng, accuracy)
+        if "baseline" in got["errors"]:
+            raise EdgekitError(f"the baseline does not run, so nothing can be compared: {got['errors']['baseline']}")
+        drift = aa_drift(got["A1"], got["A2"])
+        attempts.append({"blocks": blocks, "aa_drift": drift})
+        if "candidate" in got["errors"] or drift <= opts.rule.aa_drift or attempt == 1:
+            break
+        blocks *= 2
+    report = {"mode": "same-run", "baseline": str(baseline), "candidate": str(candidate), "attempts": attempts,
+              "aa": {"drift": drift, "limit": opts.rule.aa_drift}}
+    if "candidate" in got["errors"]:
+        report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
+    elif drift > opts.rule.aa_drift:
+        report["latency"] = {"verdict": INCONCLUSIVE,
+                             "reason": f"A/A drift {100 * drift:.1f}% > {100 * opts.rule.aa_drift:.0f}% "
+                                       f"after a rerun with {blocks} blocks: the machine is too noisy to judge"}
+    else:
+        # Baseline per block: the mean of its two runs, which also halves its noise.
+        base = [(a + b) / 2 for a, b in zip(got["A1"], got["A2"], strict=True)]
+        report["latency"] = latency_verdict(base, got["B"], opts.rule)
+    report["accuracy"] = accuracy_verdict(accuracy.get("baseline"), accuracy.get("candidate"), opts.rule)
+    report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
+    return report
+
+
+# --- stored baselines ---------------------------------------------------------------------------------------
+
+def fingerprint_key(fp: dict, threads: int) -> dict:
+    """What must match for stored latencies to be comparable."""
+    pk = fp.get("packages", {})
+    key = {"cpu_model": fp["cpu"]["model"], "cpu_flags": fp["cpu"]["flags"], "arch": fp["cpu"]["arch"],
+           "threads": threads, "onnxruntime": pk.get("onnxruntime"), "ai-edge-litert": pk.get("ai-edge-litert"),
+           "tflite-runtime": pk.get("tflite-runtime"), "tensorrt": pk.get("tensorrt"),
+           "gpu": [g["name"] for g in fp.get("gpu", [])]}
+    if fp.get("jetson"):
+        j = fp["jetson"]
+        key.update(l4t=j.get("l4t"), jetpack=j.get("jetpack"), nvpmodel=j.get("nvpmodel"),
+                   jetson_clocks=j.get("jetson_clocks"))
+    return key
+
+
+def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, workdir: Path) -> dict:
+    npz = eval_set(opts.data, opts.eval_images, _preprocess_for(artifact), workdir / "eval.npz") \
+        if opts.eval_images else None
+    m = _Measurer(opts, npz)
+    accuracy: dict = {}
+    got = _measure_blocks(m, None, artifact, opts.blocks, random.Random(opts.seed), accuracy)
+    if got["errors"]:
+        raise EdgekitError(f"cannot store a baseline for an artifact that fails: {got['errors']['candidate']}")
+    doc = {"schema": BASELINE_SCHEMA, "target": target, "artifact": str(artifact), "sha256": sha256_file(artifact),
+           "fingerprint": fingerprint_key(fingerprint(), opts.threads), "runtime": opts.runtime,
+           "block_p50_ms": got["B"], "nme": accuracy.get("candidate"),
+           "budgets": {"threshold": opts.rule.threshold, "small_model_ms": opts.rule.small_model_ms,
+                       "small_threshold": opts.rule.small_threshold, "accuracy_budget": opts.rule.accuracy_budget}}
+    write_json(path, doc)
+    return doc
+
+
+def load_baseline(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EdgekitError("no stored baseline; create it with `edgekit gate --update-baseline`", path=path) from None
+    except json.JSONDecodeError as exc:
+        raise EdgekitError(f"line {exc.lineno}: not valid JSON ({exc.msg})", path=path) from None
+    if doc.get("schema") != BASELINE_SCHEMA or not isinstance(doc.get("block_p50_ms"), list):
+        raise EdgekitError(f"not a stored baseline: expected schema {BASELINE_SCHEMA!r} with block_p50_ms", path=path)
+    return doc
+
+
+def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
+    doc = load_baseline(baseline_path)
+    here = fingerprint_key(fingerprint(), opts.threads)
+    diff = {k: (doc["fingerprint"].get(k), v) for k, v in here.items() if doc["fingerprint"].get(k) != v}
+    report = {"mode": "stored", "baseline": str(baseline_path), "candidate": str(candidate)}
+    if diff:
+        what = "; ".join(f"{k}: baseline {a!r}, here {b!r}" for k, (a, b) in diff.items())
+        report.update(verdict=INCONCLUSIVE, reason=f"inconclusive: fingerprint differs ({what})",
+                      fingerprint_diff={k: list(v) for k, v in diff.items()})
+        return report
+    budgets = doc.get("budgets", {})
+    rule = GateRule(**{**opts.rule.__dict__, **budgets})
+    npz = eval_set(opts.data, opts.eval_images, _preprocess_for(candidate), workdir / "eval.npz") \
+        if opts.eval_images and doc.get("nme") is not None else None
+    m = _Measurer(opts, npz)
+    accuracy: dict = {}
+    n = len(doc["block_p50_ms"])
+    got = _measure_blocks(m, None, candidate, n, random.Random(opts.seed), accuracy)
+    if got["errors"]:
+        report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
+    else:
+        report["latency"] = latency_verdict(doc["block_p50_ms"], got["B"], rule)
+    report["accuracy"] = accuracy_verdict(doc.get("nme"), accuracy.get("candidate"), rule)
+    report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
+    return report
+
+
+def summary_markdown(report: dict) -> str:
+    lines = [f"### edgekit gate: **{report['verdict'].upper()}** ({report['mode']})", "",
+             f"- baseline: `{report['baseline']}`", f"- candidate: `{report['candidate']}`"]
+    if report.get("reason"):
+        lines.append(f"- {report['reason']}")
+    lat = report.get("latency") or {}
+    if "ratio" in lat:
+        lines.append(f"- latency: candidate/baseline p50 ratio **{lat['ratio']:.3f}** (95% CI "
+                     f"{lat['ratio_ci95'][0]:.3f}-{lat['ratio_ci95'][1]:.3f}), Mann-Whitney p = {lat['p_value']:.2g}, "
+                     f"threshold {100 * lat['threshold']:.0f}%, {lat['blocks']} blocks; baseline "
+                     f"{lat['baseline_p50_ms']:.3f} ms, candidate {lat['candidate_p50_ms']:.3f} ms -> {lat['verdict']}")
+    elif lat.get("reason"):
+        lines.append(f"- latency: {lat['reason']} -> {lat['verdict']}")
+    if report.get("aa"):
+        lines.append(f"- A/A check on the baseline: drift {100 * report['aa']['drift']:.1f}% "
+                     f"(limit {100 * report['aa']['limit']:.0f}%)")
+    acc = report.get("accuracy") or {}
+    if acc.get("checked"):
+        lines.append(f"- accuracy: NME {100 * acc['baseline_nme']:.3f}% -> {100 * acc['candidate_nme']:.3f}% "
+                     f"({100 * acc['relative_change']:+.2f}%, budget +{100 * acc['budget']:.0f}%) -> {acc['verdict']}")
+    elif acc:
+        lines.append(f"- accuracy: not checked ({acc.get('reason')})")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, out: Path | None) -> None:
+    if out:
+        write_json(out, {"schema": GATE_SCHEMA, **report})
+
+
+__all__ = ["GateOptions", "GateRule", "PASS", "REGRESSION", "INCONCLUSIVE", "same_run", "stored",
+           "update_baseline", "summary_markdown", "write_report", "resolve_artifact"]

@@ -1,0 +1,47 @@
+"""Make a genuinely slower copy of an ONNX model, to prove a gate catches what it should.
+
+The extra work is real compute in the graph, not a sleep: a 3x3 convolution over the input whose result is
+reduced, multiplied by zero and added to the first output. Outputs are unchanged (ONNX Runtime does not fold
+`x * 0`, since it is not an identity for NaN and infinities). The cost grows with `channels` and `layers` and
+falls with the first layer's `stride`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..atomic import write_bytes
+
+
+def add_extra_compute(src: str | Path, dst: str | Path, channels: int, layers: int = 1, stride: int = 1) -> Path:
+    model = onnx.load(str(src))
+    g = model.graph
+    x = g.input[0].name
+    first = g.output[0].name
+    raw = f"{first}__before_extra"
+    for node in g.node:  # the original producer now writes `raw`; the added Add writes the output name
+        node.output[:] = [raw if o == first else o for o in node.output]
+    rng = np.random.default_rng(0)
+    cin, prev = 3, x
+    nodes, inits = [], []
+    for i in range(layers):
+        w = numpy_helper.from_array((rng.standard_normal((channels, cin, 3, 3)) * 0.05).astype(np.float32),
+                                    f"extra_w{i}")
+        inits.append(w)
+        nodes += [helper.make_node("Conv", [prev, w.name], [f"extra_conv{i}"], pads=[1, 1, 1, 1],
+                                    strides=[stride if i == 0 else 1] * 2),
+                  helper.make_node("Relu", [f"extra_conv{i}"], [f"extra_relu{i}"])]
+        cin, prev = channels, f"extra_relu{i}"
+    inits.append(numpy_helper.from_array(np.zeros((), np.float32), "extra_zero"))
+    nodes += [helper.make_node("ReduceMean", [prev], ["extra_mean"], keepdims=0),
+              helper.make_node("Mul", ["extra_mean", "extra_zero"], ["extra_scaled"]),
+              helper.make_node("Add", [raw, "extra_scaled"], [first])]
+    g.node.extend(nodes)
+    g.initializer.extend(inits)
+    onnx.checker.check_model(model)
+    write_bytes(dst, model.SerializeToString())
+    return Path(dst)
