@@ -104,18 +104,18 @@ def _measure_blocks(m: _Measurer, baseline: Path | None, candidate: Path, blocks
     return out
 
 
-def _preprocess_for(artifact: Path) -> dict:
+def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
+    """The accuracy gate's evaluation set, preprocessed as the artifact's sidecar says (None: latency only)."""
+    if not opts.eval_images:
+        return None
     sidecar = artifact.with_name(artifact.name + ".json")
-    if sidecar.exists():
-        return json.loads(sidecar.read_text()).get("preprocess") or DEFAULT_PREPROCESS
-    return DEFAULT_PREPROCESS
+    preprocess = json.loads(sidecar.read_text()).get("preprocess") if sidecar.exists() else None
+    return eval_set(opts.data, opts.eval_images, preprocess or DEFAULT_PREPROCESS, workdir / "eval.npz")
 
 
 def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
     rng = random.Random(opts.seed)
-    npz = eval_set(opts.data, opts.eval_images, _preprocess_for(candidate), workdir / "eval.npz") \
-        if opts.eval_images else None
-    m = _Measurer(opts, npz)
+    m = _Measurer(opts, _eval_npz(opts, candidate, workdir))
     accuracy: dict = {}
     blocks = opts.blocks
     attempts = []
@@ -162,9 +162,7 @@ def fingerprint_key(fp: dict, threads: int) -> dict:
 
 
 def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, workdir: Path) -> dict:
-    npz = eval_set(opts.data, opts.eval_images, _preprocess_for(artifact), workdir / "eval.npz") \
-        if opts.eval_images else None
-    m = _Measurer(opts, npz)
+    m = _Measurer(opts, _eval_npz(opts, artifact, workdir))
     accuracy: dict = {}
     got = _measure_blocks(m, None, artifact, opts.blocks, random.Random(opts.seed), accuracy)
     if got["errors"]:
@@ -202,9 +200,7 @@ def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Pat
         return report
     budgets = doc.get("budgets", {})
     rule = GateRule(**{**opts.rule.__dict__, **budgets})
-    npz = eval_set(opts.data, opts.eval_images, _preprocess_for(candidate), workdir / "eval.npz") \
-        if opts.eval_images and doc.get("nme") is not None else None
-    m = _Measurer(opts, npz)
+    m = _Measurer(opts, _eval_npz(opts, candidate, workdir) if doc.get("nme") is not None else None)
     accuracy: dict = {}
     n = len(doc["block_p50_ms"])
     got = _measure_blocks(m, None, candidate, n, random.Random(opts.seed), accuracy)

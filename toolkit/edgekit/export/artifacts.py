@@ -20,6 +20,7 @@ from .. import __version__
 from ..atomic import write_bytes, write_json
 from ..config.target import Target
 from ..hashing import sha256_file, sha256_json
+from ..runtime import load as load_runtime
 from .parity import parity
 from .tensorrt import EngineSpec, build_engine, qdq_zero_points_are_zero, tensorrt_available, write_build_script
 from .tflite import export_tflite, io_details
@@ -74,16 +75,6 @@ def _onnx_io(path: Path) -> dict:
         return {"name": v.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name}
 
     return {"inputs": [describe(v) for v in g.input], "outputs": [describe(v) for v in g.output]}
-
-
-def _session(fmt: str, path: Path, threads: int | None = None):
-    if fmt == "onnx":
-        from ..runtime.ort import OrtSession
-
-        return OrtSession(path, threads=threads)
-    from ..runtime.litert import LiteRTSession
-
-    return LiteRTSession(path, threads=threads)
 
 
 def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target]) -> tuple[Path, dict]:
@@ -166,7 +157,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
             record.update(extra)
             record.update({"status": "ok", "size_bytes": path.stat().st_size, "sha256": sha256_file(path)})
             if p.format != "tensorrt" or path.suffix != ".engine":
-                session = _session(p.format, path)
+                session = load_runtime(path, threads=None)  # the file type picks ORT or LiteRT
                 record["parity"] = parity(session.run, src.float_model, src.samples, p.precision, src.labels)
                 if not record["parity"]["passed"]:
                     record["status"] = "validation-failed"
