@@ -301,10 +301,16 @@ def gate(
     update_baseline: Annotated[Path | None, typer.Option(help="Measure --candidate and write it as the stored "
                                                          "baseline at this path (atomic), then exit.")] = None,
     target: Annotated[str, typer.Option(help="Target name, recorded with a stored baseline.")] = "cpu",
-    blocks: Annotated[int, typer.Option(min=3, help="Blocks (each: baseline twice, candidate once, shuffled).")] = 10,
-    threshold: Annotated[float, typer.Option(help="Relative slowdown that fails (0.10 = 10%).")] = 0.10,
-    small_threshold: Annotated[float, typer.Option(help="Threshold for baselines under 0.5 ms p50.")] = 0.25,
-    accuracy_budget: Annotated[float, typer.Option(help="Relative NME increase that fails.")] = 0.02,
+    blocks: Annotated[int, typer.Option(min=1, help="Blocks (each: baseline twice, candidate once, shuffled). "
+                                        "Fewer than the test needs to reach p < alpha (7 at 0.01) is inconclusive."
+                                        )] = 10,
+    threshold: Annotated[float | None, typer.Option(help="Smallest relative slowdown that fails [default: 0.10]; "
+                                                    "widens to noise-factor x the A/A CI half-width on noise.")] = None,
+    noise_factor: Annotated[float | None, typer.Option(help="How far measured A/A noise widens the threshold "
+                                                       "[default: 2.0].")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Significance level [default: 0.01].")] = None,
+    accuracy_budget: Annotated[float | None, typer.Option(help="Relative NME increase that fails "
+                                                          "[default: 0.02].")] = None,
     runtime: Annotated[str | None, typer.Option(help="Runtime; default: the one the file type implies.")] = None,
     threads: Annotated[int, typer.Option(min=1, help="Threads for both sides.")] = 1,
     data: Annotated[str, typer.Option(help="Labeled data for the accuracy gate. " + DATA_HELP)] = "synth:test",
@@ -314,21 +320,23 @@ def gate(
 ) -> None:
     """Fail CI when a candidate is slower or less accurate than a baseline, with statistics that hold on noise.
 
-    Exit codes: 0 pass, 1 regression, 3 inconclusive (noisy machine or fingerprint mismatch), 2 bad input.
-    A regression needs all three: slowdown over the threshold, Mann-Whitney p < 0.01, and the 95% CI of the
-    per-block ratio clearing half the threshold.
+    Exit codes: 0 pass, 1 regression, 3 inconclusive (noisy machine, too few blocks or fingerprint mismatch),
+    2 bad input. A regression needs all three: slowdown over the threshold, a one-sided p < alpha (Wilcoxon
+    signed-rank on per-block log ratios; Mann-Whitney against a stored baseline), and the 95% CI of the ratio
+    clearing half the threshold. Options given here beat the budgets stored in a baseline file.
     """
     import tempfile
 
     from .bench import gate as g
-    from .bench.decision import EXIT_CODES, GateRule
+    from .bench.decision import EXIT_CODES
 
-    rule = GateRule(threshold=threshold, small_threshold=small_threshold, accuracy_budget=accuracy_budget)
+    given = {"threshold": threshold, "noise_factor": noise_factor, "alpha": alpha, "accuracy_budget": accuracy_budget}
     def status(text: str) -> None:
         console.print(text, end="\r", highlight=False)
 
     opts = g.GateOptions(blocks=blocks, runtime=runtime, threads=threads, data=data, eval_images=eval_images,
-                         rule=rule, seed=seed, progress=status if console.is_terminal else None)
+                         overrides={k: v for k, v in given.items() if v is not None}, seed=seed, progress=status if console.is_terminal else None)
+    opts.rule()  # a bad value stops here, before anything is measured
     with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
         cand = g.resolve_artifact(str(candidate), Path(tmp))
         if update_baseline:

@@ -2,11 +2,21 @@
 
 Following asv, Google Benchmark's compare.py and Bencher: a regression needs a large enough effect, statistical
 significance and a confidence interval that clears half the threshold. Any one alone fails CI on noise.
+
+Same-run blocks are paired (baseline and candidate measured side by side in one block), so the test is the
+one-sided Wilcoxon signed-rank test on per-block log ratios. Stored baselines were measured at another time, so
+their blocks pair with nothing: there the test is the one-sided Mann-Whitney U. Either test has a smallest
+p-value it can reach with n blocks (1/2^n paired, 1/C(2n, n) unpaired); a block count that cannot reach p < alpha
+cannot detect anything, so it is inconclusive, never a pass.
+
+The threshold follows measured noise instead of a fixed model-size cut: it is the larger of the configured
+threshold and `noise_factor` x the half-width of the 95% CI of the A/A (baseline vs baseline) median ratio.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import stats
@@ -19,37 +29,97 @@ EXIT_CODES = {PASS: 0, REGRESSION: 1, INCONCLUSIVE: 3}
 
 @dataclass(frozen=True)
 class GateRule:
-    threshold: float = 0.10  # relative slowdown that counts as a regression
-    small_model_ms: float = 0.5  # below this baseline p50, timer and scheduler noise are a larger share...
-    small_threshold: float = 0.25  # ...so the threshold widens
+    threshold: float = 0.10  # smallest relative slowdown that counts as a regression on a quiet machine
+    noise_factor: float = 2.0  # the threshold widens to this x the A/A CI half-width on a noisy one
     alpha: float = 0.01
     aa_drift: float = 0.05  # an A/A ratio further than this from 1 means the machine is too noisy to judge
     accuracy_budget: float = 0.02  # relative NME increase allowed
 
-    def threshold_for(self, baseline_p50_ms: float) -> float:
-        return self.small_threshold if baseline_p50_ms < self.small_model_ms else self.threshold
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{f.name} must be a finite number >= 0, got {v!r}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
 
 
-def latency_verdict(baseline: list[float], candidate: list[float], rule: GateRule) -> dict:
-    """Paired per-block medians (ms) of baseline and candidate -> effect, CI, p and verdict."""
+def min_blocks(alpha: float, paired: bool = True) -> int:
+    """The fewest blocks whose exact one-sided test can reach p < alpha at all."""
+    n = 1
+    while (0.5 ** n if paired else 1 / math.comb(2 * n, n)) >= alpha:
+        n += 1
+    return n
+
+
+def _ci_halfwidth(log_ratios: np.ndarray) -> float:
+    lo, hi = bootstrap_ci(log_ratios)
+    return float((math.exp(hi) - math.exp(lo)) / 2)
+
+
+def _verdict(effect: float, ci: list[float], p: float, threshold: float, rule: GateRule) -> tuple[str, dict]:
+    checks = {"slowdown_over_threshold": effect - 1 > threshold, "p_below_alpha": p < rule.alpha,
+              "ci_low_over_half_threshold": ci[0] - 1 > threshold / 2}
+    return (REGRESSION if all(checks.values()) else PASS), checks
+
+
+def too_few_blocks(n: int, rule: GateRule, paired: bool) -> dict | None:
+    need = min_blocks(rule.alpha, paired)
+    if n >= need:
+        return None
+    test = "Wilcoxon signed-rank" if paired else "Mann-Whitney"
+    return {"verdict": INCONCLUSIVE, "blocks": n,
+            "reason": f"{n} blocks cannot reach p < {rule.alpha:g} with the {test} test "
+                      f"(need at least {need}): nothing can be concluded"}
+
+
+def paired_verdict(baseline: list[float], candidate: list[float], aa_second: list[float] | None,
+                   rule: GateRule) -> dict:
+    """Same-run blocks: per block, the candidate's p50 against one baseline run (`baseline`); `aa_second` is the
+    block's other baseline run, which measures the noise (A/A) and sets the noise floor of the threshold."""
     base, cand = np.asarray(baseline, float), np.asarray(candidate, float)
-    if len(base) != len(cand) or len(base) < 3:
-        raise ValueError("need at least 3 paired blocks")
-    ratios = cand / base
-    effect = float(np.median(ratios))
-    ci = bootstrap_ci(ratios)
-    # One-sided: is the candidate slower? Blocks are independent processes, so their medians are exchangeable.
+    if len(base) != len(cand):
+        raise ValueError("baseline and candidate need the same number of blocks")
+    short = too_few_blocks(len(base), rule, paired=True)
+    if short:
+        return short
+    d = np.log(cand / base)
+    effect = float(math.exp(np.median(d)))
+    lo, hi = bootstrap_ci(d)
+    ci = [math.exp(lo), math.exp(hi)]
+    # Exact one-sided signed-rank p for these block counts (scipy picks the exact method without ties).
+    p = float(stats.wilcoxon(d, alternative="greater").pvalue) if np.any(d != 0) else 1.0
+    noise = _ci_halfwidth(np.log(np.asarray(aa_second, float) / base)) if aa_second is not None else 0.0
+    threshold = max(rule.threshold, rule.noise_factor * noise)
+    verdict, checks = _verdict(effect, ci, p, threshold, rule)
+    return {"test": "wilcoxon-signed-rank", "ratio": effect, "ratio_ci95": ci, "p_value": p, "threshold": threshold,
+            "aa_ci_halfwidth": noise, "blocks": len(base), "baseline_p50_ms": float(np.median(base)),
+            "candidate_p50_ms": float(np.median(cand)), "block_log_ratios": [float(x) for x in d],
+            "checks": checks, "verdict": verdict}
+
+
+def unpaired_verdict(baseline: list[float], candidate: list[float], rule: GateRule) -> dict:
+    """Stored baseline: blocks measured at different times; the threshold's noise floor is the baseline's own
+    spread (the 95% CI half-width of its median, relative)."""
+    base, cand = np.asarray(baseline, float), np.asarray(candidate, float)
+    short = too_few_blocks(min(len(base), len(cand)), rule, paired=False)
+    if short:
+        return short
+    effect = float(np.median(cand) / np.median(base))
+    lo, hi = bootstrap_ci(np.log(cand))
+    blo, bhi = bootstrap_ci(np.log(base))
+    ci = [math.exp(lo - bhi), math.exp(hi - blo)]  # conservative: the two medians' CIs combined
     p = float(stats.mannwhitneyu(cand, base, alternative="greater").pvalue)
-    threshold = rule.threshold_for(float(np.median(base)))
-    slower = effect - 1 > threshold
-    significant = p < rule.alpha
-    clears = ci[0] - 1 > threshold / 2
-    verdict = REGRESSION if (slower and significant and clears) else PASS
-    return {"ratio": effect, "ratio_ci95": ci, "p_value": p, "threshold": threshold, "blocks": len(base),
-            "baseline_p50_ms": float(np.median(base)), "candidate_p50_ms": float(np.median(cand)),
-            "checks": {"slowdown_over_threshold": slower, "p_below_alpha": significant,
-                       "ci_low_over_half_threshold": clears},
-            "verdict": verdict}
+    noise = _ci_halfwidth(np.log(base / np.median(base)))
+    threshold = max(rule.threshold, rule.noise_factor * noise)
+    verdict, checks = _verdict(effect, ci, p, threshold, rule)
+    return {"test": "mann-whitney-u", "ratio": effect, "ratio_ci95": ci, "p_value": p, "threshold": threshold,
+            "aa_ci_halfwidth": noise, "blocks": len(cand), "baseline_p50_ms": float(np.median(base)),
+            "candidate_p50_ms": float(np.median(cand)), "checks": checks, "verdict": verdict}
 
 
 def aa_drift(first: list[float], second: list[float]) -> float:

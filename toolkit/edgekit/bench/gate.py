@@ -9,6 +9,7 @@ earlier, used only on a machine whose fingerprint matches.
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 from dataclasses import dataclass, field
@@ -20,12 +21,25 @@ from ..atomic import write_json
 from ..errors import EdgekitError
 from ..fingerprint import fingerprint
 from ..hashing import sha256_file
-from .decision import INCONCLUSIVE, PASS, REGRESSION, GateRule, aa_drift, accuracy_verdict, combine, latency_verdict
+from .decision import (
+    INCONCLUSIVE,
+    PASS,
+    REGRESSION,
+    GateRule,
+    aa_drift,
+    accuracy_verdict,
+    combine,
+    paired_verdict,
+    too_few_blocks,
+    unpaired_verdict,
+)
 from .protocol import Protocol
 from .sweep import DEFAULT_PREPROCESS, Executor, eval_set
 
-BASELINE_SCHEMA = "edgekit-gate-baseline/1"
-GATE_SCHEMA = "edgekit-gate/1"
+BASELINE_SCHEMA = "edgekit-gate-baseline/2"
+BASELINE_KEYS = {"schema", "target", "artifact", "sha256", "fingerprint", "runtime", "block_p50_ms", "nme", "budgets"}
+GATE_SCHEMA = "edgekit-gate/2"
+TEST_NAMES = {"wilcoxon-signed-rank": "Wilcoxon signed-rank", "mann-whitney-u": "Mann-Whitney"}
 # One block's measurement per process: short, since the statistics come from many blocks, not long trials.
 BLOCK_PROTOCOL = Protocol(warmup_runs=10, warmup_s=0.3, runs=50, min_s=0.6, trials=1, batch_sizes=(1,),
                           eval_images=200)
@@ -38,9 +52,16 @@ class GateOptions:
     threads: int = 1
     data: str = "synth:test"
     eval_images: int = 200
-    rule: GateRule = field(default_factory=GateRule)
+    overrides: dict = field(default_factory=dict)  # rule values the user gave explicitly; they beat stored ones
     seed: int = 0
     progress: object | None = None  # callable(str) for a status line per block
+
+    def rule(self, stored: dict | None = None) -> GateRule:
+        """Defaults, then a stored baseline's budgets, then what the user gave on the command line."""
+        try:
+            return GateRule(**{**(stored or {}), **self.overrides})
+        except ValueError as exc:
+            raise EdgekitError(f"bad gate rule: {exc}") from None
 
 
 def resolve_artifact(spec: str, workdir: Path) -> Path:
@@ -54,7 +75,11 @@ def resolve_artifact(spec: str, workdir: Path) -> Path:
         _, rev, path = spec.split(":", 2)
     except ValueError:
         raise EdgekitError(f"bad baseline {spec!r}; expected git:REV:path/to/model.onnx") from None
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True)
+    if not rev or rev.startswith("-") or not path:
+        # A revision starting with '-' would reach git as an option.
+        raise EdgekitError(f"bad baseline {spec!r}; REV must be a revision name, not an option "
+                           "(expected git:REV:path/to/model.onnx)")
+    proc = subprocess.run(["git", "show", "--end-of-options", f"{rev}:{path}"], capture_output=True)
     if proc.returncode != 0:
         raise EdgekitError(f"git show {rev}:{path} failed: {proc.stderr.decode(errors='replace').strip()}")
     out = workdir / f"baseline-{rev.replace('/', '_')}{Path(path).suffix}"
@@ -114,6 +139,13 @@ def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
 
 
 def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
+    rule = opts.rule()
+    report = {"mode": "same-run", "baseline": str(baseline), "candidate": str(candidate)}
+    short = too_few_blocks(opts.blocks, rule, paired=True)
+    if short:  # decided before measuring anything: these blocks could never show a regression
+        report.update(latency=short, accuracy={"verdict": PASS, "checked": False, "reason": "not measured"},
+                      verdict=INCONCLUSIVE)
+        return report
     rng = random.Random(opts.seed)
     m = _Measurer(opts, _eval_npz(opts, candidate, workdir))
     accuracy: dict = {}
@@ -125,22 +157,22 @@ def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) 
             raise EdgekitError(f"the baseline does not run, so nothing can be compared: {got['errors']['baseline']}")
         drift = aa_drift(got["A1"], got["A2"])
         attempts.append({"blocks": blocks, "aa_drift": drift})
-        if "candidate" in got["errors"] or drift <= opts.rule.aa_drift or attempt == 1:
+        if "candidate" in got["errors"] or drift <= rule.aa_drift or attempt == 1:
             break
         blocks *= 2
-    report = {"mode": "same-run", "baseline": str(baseline), "candidate": str(candidate), "attempts": attempts,
-              "aa": {"drift": drift, "limit": opts.rule.aa_drift}}
+    report.update(attempts=attempts, aa={"drift": drift, "limit": rule.aa_drift},
+                  blocks_ms={k: got[k] for k in ("A1", "A2", "B")})
     if "candidate" in got["errors"]:
         report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
-    elif drift > opts.rule.aa_drift:
+    elif drift > rule.aa_drift:
         report["latency"] = {"verdict": INCONCLUSIVE,
-                             "reason": f"A/A drift {100 * drift:.1f}% > {100 * opts.rule.aa_drift:.0f}% "
+                             "reason": f"A/A drift {100 * drift:.1f}% > {100 * rule.aa_drift:.0f}% "
                                        f"after a rerun with {blocks} blocks: the machine is too noisy to judge"}
     else:
-        # Baseline per block: the mean of its two runs, which also halves its noise.
-        base = [(a + b) / 2 for a, b in zip(got["A1"], got["A2"], strict=True)]
-        report["latency"] = latency_verdict(base, got["B"], opts.rule)
-    report["accuracy"] = accuracy_verdict(accuracy.get("baseline"), accuracy.get("candidate"), opts.rule)
+        # Paired per block: the candidate against the block's first baseline run; the second one is the A/A
+        # measurement of noise (averaging the two would make the pair asymmetric under no change).
+        report["latency"] = paired_verdict(got["A1"], got["B"], got["A2"], rule)
+    report["accuracy"] = accuracy_verdict(accuracy.get("baseline"), accuracy.get("candidate"), rule)
     report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
     return report
 
@@ -162,6 +194,10 @@ def fingerprint_key(fp: dict, threads: int) -> dict:
 
 
 def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, workdir: Path) -> dict:
+    rule = opts.rule()
+    short = too_few_blocks(opts.blocks, rule, paired=False)
+    if short:
+        raise EdgekitError(f"--blocks {opts.blocks} is too few for a stored baseline: {short['reason']}")
     m = _Measurer(opts, _eval_npz(opts, artifact, workdir))
     accuracy: dict = {}
     got = _measure_blocks(m, None, artifact, opts.blocks, random.Random(opts.seed), accuracy)
@@ -169,10 +205,42 @@ def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, 
         raise EdgekitError(f"cannot store a baseline for an artifact that fails: {got['errors']['candidate']}")
     doc = {"schema": BASELINE_SCHEMA, "target": target, "artifact": str(artifact), "sha256": sha256_file(artifact),
            "fingerprint": fingerprint_key(fingerprint(), opts.threads), "runtime": opts.runtime,
-           "block_p50_ms": got["B"], "nme": accuracy.get("candidate"),
-           "budgets": {"threshold": opts.rule.threshold, "small_model_ms": opts.rule.small_model_ms,
-                       "small_threshold": opts.rule.small_threshold, "accuracy_budget": opts.rule.accuracy_budget}}
+           "block_p50_ms": got["B"], "nme": accuracy.get("candidate"), "budgets": dict(opts.overrides)}
     write_json(path, doc)
+    return doc
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate_baseline(doc: object, path: Path) -> dict:
+    """Every key of a stored baseline checked, so a hand-edited or truncated file fails here with its name."""
+    if not isinstance(doc, dict):
+        raise EdgekitError("not a stored baseline: expected a JSON object", path=path)
+    if doc.get("schema") != BASELINE_SCHEMA:
+        raise EdgekitError(f"schema {doc.get('schema')!r} is not {BASELINE_SCHEMA!r}; re-create the file with "
+                           "`edgekit gate --update-baseline`", path=path)
+    unknown = sorted(set(doc) - BASELINE_KEYS)
+    if unknown:
+        raise EdgekitError(f"unknown key {unknown[0]!r}; expected only {', '.join(sorted(BASELINE_KEYS))}", path=path)
+    blocks = doc.get("block_p50_ms")
+    if not isinstance(blocks, list) or not blocks or not all(_finite(b) and b > 0 for b in blocks):
+        raise EdgekitError("key 'block_p50_ms': expected a non-empty list of positive latencies in ms", path=path)
+    if not isinstance(doc.get("fingerprint"), dict):
+        raise EdgekitError("key 'fingerprint': expected an object", path=path)
+    nme = doc.get("nme")
+    if nme is not None and not (_finite(nme) and nme > 0):
+        raise EdgekitError(f"key 'nme': expected a positive number or null, got {nme!r}", path=path)
+    budgets = doc.get("budgets", {})
+    if not isinstance(budgets, dict):
+        raise EdgekitError("key 'budgets': expected an object", path=path)
+    for k, v in budgets.items():
+        if k not in GateRule.keys():
+            raise EdgekitError(f"key 'budgets.{k}' is unknown; expected one of {', '.join(GateRule.keys())}",
+                               path=path)
+        if not _finite(v) or v < 0:
+            raise EdgekitError(f"key 'budgets.{k}': expected a number >= 0, got {v!r}", path=path)
     return doc
 
 
@@ -181,11 +249,11 @@ def load_baseline(path: Path) -> dict:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise EdgekitError("no stored baseline; create it with `edgekit gate --update-baseline`", path=path) from None
+    except UnicodeDecodeError:
+        raise EdgekitError("not a stored baseline: not UTF-8 text", path=path) from None
     except json.JSONDecodeError as exc:
         raise EdgekitError(f"line {exc.lineno}: not valid JSON ({exc.msg})", path=path) from None
-    if doc.get("schema") != BASELINE_SCHEMA or not isinstance(doc.get("block_p50_ms"), list):
-        raise EdgekitError(f"not a stored baseline: expected schema {BASELINE_SCHEMA!r} with block_p50_ms", path=path)
-    return doc
+    return validate_baseline(doc, path)
 
 
 def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
@@ -198,16 +266,20 @@ def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Pat
         report.update(verdict=INCONCLUSIVE, reason=f"inconclusive: fingerprint differs ({what})",
                       fingerprint_diff={k: list(v) for k, v in diff.items()})
         return report
-    budgets = doc.get("budgets", {})
-    rule = GateRule(**{**opts.rule.__dict__, **budgets})
+    rule = opts.rule(doc.get("budgets"))
+    n = len(doc["block_p50_ms"])
+    short = too_few_blocks(n, rule, paired=False)
+    if short:
+        report.update(latency=short, accuracy={"verdict": PASS, "checked": False, "reason": "not measured"},
+                      verdict=INCONCLUSIVE)
+        return report
     m = _Measurer(opts, _eval_npz(opts, candidate, workdir) if doc.get("nme") is not None else None)
     accuracy: dict = {}
-    n = len(doc["block_p50_ms"])
     got = _measure_blocks(m, None, candidate, n, random.Random(opts.seed), accuracy)
     if got["errors"]:
         report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
     else:
-        report["latency"] = latency_verdict(doc["block_p50_ms"], got["B"], rule)
+        report["latency"] = unpaired_verdict(doc["block_p50_ms"], got["B"], rule)
     report["accuracy"] = accuracy_verdict(doc.get("nme"), accuracy.get("candidate"), rule)
     report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
     return report
@@ -221,8 +293,8 @@ def summary_markdown(report: dict) -> str:
     lat = report.get("latency") or {}
     if "ratio" in lat:
         lines.append(f"- latency: candidate/baseline p50 ratio **{lat['ratio']:.3f}** (95% CI "
-                     f"{lat['ratio_ci95'][0]:.3f}-{lat['ratio_ci95'][1]:.3f}), Mann-Whitney p = {lat['p_value']:.2g}, "
-                     f"threshold {100 * lat['threshold']:.0f}%, {lat['blocks']} blocks; baseline "
+                     f"{lat['ratio_ci95'][0]:.3f}-{lat['ratio_ci95'][1]:.3f}), {TEST_NAMES[lat['test']]} p = "
+                     f"{lat['p_value']:.2g}, threshold {100 * lat['threshold']:.1f}%, {lat['blocks']} blocks; baseline "
                      f"{lat['baseline_p50_ms']:.3f} ms, candidate {lat['candidate_p50_ms']:.3f} ms -> {lat['verdict']}")
     elif lat.get("reason"):
         lines.append(f"- latency: {lat['reason']} -> {lat['verdict']}")
@@ -244,4 +316,4 @@ def write_report(report: dict, out: Path | None) -> None:
 
 
 __all__ = ["GateOptions", "GateRule", "PASS", "REGRESSION", "INCONCLUSIVE", "same_run", "stored",
-           "update_baseline", "summary_markdown", "write_report", "resolve_artifact"]
+           "update_baseline", "load_baseline", "summary_markdown", "write_report", "resolve_artifact"]
