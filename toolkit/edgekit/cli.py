@@ -257,6 +257,7 @@ def bench(
 
     Writes bench.json (schema edgekit-bench/1), table.md, pareto.png and report.html. Trials run in fresh
     processes, locally or on the target's `host:` over ssh. One failing cell never stops the sweep.
+    Exit codes: 0 at least one cell measured; 1 every cell failed (the report is still written); 2 bad input.
     """
     from .bench.api import BenchOptions
     from .bench.api import bench as run_bench
@@ -289,6 +290,10 @@ def bench(
                           f"{r.get('error')}", highlight=False)
     console.print(f"wrote {paths['json']}, {paths['table'].name}, {paths['pareto'].name}, {paths['html'].name} "
                   f"({doc['wall_s']} s)", highlight=False)
+    if doc["records"] and all(r["status"] != "ok" for r in doc["records"]):
+        console.print(f"[red]error:[/red] every one of the {len(doc['records'])} cells failed; nothing was measured",
+                      highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -335,7 +340,8 @@ def gate(
         console.print(text, end="\r", highlight=False)
 
     opts = g.GateOptions(blocks=blocks, runtime=runtime, threads=threads, data=data, eval_images=eval_images,
-                         overrides={k: v for k, v in given.items() if v is not None}, seed=seed, progress=status if console.is_terminal else None)
+                         overrides={k: v for k, v in given.items() if v is not None}, seed=seed,
+                         progress=status if console.is_terminal else None)
     opts.rule()  # a bad value stops here, before anything is measured
     with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
         cand = g.resolve_artifact(str(candidate), Path(tmp))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..atomic import write_json, write_text, write_with
 
-COLUMNS = ("variant", "format", "runtime", "status", "size", "NME", "p50 ms", "p90 ms", "FPS")
+COLUMNS = ("variant", "format", "runtime", "status", "size", "model mem", "NME", "p50 ms", "p90 ms", "FPS b1")
+NUMERIC = ("size", "model mem", "NME", "p50 ms", "p90 ms", "FPS b1")
 
 
 def _fmt(v, spec: str) -> str:
@@ -20,10 +21,11 @@ def rows(doc: dict) -> list[tuple[str, ...]]:
     out = []
     for r in doc["records"]:
         lat, acc = r.get("latency") or {}, r.get("accuracy") or {}
-        fps = 1000.0 / lat["p50"] if lat.get("p50") else None
+        fps = ((r.get("throughput") or {}).get("1") or {}).get("images_per_s")  # measured, not 1000/p50
         size = f"{r['size_bytes'] / 1e6:.2f} MB" if r.get("size_bytes") else "-"
+        mem = f"{r['model_rss_bytes'] / 2**20:.1f} MiB" if r.get("model_rss_bytes") is not None else "-"
         nme = f"{100 * acc['nme']:.2f}%" if acc.get("nme") is not None else "-"
-        out.append((f"{r['variant']} {r['precision']}", r["format"], r["runtime"], r["status"], size, nme,
+        out.append((f"{r['variant']} {r['precision']}", r["format"], r["runtime"], r["status"], size, mem, nme,
                     _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p90"), ".3f"), _fmt(fps, ".0f")))
     return out
 
@@ -39,7 +41,7 @@ def console_table(doc: dict):
 
     table = Table(title=f"edgekit bench: target {doc['target']} ({doc['host']})")
     for c in COLUMNS:
-        table.add_column(c, justify="right" if c in ("size", "NME", "p50 ms", "p90 ms", "FPS") else "left")
+        table.add_column(c, justify="right" if c in NUMERIC else "left")
     for row in rows(doc):
         style = None if row[3] == "ok" else "red"
         table.add_row(*row, style=style)
@@ -65,23 +67,28 @@ def frontier(points: list[dict]) -> list[dict]:
     return out
 
 
-def pareto_png(doc: dict, path: Path) -> Path:
+def pareto_figure(doc: dict):
+    """The latency/NME plot as a matplotlib figure (the caller saves and closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     pts = pareto_points(doc)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
     if pts:
-        ax.scatter([p["p50"] for p in pts], [p["nme"] for p in pts], color="tab:blue", zorder=3)
-        for p in pts:
-            ax.annotate(p["label"], (p["p50"], p["nme"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        # Points carry markers, and their names go in the legend outside the axes: close points (FP32 and INT8 of
+        # one model, the same file on two runtimes) otherwise print their labels on top of each other.
+        markers = "os^DvP*Xph<>"
+        colors = plt.get_cmap("tab10")
+        for i, p in enumerate(pts):
+            ax.scatter([p["p50"]], [p["nme"]], marker=markers[i % len(markers)], color=colors(i % 10), s=40,
+                       zorder=3, label=p["label"])
         front = frontier(pts)
-        ax.step([p["p50"] for p in front], [p["nme"] for p in front], where="post", color="tab:orange",
+        ax.step([p["p50"] for p in front], [p["nme"] for p in front], where="post", color="0.5", linestyle="--",
                 label="Pareto frontier", zorder=2)
         ax.set_xscale("log")
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     else:
         ax.text(0.5, 0.5, "no cell finished with latency and accuracy", ha="center", transform=ax.transAxes)
     ax.set_xlabel("p50 latency (ms, log scale)")
@@ -89,6 +96,13 @@ def pareto_png(doc: dict, path: Path) -> Path:
     ax.set_title(f"latency vs NME, target {doc['target']}")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def pareto_png(doc: dict, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(doc)
     write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return path
@@ -107,7 +121,9 @@ def html_report(doc: dict, png: Path) -> str:
         if lat:
             items.append(f"p50 95% CI {lat['p50_ci95'][0]:.3f}-{lat['p50_ci95'][1]:.3f} ms, p99 {lat['p99']:.3f} ms, "
                          f"CV {100 * lat['cv']:.1f}%, n {lat['n']}; init {r['init_ms']:.1f} ms, first inference "
-                         f"{r['first_inference_ms']:.2f} ms, peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB")
+                         f"{r['first_inference_ms']:.2f} ms, model memory at batch 1 "
+                         f"{_fmt(r.get('model_rss_bytes') and r['model_rss_bytes'] / 2**20, '.1f')} MiB, runner "
+                         f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB (harness and evaluation data included)")
             tp = ", ".join(f"batch {b}: {v['images_per_s']:.0f} img/s" for b, v in r.get("throughput", {}).items())
             if tp:
                 items.append(esc(tp))

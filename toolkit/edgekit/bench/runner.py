@@ -24,7 +24,7 @@ import numpy as np
 
 from ..fingerprint import fingerprint
 from ..metrics import evaluate
-from ..runtime import load
+from ..runtime import default_runtime, load, preload
 from .protocol import Protocol, timed_runs
 
 EVAL_BATCH = 32
@@ -34,6 +34,15 @@ def peak_rss_bytes() -> int:
     # ru_maxrss is KiB on Linux and bytes on macOS.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if platform.system() == "Darwin" else rss * 1024)
+
+
+def current_rss_bytes() -> int | None:
+    """Resident memory now (Linux /proc); None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _fixed_batch(session) -> int | None:
@@ -63,13 +72,17 @@ def throughput(session, sample: np.ndarray, protocol: Protocol) -> dict:
 
 def trial(args: argparse.Namespace) -> dict:
     protocol = Protocol.from_dict(json.loads(args.protocol))
-    data = dict(np.load(args.eval)) if args.eval else None
-    if data is not None:
-        sample = data["x"][:1].astype(np.float32)
+    if args.eval:  # one image for the latency runs; the whole set is loaded only after memory is measured
+        with np.load(args.eval) as z:
+            sample = z["x"][:1].astype(np.float32)
     else:
         shape = [int(v) for v in args.input_shape.split(",")]
         sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
+    # The model's own memory: resident growth from creating the session and running batch 1, with the runtime's
+    # library already imported, so neither the harness, the runtime's code nor the evaluation data count.
+    preload(args.runtime or default_runtime(args.artifact))
+    rss_before = current_rss_bytes()
     t = time.perf_counter()
     session = load(args.artifact, args.runtime, threads=args.threads, xnnpack=args.xnnpack)
     init_s = time.perf_counter() - t
@@ -79,12 +92,16 @@ def trial(args: argparse.Namespace) -> dict:
 
     warmup = timed_runs(lambda: session.run(sample), protocol.warmup_runs, protocol.warmup_s)
     samples = timed_runs(lambda: session.run(sample), protocol.runs, protocol.min_s)
+    rss_after = current_rss_bytes()
     record = {
         "init_ms": 1000 * init_s,
         "first_inference_ms": 1000 * first_s,
         "warmup_runs": len(warmup),
         "latency_ms": [1000 * s for s in samples],
+        "memory": {"model_rss_bytes": None if rss_before is None else max(0, rss_after - rss_before),
+                   "harness_rss_bytes": rss_before},
     }
+    data = dict(np.load(args.eval)) if args.eval else None
     if args.throughput:
         record["throughput"] = throughput(session, sample, protocol)
     if data is not None:

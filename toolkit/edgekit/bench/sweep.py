@@ -21,6 +21,7 @@ from ..config.target import Target
 from ..errors import EdgekitError
 from ..hashing import sha256_file
 from ..runtime import RUNTIMES, runs
+from .precision import precision_of
 from .protocol import Protocol
 from .remote import Remote
 from .stats import int8_slower_warnings, latency_warnings, summarize_latency
@@ -38,7 +39,7 @@ class Cell:
     format: str
     precision: str
     runtime: str
-    status: str = "ok"  # ok | export failed | validation failed
+    status: str = "ok"  # ok | export failed | validation failed | run failed
     error: str | None = None
     sidecar: dict = field(default_factory=dict)
 
@@ -59,15 +60,8 @@ def _format_of(path: Path) -> str:
             ".safetensors": "pytorch"}.get(path.suffix, path.suffix.lstrip("."))
 
 
-def _precision_of(path: Path, sidecar: dict) -> str:
-    if sidecar.get("precision"):
-        return sidecar["precision"]
-    parts = path.name.split(".")
-    return next((p for p in parts if p in ("fp32", "fp16", "int8")), "fp32")
-
-
 def _cells_for(target: Target, variant: str, path: Path, sidecar: dict) -> list[Cell]:
-    fmt, prec = _format_of(path), _precision_of(path, sidecar)
+    fmt, prec = _format_of(path), precision_of(path, sidecar)
     cells = []
     for name in target.runtimes:
         rt = concrete_runtime(target, name)
@@ -207,7 +201,7 @@ def bench_cell(cell: Cell, ex: Executor, protocol: Protocol, threads: int | None
               "threads": threads, "warnings": []}
     if cell.artifact.exists():
         record["size_bytes"] = cell.artifact.stat().st_size
-        record["artifact_sha256"] = cell.sidecar.get("sha256") or sha256_file(cell.artifact)
+        record["artifact_sha256"] = sha256_file(cell.artifact)  # the file benched, never a sidecar's claim
     if cell.status != "ok":
         return record
     base = ["--artifact", ex.path(cell.artifact), "--runtime", cell.runtime, "--protocol",
@@ -223,8 +217,8 @@ def bench_cell(cell: Cell, ex: Executor, protocol: Protocol, threads: int | None
         result = ex.trial(base + extra)
         if on_trial:
             on_trial()
-        if not result.get("ok"):
-            record.update(status="validation failed", error=result.get("error"), traceback=result.get("traceback"))
+        if not result.get("ok"):  # the runtime raised or the runner died: not a parity (validation) failure
+            record.update(status="run failed", error=result.get("error"), traceback=result.get("traceback"))
             return record
         trials.append(result)
     first = trials[0]
@@ -233,6 +227,9 @@ def bench_cell(cell: Cell, ex: Executor, protocol: Protocol, threads: int | None
     record["init_ms"] = float(np.median([t["init_ms"] for t in trials]))
     record["first_inference_ms"] = float(np.median([t["first_inference_ms"] for t in trials]))
     record["peak_rss_bytes"] = max(t["peak_rss_bytes"] for t in trials)
+    model_mem = [t["memory"]["model_rss_bytes"] for t in trials if t.get("memory", {}).get("model_rss_bytes")
+                 is not None]
+    record["model_rss_bytes"] = int(np.median(model_mem)) if model_mem else None
     record["throughput"] = first.get("throughput", {})
     record["accuracy"] = first.get("accuracy")
     record["fingerprint"] = first.get("fingerprint")

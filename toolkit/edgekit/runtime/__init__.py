@@ -43,6 +43,24 @@ def runs(runtime: str, artifact: str | Path) -> bool:
     return runtime in RUNTIMES and Path(artifact).suffix in RUNTIMES[runtime][0]
 
 
+def preload(runtime: str) -> None:
+    """Import a runtime's library without creating a session (the bench measures the model's memory apart
+    from the library's). A runtime that is missing is left for `load` to report."""
+    try:
+        if runtime.startswith("onnxruntime"):
+            import onnxruntime  # noqa: F401
+        elif runtime == "litert":
+            from .litert import interpreter_class
+
+            interpreter_class()
+        elif runtime == "tensorrt":
+            import tensorrt  # noqa: F401
+        elif runtime.startswith("torch"):
+            import torch  # noqa: F401
+    except ImportError:
+        pass
+
+
 def load(artifact: str | Path, runtime: str | None = None, threads: int | None = 1, xnnpack: bool = True):
     """A session for `artifact` on `runtime` (default: the one its file type implies)."""
     runtime = runtime or default_runtime(artifact)
