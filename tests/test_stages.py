@@ -1,10 +1,12 @@
 """Each compression stage on tiny configs: distill, prune, PTQ (with fallback), QAT, FP16."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
 from edgekit.compress.distill import run_distill
@@ -157,3 +159,38 @@ def test_stages_train_a_frozen_input_and_leave_it_untouched(tiny_context, tmp_pa
     pruned, _ = run_prune(copy.deepcopy(frozen), cfg, tiny_context)
     assert all(p.requires_grad for p in pruned.parameters())
     assert all(torch.equal(v, before[k]) for k, v in frozen.state_dict().items())
+
+
+def test_calibration_cache_is_not_reused_after_the_images_change(tiny_context, tmp_path):
+    # ORT reuses a calibration cache file blindly; one file name for every input kept the first run's ranges.
+    from edgekit.compress.quantize import Int8Builder, calibration_images
+
+    fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
+    images = calibration_images(tiny_context, 40)
+    cfg = QuantizeStage(calibration={"images": 40, "method": "minmax"}, fallback=None)
+
+    def input_scale(calibration, out):
+        b = Int8Builder(fp32, tmp_path, cfg, QuantScheme(), calibration)
+        model = onnx.load(str(b.build(tmp_path / out)))
+        inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+        q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
+        return float(inits[q.input[1]])
+
+    wide = input_scale(images, "a.onnx")
+    narrow = input_scale(images * 0.25, "b.onnx")
+    assert narrow == pytest.approx(wide * 0.25, rel=0.05)
+    assert len(list(tmp_path.glob("calibration.*.json"))) == 1  # the stale cache is removed
+
+
+def test_code_hash_changes_when_the_source_does(tmp_path):
+    import shutil
+
+    import edgekit
+    from edgekit.hashing import code_hash, source_hash
+
+    pkg = tmp_path / "edgekit"
+    shutil.copytree(Path(edgekit.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__", "zoo"))
+    before = source_hash(pkg)
+    assert before == code_hash()  # the package's hash is its source's
+    (pkg / "metrics.py").write_text((pkg / "metrics.py").read_text() + "\n# an edit\n")
+    assert source_hash(pkg) != before and len(before) == 16

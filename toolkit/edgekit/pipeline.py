@@ -32,7 +32,7 @@ from .errors import EdgekitError
 from .export.artifacts import PARITY_SAMPLES, ExportSources, export_all
 from .export.onnx import export_onnx
 from .fingerprint import package_versions
-from .hashing import sha256_file, sha256_json
+from .hashing import code_hash, sha256_file, sha256_json
 from .models.byom import load_byom
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_checkpoint
 from .models.registry import count_macs_params
@@ -142,7 +142,7 @@ class Pipeline:
             stage_dir = self.dir / f"{i:02d}-{item.kind}"
             key = sha256_json({"input": key, "kind": item.kind, "config": item.config.model_dump(),
                                "student": r.recipe.student.model_dump() if r.recipe.student else None,
-                               "data": self.data_ids, "seed": r.seed, "version": __version__,
+                               "data": self.data_ids, "seed": r.seed, "version": __version__, "code": code_hash(),
                                # What targets change: channel rounding (prune) and the INT8 scheme (quantize).
                                "multiple": multiple if item.kind == "prune" else None,
                                "scheme": quant_scheme(r.targets, item.config).__dict__
@@ -221,7 +221,8 @@ class Pipeline:
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict,
                       name: str) -> Step:
         stage_dir = self.dir / "00-teacher"
-        key = sha256_json({"teacher": teacher_hash, "eval": self.data_ids["eval"], "version": __version__})
+        key = sha256_json({"teacher": teacher_hash, "eval": self.data_ids["eval"], "version": __version__,
+                           "code": code_hash()})
         done = self._stage_done(stage_dir, key)
         if done is not None:
             return Step(**{**done["step"], "cached": True})

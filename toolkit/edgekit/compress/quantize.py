@@ -8,6 +8,7 @@ within the recipe's NME budget.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import warnings
@@ -22,6 +23,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from rich.progress import Progress
 
 from ..config.recipe import QuantizeStage
+from ..hashing import sha256_file, sha256_json
 from ..runtime.ort import OrtSession
 from .context import StageContext
 
@@ -81,7 +83,14 @@ class Int8Builder:
         self.cfg, self.scheme, self.work = cfg, scheme, work_dir
         self.pre = work_dir / "model.pre.onnx"
         quant_pre_process(str(fp32_path), str(self.pre), skip_symbolic_shape=True)
-        self.cache = work_dir / f"calibration.{cfg.calibration.method}.json"
+        # ORT reuses a calibration cache file without checking what produced it, so the file name carries a hash
+        # of everything the ranges depend on: the model, the images and the calibration settings.
+        ident = sha256_json([sha256_file(self.pre), hashlib.sha256(np.ascontiguousarray(calibration)).hexdigest(),
+                             cfg.calibration.model_dump(), scheme.tag, scheme.reduce_range])[:16]
+        self.cache = work_dir / f"calibration.{cfg.calibration.method}.{ident}.json"
+        for stale in work_dir.glob("calibration.*.json"):
+            if stale != self.cache:
+                stale.unlink()
         self.reader = ArrayReader("image", calibration)
         self.nodes = quantizable_nodes(self.pre)
 

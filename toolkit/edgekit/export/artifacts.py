@@ -19,7 +19,7 @@ from torch import nn
 from .. import __version__
 from ..atomic import write_bytes, write_json
 from ..config.target import Target
-from ..hashing import sha256_file, sha256_json
+from ..hashing import code_hash, sha256_file, sha256_json
 from ..runtime import load as load_runtime
 from .parity import parity
 from .tensorrt import EngineSpec, build_engine, qdq_zero_points_are_zero, tensorrt_available, write_build_script
@@ -141,7 +141,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     records = []
     for p, users in plan(targets).items():
         sidecar_path = out_dir / f"{p.filename}.json"
-        key = sha256_json([src.key, p.format, p.precision, users, __version__])
+        key = sha256_json([src.key, p.format, p.precision, users, __version__, code_hash()])
         if sidecar_path.exists():
             old = json.loads(sidecar_path.read_text())
             if old.get("key") == key and old.get("status") != "export-failed":
