@@ -1,13 +1,15 @@
 # `make demo` and `make test` work on a fresh clone: each creates .venv if missing and installs into it.
-# CONSTRAINTS pins torch to the CPU build this project is developed on; override it on other machines.
+# CONSTRAINTS is the lock file: every dependency at the version CI passed with (torch is the CPU build).
+# `make test-latest` tests against the newest releases instead (only torch stays pinned, by constraints.txt).
 PYTHON ?= python3
 VENV ?= .venv
-CONSTRAINTS ?= constraints.txt
+CONSTRAINTS ?= requirements.lock
+LATEST_VENV ?= .venv-latest
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgekit-installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test lint clean gate gate-baseline
+.PHONY: setup demo test test-latest lint clean gate gate-baseline
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +28,14 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The same suite against the newest release of every dependency (torch stays on its CPU build).
+test-latest:
+	@test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c constraints.txt -e ".[tflite,dev]"
+	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/tested-versions.txt
+	$(LATEST_VENV)/bin/python -m pytest
 
 # The CI latency gate: rebuild the smoke run with this checkout and gate its INT8 model against the committed one.
 GATE_RUN ?= runs/ci_smoke
@@ -46,4 +56,4 @@ lint: setup
 	$(VENV)/bin/ruff check toolkit tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LATEST_VENV) runs .pytest_cache

@@ -1,14 +1,24 @@
-"""Find recipes and targets by name: ./recipes (or ./targets), $EDGEKIT_RECIPES / $EDGEKIT_TARGETS, then the
-ones that ship with edgekit."""
+"""Find recipes and targets by name: $EDGEKIT_RECIPES / $EDGEKIT_TARGETS, ./recipes (or ./targets), then the
+ones that ship with edgekit: beside the source in a checkout, or under <prefix>/share/edgekit/ when installed from
+a wheel (pyproject's data-files put them there)."""
 
 from __future__ import annotations
 
 import os
+import site
+import sys
 from pathlib import Path
 
 from ..errors import EdgekitError
 
-SHIPPED_ROOT = Path(__file__).resolve().parents[3]  # the checkout: toolkit/edgekit/config -> repo root
+CHECKOUT_ROOT = Path(__file__).resolve().parents[3]  # a source checkout: toolkit/edgekit/config -> repo root
+
+
+def shipped_roots() -> list[Path]:
+    roots = [CHECKOUT_ROOT, Path(sys.prefix) / "share" / "edgekit"]
+    if site.ENABLE_USER_SITE and site.USER_BASE:  # pip install --user
+        roots.append(Path(site.USER_BASE) / "share" / "edgekit")
+    return roots
 
 
 def search_dirs(kind: str) -> list[Path]:
@@ -16,7 +26,7 @@ def search_dirs(kind: str) -> list[Path]:
     env = os.environ.get(f"EDGEKIT_{kind.upper()}")
     if env:
         dirs.append(Path(env))
-    dirs += [Path.cwd() / kind, SHIPPED_ROOT / kind]
+    dirs += [Path.cwd() / kind, *(root / kind for root in shipped_roots())]
     seen, out = set(), []
     for d in dirs:
         r = d.resolve()
