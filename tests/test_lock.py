@@ -1,8 +1,13 @@
 """The lock file pins every dependency, and the environment the tests run in is the locked one."""
 
 import re
-import tomllib
+import sys
 from importlib import metadata
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from conftest import ROOT
 
