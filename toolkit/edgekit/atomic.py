@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,26 +19,34 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `target`; on success it is renamed onto `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path, mode = _create_temp(target)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
-        # mkstemp (and some writers, e.g. safetensors) create 0600; give the file the mode a plain open()
-        # would (0666 minus the umask) so shipped and shared files stay readable.
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        # Some writers (e.g. safetensors) recreate the file as 0600; give it back the mode a plain open() gives
+        # (0666 minus the umask), read from the file we created, so the process umask is never touched.
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temp(target: Path) -> tuple[Path, int]:
+    """A new empty file next to `target`, created with mode 0666 so the kernel applies the umask, as open() does
+    (mkstemp would force 0600). Returns it and its resulting permission bits."""
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            return tmp, os.fstat(fd).st_mode & 0o777
+        finally:
+            os.close(fd)
+    raise FileExistsError(f"no free temporary name next to {target}")
 
 
 def write_bytes(target: str | Path, data: bytes) -> None:

@@ -213,6 +213,8 @@ def compress(
     seed: Annotated[int, typer.Option(help="Seed for weights, data order and augmentation.")] = 0,
     workers: Annotated[int, typer.Option(help="Data-rendering worker processes.")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Also show third-party libraries' output (oneDNN banners, "
+                                          "deprecation warnings); by default it goes to <run dir>/log.txt.")] = False,
     model: Annotated[str | None, typer.Option(help="Bring your own model: 'package.module:factory'.")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights for --model: .safetensors or a weights-only "
                                                   "torch state dict.")] = None,
@@ -225,12 +227,15 @@ def compress(
 ) -> None:
     """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
 
-    A rerun resumes: stages whose inputs and config are unchanged are skipped.
+    A rerun resumes: stages whose inputs and config are unchanged are skipped. Third-party output goes to
+    <run dir>/log.txt unless --verbose. Exit codes: 0 done, 2 bad input (a run directory this call created is
+    removed).
     """
     from .compress_cli import byom_spec, run_compress
 
     byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data)
-    run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom)
+    run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
+                 stderr_console=console, verbose=verbose)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from .config.recipe import load_recipe
 from .config.target import load_target
 from .errors import EdgekitError
 from .pipeline import CompressRun, compress
+from .thirdparty_log import third_party_output_to
 
 
 def resolve_targets(spec: str):
@@ -48,7 +50,9 @@ def byom_spec(model, weights, input_shape, output_names, landmarks_output, mean,
 
 
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
-                 workers: int, progress: bool, console: Console, byom: ByomSpec | None = None) -> dict:
+                 workers: int, progress: bool, console: Console, byom: ByomSpec | None = None,
+                 stderr_console: Console | None = None, verbose: bool = True) -> dict:
+    """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal."""
     path = find("recipes", recipe)
     rec = load_recipe(path)
     if data is not None:
@@ -57,8 +61,11 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     out = run_dir or Path("runs") / rec.name
     if byom is not None:
         rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": data, "val": data})})
-    manifest = compress(CompressRun(recipe=rec, run_dir=out, targets=targets, teacher=teacher, progress=progress,
-                                    seed=seed, workers=workers, recipe_path=str(path), byom=byom))
+    capture = (contextlib.nullcontext() if verbose or stderr_console is None
+               else third_party_output_to(out / "log.txt", console, stderr_console))
+    with capture:
+        manifest = compress(CompressRun(recipe=rec, run_dir=out, targets=targets, teacher=teacher, progress=progress,
+                                        seed=seed, workers=workers, recipe_path=str(path), byom=byom))
     table = step_table if byom is None else fidelity_table
     console.print(table(manifest, title=f"{rec.name} -> {out}"))
     if manifest.get("artifacts"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,4 +266,12 @@ def _score_onnx(ctx: StageContext, path: Path) -> dict:
 
 
 def compress(run: CompressRun) -> dict:
-    return Pipeline(run).execute()
+    """Run the recipe. Bad input (exit 2) leaves nothing behind: a run directory this call created is removed."""
+    # Fresh: nothing there yet but the third-party log the CLI opens first.
+    fresh = not run.run_dir.exists() or {p.name for p in run.run_dir.iterdir()} <= {"log.txt"}
+    try:
+        return Pipeline(run).execute()
+    except EdgekitError:
+        if fresh and run.run_dir.is_dir():
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise

@@ -71,7 +71,9 @@ class Remote:
     def put(self, paths: list[Path], remote_dir: str) -> None:
         if not _REMOTE_DIR.match(remote_dir):
             raise EdgekitError(f"refusing to copy to odd remote path {remote_dir!r}")
-        proc = subprocess.run(["scp", "-q", "-r", *self._options("-P"), *map(str, paths),
+        # Absolute local paths: scp reads "name:rest" (a colon before the first slash) as a remote host.
+        local = [str(Path(p).resolve()) for p in paths]
+        proc = subprocess.run(["scp", "-q", "-r", *self._options("-P"), *local,
                                f"{self.host}:{remote_dir}/"], capture_output=True, text=True, timeout=self.timeout)
         if proc.returncode != 0:
             raise EdgekitError(f"scp to {self.host}:{remote_dir} failed: {proc.stderr.strip()}")

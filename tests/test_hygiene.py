@@ -1,0 +1,120 @@
+"""Output without noise, nothing left behind on bad input, and no unsafe side effects (umask, scp paths)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_DATA
+
+
+def test_third_party_output_goes_to_the_log_and_ours_to_the_terminal(tmp_path):
+    # Native code writes to the file descriptors directly, so this writes through os.write as oneDNN does.
+    script = textwrap.dedent(f"""
+        import logging, os, sys, warnings
+        from pathlib import Path
+        from rich.console import Console
+        from edgekit.thirdparty_log import third_party_output_to
+        out, err = Console(width=100), Console(stderr=True, width=100)
+        with third_party_output_to(Path({str(tmp_path / 'run' / 'log.txt')!r}), out, err):
+            os.write(2, b"onednn_verbose,info,cpu,runtime:OpenMP\\n")
+            os.write(1, b"Failed to load _C_mxfp8.so\\n")
+            print("a library's print")
+            warnings.warn("pytree is deprecated", DeprecationWarning)
+            logging.getLogger("edgekit").warning("calibration set has 40 images")
+            out.print("edgekit table row")
+            err.print("edgekit progress")
+        out.print("after")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["edgekit", "table", "row", "after"]
+    assert "edgekit progress" in r.stderr and "calibration set has 40 images" in r.stderr
+    for noise in ("onednn", "mxfp8", "library's print", "pytree"):
+        assert noise not in r.stdout + r.stderr
+    log = (tmp_path / "run" / "log.txt").read_text()
+    for noise in ("onednn_verbose", "Failed to load _C_mxfp8.so", "a library's print", "pytree is deprecated"):
+        assert noise in log
+
+
+def test_compress_keeps_the_terminal_to_its_own_output_and_writes_log_txt(tiny_teacher, tmp_path, cli):
+    data = ", ".join(f'{k}: "{v}"' for k, v in TINY_DATA.items())
+    recipe = tmp_path / "ptq.yaml"
+    recipe.write_text(f"name: ptq\nteacher: {tiny_teacher}\ndata: {{{data}}}\n"
+                      "stages:\n  - quantize: {calibration: {images: 40}, fallback: null}\n")
+    run = tmp_path / "run"
+    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet",
+            "--target", "cpu")
+    assert r.returncode == 0, r.stderr
+    # Only edgekit's own warnings reach the terminal (this tiny calibration set earns one).
+    lines = r.stderr.strip().splitlines()
+    assert lines == ["warning calibration uses 40 images (< 100): ranges may be poor"], r.stderr[:500]
+    assert "int8" in r.stdout and (run / "log.txt").read_text().startswith("--- ")
+
+
+def test_a_byom_run_that_fails_on_an_unknown_module_leaves_no_run_directory(tmp_path, cli):
+    import cv2
+
+    from edgekit.data import render
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(images / f"{i}.png"), render(11, i).image[:, :, ::-1])
+    run = tmp_path / "run"
+    r = cli("compress", "--recipe", "ptq_int8", "--model", "no_such_pkg.models:net", "--input-shape", "1,3,112,112",
+            "--data", str(images), "--run-dir", str(run))
+    assert r.returncode == 2 and "no_such_pkg" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not run.exists()
+
+
+def test_atomic_writes_never_touch_the_process_umask(tmp_path, monkeypatch):
+    from edgekit.atomic import write_bytes
+
+    mask = os.umask(0o027)
+    os.umask(mask)
+    try:
+        os.umask(0o027)
+
+        def forbidden(_):
+            raise AssertionError("os.umask called: another thread could create a world-writable file meanwhile")
+
+        monkeypatch.setattr(os, "umask", forbidden)
+        write_bytes(tmp_path / "a.bin", b"x")
+        assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o640
+    finally:
+        monkeypatch.undo()
+        os.umask(mask)
+
+
+def test_scp_never_takes_a_local_path_with_a_colon_for_a_host(sshd, tmp_path):
+    from edgekit.bench.remote import Remote
+
+    alias, config = sshd
+    folder = tmp_path / "run:1"
+    folder.mkdir()
+    src = folder / "model.onnx"
+    src.write_bytes(b"payload")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # a relative "run:1/model.onnx" is what scp would read as host "run"
+    try:
+        remote = Remote(alias, ssh_config=config)
+        work = remote.workdir()
+        remote.put([Path("run:1/model.onnx")], work)
+        got = remote.run(["cat", f"{work}/model.onnx"]).stdout
+        remote.cleanup(work)
+    finally:
+        os.chdir(cwd)
+    assert got == "payload"
+
+
+@pytest.mark.parametrize("rev", ["-oProxyCommand=x", "--output=/tmp/x"])
+def test_git_revisions_starting_with_a_dash_are_refused(tmp_path, rev):
+    from edgekit.bench.gate import resolve_artifact
+    from edgekit.errors import EdgekitError
+
+    with pytest.raises(EdgekitError, match="not an option"):
+        resolve_artifact(f"git:{rev}:model.onnx", tmp_path)
