@@ -53,20 +53,22 @@ def true_ratios(paths: dict[str, Path], rounds: int = 20, runs: int = 200) -> di
     return {k: round(statistics.median(v[i] / base[i] for i in range(rounds)), 4) for k, v in per_round.items()}
 
 
-# Extra-compute shapes tried for the slower candidate, cheapest first: (channels, layers). Channel counts are
+# Extra-compute shapes tried for the slower candidate: (channels, layers, stride). Channel counts are
 # multiples of 8, since ONNX Runtime's convolution cost jumps between vector widths (17 channels cost more than 16).
-SLOW_SHAPES = ((16, 1), (8, 2), (16, 2), (8, 3), (24, 2), (8, 4), (16, 3), (8, 5), (32, 2))
+SLOW_SHAPES = ((8, 2, 4), (16, 2, 4), (8, 3, 4), (8, 2, 3), (8, 4, 4), (16, 3, 4))
 
 
-def calibrate_slower(model: Path, baseline: Path, work: Path, stride: int, target: float) -> tuple[Path, list, float]:
+def calibrate_slower(model: Path, baseline: Path, work: Path, target: float) -> tuple[Path, list, float]:
     """The extra-compute shape whose measured slowdown against `baseline` is closest to `target`."""
-    cands = {f"{ch}x{layers}": add_extra_compute(model, work / f"slow{ch}x{layers}.onnx", ch, layers, stride)
-             for ch, layers in SLOW_SHAPES}
-    ratios = true_ratios({"baseline": baseline, **cands}, rounds=7)
-    print("calibrate (channels x layers -> ratio):", json.dumps(ratios), flush=True)
+    cands = {f"{ch}x{layers}s{stride}": add_extra_compute(model, work / f"slow{ch}x{layers}s{stride}.onnx", ch,
+                                                          layers, stride)
+             for ch, layers, stride in SLOW_SHAPES}
+    ratios = true_ratios({"baseline": baseline, **cands}, rounds=15)
+    print("calibrate (channels x layers s stride -> ratio):", json.dumps(ratios), flush=True)
     name = min(cands, key=lambda k: abs(ratios[k] - target))
-    ch, layers = map(int, name.split("x"))
-    return cands[name], [ch, layers, stride], ratios[name]
+    ch, rest = name.split("x")
+    layers, stride = rest.split("s")
+    return cands[name], [int(ch), int(layers), int(stride)], ratios[name]
 
 
 def gate_run(baseline: Path, cand: Path, blocks: int, seed: int) -> dict:
@@ -91,14 +93,13 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=8)
     ap.add_argument("--base-channels", type=int, default=16)
     ap.add_argument("--base-stride", type=int, default=4)
-    ap.add_argument("--slow-stride", type=int, default=4)
     ap.add_argument("--slow-target", type=float, default=1.15)
     ap.add_argument("--out", default=str(HERE / "gate_validation.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="edgekit-gate-validation-"))
     model = Path(args.model)
     baseline = add_extra_compute(model, work / "baseline.onnx", args.base_channels, stride=args.base_stride)
-    slower, slow_shape, _ = calibrate_slower(model, baseline, work, args.slow_stride, args.slow_target)
+    slower, slow_shape, _ = calibrate_slower(model, baseline, work, args.slow_target)
     paths = {"baseline": baseline, "slower": slower, "faster": model}
     ratios = true_ratios(paths)
     print("true ratios vs baseline:", json.dumps(ratios), flush=True)

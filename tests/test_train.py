@@ -46,3 +46,49 @@ def test_same_seed_gives_identical_weights():
 def test_early_stopping_when_validation_stops_improving():
     _, _, result = train_teacher(tiny(lr=0.0, epochs=6, steps_per_epoch=1, patience=2), progress=False)
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
+
+
+def test_a_killed_training_run_resumes_after_its_last_finished_epoch(tmp_path):
+    """Killed after epoch 2 of 3, then resumed: the same weights and history as a run that was never killed."""
+    import pytest
+
+    from edgekit.train import teacher as teacher_mod
+
+    cfg = tiny(epochs=3, steps_per_epoch=3)
+    straight, _, straight_result = train_teacher(cfg, progress=False, state_path=tmp_path / "a.state.safetensors")
+
+    state = tmp_path / "b.state.safetensors"
+    real_evaluate, calls = teacher_mod.evaluate_model, []
+
+    def dies_in_epoch_three(model, ds):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C or a kill would, mid-run
+        return real_evaluate(model, ds)
+
+    teacher_mod.evaluate_model = dies_in_epoch_three
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_teacher(cfg, progress=False, state_path=state)
+    finally:
+        teacher_mod.evaluate_model = real_evaluate
+    assert state.exists()
+    resumed, _, result = train_teacher(cfg, progress=False, state_path=state, resume=True)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert [round(h["nme"], 6) for h in result.history] == [round(h["nme"], 6) for h in straight_result.history]
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+
+
+def test_resume_refuses_a_state_from_other_settings(tmp_path):
+    import pytest
+
+    from edgekit.errors import EdgekitError
+
+    state = tmp_path / "s.state.safetensors"
+    train_teacher(tiny(epochs=1, steps_per_epoch=2), progress=False, state_path=state)
+    with pytest.raises(EdgekitError, match="other settings"):
+        train_teacher(tiny(epochs=2, steps_per_epoch=2), progress=False, state_path=state, resume=True)
+    state.write_bytes(b"truncated")
+    with pytest.raises(EdgekitError, match="not a training state file"):
+        train_teacher(tiny(epochs=2, steps_per_epoch=2), progress=False, state_path=state, resume=True)

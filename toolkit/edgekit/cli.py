@@ -89,8 +89,14 @@ def teacher_train(
     seed: Annotated[int, typer.Option(help="Seed for weights, augmentation and order.")] = 0,
     half: Annotated[bool, typer.Option(help="Store weights as FP16 (halves the file).")] = False,
     workers: Annotated[int, typer.Option(help="Data-rendering worker processes.")] = 1,
+    resume: Annotated[bool, typer.Option(help="Continue a killed run from the .state.safetensors beside --out "
+                                         "(written after every epoch; same options required).")] = False,
 ) -> None:
-    """Train a model on SynthFaces with AdamW, warm-up + cosine LR and early stopping on validation NME."""
+    """Train a model on SynthFaces with AdamW, warm-up + cosine LR and early stopping on validation NME.
+
+    The loop state is saved atomically after every epoch to OUT with the suffix .state.safetensors, removed when the
+    checkpoint is written; after a crash or kill, rerun with --resume to continue after the last finished epoch.
+    """
     from .models.checkpoint import save_checkpoint
     from .train.loop import FitConfig
     from .train.teacher import TeacherTrainConfig, train_teacher
@@ -101,8 +107,13 @@ def teacher_train(
         arch=arch, arch_kwargs={"width": width}, batch_size=batch_size, landmark_loss=loss, workers=workers,
         fit=FitConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, patience=patience, seed=seed),
     )
-    model, meta, result = train_teacher(cfg)
+    state = out.with_suffix(".state.safetensors")
+    if resume and not state.exists():
+        raise EdgekitError("nothing to resume: no training state here (it is written after the first epoch)",
+                           path=state)
+    model, meta, result = train_teacher(cfg, state_path=state, resume=resume)
     save_checkpoint(out, model, meta, half=half)
+    state.unlink(missing_ok=True)
     t = meta.metrics["synthfaces_test"]
     console.print(f"wrote {out}: test NME {100 * t['nme']:.2f}%, FR@10 {100 * t['failure_rate']:.2f}%, "
                   f"state acc {100 * t['state_accuracy']:.2f}% (best epoch {result.best_epoch}, "
@@ -317,7 +328,7 @@ def gate(
     threshold: Annotated[float | None, typer.Option(help="Smallest relative slowdown that fails [default: 0.10]; "
                                                     "widens to noise-factor x the A/A CI half-width on noise.")] = None,
     noise_factor: Annotated[float | None, typer.Option(help="How far measured A/A noise widens the threshold "
-                                                       "[default: 2.0].")] = None,
+                                                       "[default: 1.0].")] = None,
     alpha: Annotated[float | None, typer.Option(help="Significance level [default: 0.01].")] = None,
     accuracy_budget: Annotated[float | None, typer.Option(help="Relative NME increase that fails "
                                                           "[default: 0.02].")] = None,

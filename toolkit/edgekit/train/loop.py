@@ -1,7 +1,8 @@
 """One training loop for teacher training, distillation, fine-tuning and QAT.
 
 AdamW, linear warm-up then cosine decay (torch's schedulers), early stopping on validation NME, the best
-weights kept in memory, and a rich progress bar showing loss and NME.
+weights kept in memory, and a rich progress bar showing loss and NME. With `state_path`, the whole loop state is
+saved after every epoch and a rerun with `resume=True` continues after the last finished epoch.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
+
+from .resume import LoopState, load_state, save_state
 
 
 @dataclass
@@ -60,6 +64,8 @@ def fit(
     description: str = "train",
     progress: bool = True,
     params: Iterable[torch.nn.Parameter] | None = None,
+    state_path: Path | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Train `model` in place, leaving it at its best-validation weights.
 
@@ -74,12 +80,21 @@ def fit(
     sched = _scheduler(opt, cfg)
     best, best_state, best_epoch, bad = math.inf, None, -1, 0
     result = FitResult(best_metrics={}, best_epoch=-1)
+    first_epoch = 0
+    if resume and state_path is not None and Path(state_path).exists():
+        loop, best_state = load_state(Path(state_path), asdict(cfg), model, opt, sched)
+        best, best_epoch, bad, first_epoch = loop.best, loop.best_epoch, loop.bad, loop.epoch
+        result.history = loop.history
+        best_row = next((h for h in loop.history if h["epoch"] == best_epoch), {})
+        result.best_metrics = {k: v for k, v in best_row.items() if k not in ("epoch", "loss")}
     start = time.perf_counter()
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task(description, total=cfg.epochs * cfg.steps_per_epoch, status="")
-        for epoch in range(cfg.epochs):
+        task = bar.add_task(description, total=cfg.epochs * cfg.steps_per_epoch, status="",
+                            completed=first_epoch * cfg.steps_per_epoch)
+        stop = bad >= cfg.patience  # a resumed run that had already stopped early
+        for epoch in range(first_epoch, cfg.epochs if not stop else first_epoch):
             model.train()
             running, n = 0.0, 0
             for step, batch in enumerate(train_batches(epoch)):
@@ -108,6 +123,9 @@ def fit(
             bar.update(task, status=summary)
             if progress:
                 bar.console.log(summary)
+            if state_path is not None:
+                save_state(Path(state_path), asdict(cfg),
+                           LoopState(epoch + 1, best, best_epoch, bad, result.history), model, best_state, opt, sched)
             if bad >= cfg.patience:
                 result.stopped_early = True
                 bar.update(task, completed=cfg.epochs * cfg.steps_per_epoch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -54,8 +55,9 @@ def mean_landmarks(n: int = 256, size: int = 112) -> torch.Tensor:
     return torch.from_numpy(sum(ds[i].landmarks for i in range(n)) / n).reshape(NUM_POINTS, 2)
 
 
-def train_teacher(cfg: TeacherTrainConfig, progress: bool = True) -> tuple[torch.nn.Module, CheckpointMeta,
-                                                                                 FitResult]:
+def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Path | None = None,
+                  resume: bool = False) -> tuple[torch.nn.Module, CheckpointMeta, FitResult]:
+    """Train on SynthFaces. With `state_path`, the loop state is saved every epoch; `resume` continues from it."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.fit.seed)
@@ -77,6 +79,8 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True) -> tuple[torch
         lambda m: evaluate_model(m, val),
         description=f"train {cfg.arch}",
         progress=progress,
+        state_path=state_path,
+        resume=resume,
     )
     macs, params = count_macs_params(model, cfg.input_size)
     test = evaluate_model(model, SynthFaces("test", size=cfg.input_size, length=cfg.test_size))
