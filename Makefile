@@ -23,7 +23,8 @@ demo: setup
 	$(VENV)/bin/edgekit info
 	$(VENV)/bin/edgekit data preview --out $(DEMO_DIR)/synthfaces.png
 	$(VENV)/bin/edgekit teacher eval --data synth:test --out $(DEMO_DIR)/teacher_metrics.json
-	$(VENV)/bin/edgekit compress --recipe distill_int8 --target cpu
+	@# Exit 1 means a budget of the recipe's `accept:` was missed (printed); the artifacts are written, so bench them.
+	$(VENV)/bin/edgekit compress --recipe distill_int8 --target cpu || [ $$? -eq 1 ]
 	$(VENV)/bin/edgekit bench --target cpu --run runs/distill_int8
 
 test: setup

@@ -122,3 +122,33 @@ def test_byom_rejects_stages_that_need_the_task_api(tmp_path, image_folder, cli)
 def test_byom_needs_shape_and_data(cli):
     r = cli("compress", "--recipe", "ptq_int8", "--model", "byom_models:multi_head")
     assert r.returncode == 2 and "--model needs --input-shape" in r.stderr
+
+
+def test_a_missed_accuracy_budget_writes_everything_then_exits_1(tiny_teacher, tmp_path, cli):
+    data = ", ".join(f'{k}: "{v}"' for k, v in TINY_DATA.items())
+    recipe = tmp_path / "strict.yaml"
+    # The INT8 model cannot be better than half the teacher's NME, and no artifact may lose any accuracy.
+    recipe.write_text(f"name: strict\nteacher: {tiny_teacher}\ndata: {{{data}}}\n"
+                      "stages:\n  - quantize: {calibration: {images: 40}, fallback: null}\n"
+                      "accept: {max_nme_ratio: 0.5, max_export_nme_increase: 0.0}\n")
+    run = tmp_path / "run"
+    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet",
+            "--target", "cpu")
+    assert r.returncode == 1, r.stdout + r.stderr
+    missed = [ln for ln in r.stderr.splitlines() if ln.startswith("budget missed:")]
+    assert missed[0].startswith("budget missed: accept.max_nme_ratio: int8 (ptq) NME") and "budget 0.50x" in missed[0]
+    manifest = json.loads((run / "manifest.json").read_text())  # everything is still written
+    assert manifest["accept"]["met"] is False and (run / "exports" / "model.int8.onnx").exists()
+    int8 = next(a for a in manifest["artifacts"] if a["file"] == "model.int8.onnx")
+    assert int8["status"] == "validation-failed" and int8["parity"]["relative_nme_change"] > 0
+    assert any("artifact model.int8.onnx: NME +" in ln for ln in missed)
+    fp32 = next(a for a in manifest["artifacts"] if a["file"] == "model.fp32.onnx")
+    assert fp32["status"] == "ok"
+
+
+def test_shipped_recipes_declare_their_accuracy_budget():
+    from edgekit.config.catalog import find
+    from edgekit.config.recipe import load_recipe
+
+    for name in ("distill_int8", "distill_prune_int8", "prune_int8"):
+        assert load_recipe(find("recipes", name)).accept.max_nme_ratio == 1.10

@@ -194,3 +194,20 @@ def test_code_hash_changes_when_the_source_does(tmp_path):
     assert before == code_hash()  # the package's hash is its source's
     (pkg / "metrics.py").write_text((pkg / "metrics.py").read_text() + "\n# an edit\n")
     assert source_hash(pkg) != before and len(before) == 16
+
+
+@pytest.mark.parametrize("steps, macs_ratio", [(1, 0.5), (2, 0.3), (4, 0.25), (6, 0.4)])
+def test_prune_lands_within_five_percent_of_the_macs_target(tiny_context, steps, macs_ratio):
+    # Each step bisects its own share on the current model, so the end point is measured, never overshot.
+    from edgekit.models.registry import build, count_macs_params
+
+    model = build("mobile", width=1.0)
+    macs0 = count_macs_params(model, 112)[0]
+    cfg = PruneStage(target={"macs_ratio": macs_ratio}, steps=steps, channel_multiple=8,
+                     finetune={"epochs": 1, "steps_per_epoch": 1, "batch_size": 4})
+    _, extra = run_prune(model, cfg, tiny_context)
+    target = macs_ratio * macs0
+    assert 0.95 * target <= extra["macs_after"] <= target, (extra["macs_after"] / macs0, extra["history"])
+    per_step = [h["macs"] for h in extra["history"] if h["step"] != "top-up"]
+    goals = [macs0 * macs_ratio ** ((i + 1) / steps) for i in range(steps)]
+    assert all(m <= g for m, g in zip(per_step, goals, strict=True))  # no step goes past its own goal

@@ -239,14 +239,20 @@ def compress(
     """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
 
     A rerun resumes: stages whose inputs and config are unchanged are skipped. Third-party output goes to
-    <run dir>/log.txt unless --verbose. Exit codes: 0 done, 2 bad input (a run directory this call created is
-    removed).
+    <run dir>/log.txt unless --verbose. Exit codes: 0 done; 1 done, but a budget of the recipe's `accept:` was
+    missed or an artifact failed validation (everything is still written; one line names each); 2 bad input (a
+    run directory this call created is removed).
     """
     from .compress_cli import byom_spec, run_compress
 
     byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data)
-    run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
-                 stderr_console=console, verbose=verbose)
+    manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
+                            stderr_console=console, verbose=verbose)
+    missed = manifest.get("accept", {}).get("missed", [])
+    for line in missed:
+        console.print(f"[red]budget missed:[/red] {line}", highlight=False, soft_wrap=True)
+    if missed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -197,6 +197,7 @@ class Pipeline:
             artifacts = self._export(ctx, model, float_onnx, int8_onnx, key)
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         manifest["artifacts"] = artifacts
+        manifest["accept"] = acceptance(r.recipe.accept, steps, artifacts) if r.byom is None else {"met": True}
         write_json(self.dir / MANIFEST, manifest)
         return manifest
 
@@ -216,7 +217,8 @@ class Pipeline:
                             input_shape=ctx.input_shape, calibration=calib,
                             samples=evaluation["x"][:PARITY_SAMPLES], labels=evaluation["landmarks"][:PARITY_SAMPLES],
                             key=key, preprocess={"input_size": ctx.meta.input_size, "mean": list(ctx.meta.mean),
-                                                 "std": list(ctx.meta.std), "layout": "NCHW", "color": "RGB"})
+                                                 "std": list(ctx.meta.std), "layout": "NCHW", "color": "RGB"},
+                            nme_budget=self.run.recipe.export_nme_budget)
         return export_all(src, self.run.targets, self.dir / "exports", progress=self.run.progress)
 
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict,
@@ -250,6 +252,29 @@ class Pipeline:
             "torch_threads": torch.get_num_threads(),
             "steps": [s.__dict__ for s in steps],
         }
+
+
+def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
+    """Check the recipe's budgets against the final model and the artifacts; `missed` holds one line each."""
+    teacher_nme, final = steps[0].metrics.get("nme"), steps[-1]
+    nme = final.metrics.get("nme")
+    missed = []
+    if accept.max_nme_ratio is not None and nme is not None and teacher_nme:
+        ratio = nme / teacher_nme
+        if ratio > accept.max_nme_ratio:
+            missed.append(f"accept.max_nme_ratio: {final.name} NME {100 * nme:.2f}% is {ratio:.2f}x the teacher's "
+                          f"{100 * teacher_nme:.2f}% (budget {accept.max_nme_ratio:.2f}x)")
+    if accept.max_nme is not None and nme is not None and nme > accept.max_nme:
+        missed.append(f"accept.max_nme: {final.name} NME {100 * nme:.2f}% > {100 * accept.max_nme:.2f}%")
+    for a in artifacts:
+        if a.get("status") == "validation-failed":
+            par = a.get("parity", {})
+            change = par.get("relative_nme_change")
+            detail = (f"NME +{100 * change:.1f}% over its float model (budget +{100 * par['nme_budget']:.1f}%)"
+                      if change is not None and "nme_budget" in par else "parity check failed")
+            missed.append(f"artifact {a['file']}: {detail}")
+    return {"met": not missed, "missed": missed, "teacher_nme": teacher_nme, "final_nme": nme,
+            "budgets": accept.model_dump()}
 
 
 def _step_name(kind: str, cfg) -> str:

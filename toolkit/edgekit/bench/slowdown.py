@@ -45,3 +45,32 @@ def add_extra_compute(src: str | Path, dst: str | Path, channels: int, layers: i
     onnx.checker.check_model(model)
     write_bytes(dst, model.SerializeToString())
     return Path(dst)
+
+
+def add_extra_gemm(src: str | Path, dst: str | Path, width: int, inner: int = 256) -> Path:
+    """Like `add_extra_compute`, but the extra work is one matrix product: the input reshaped to (-1, `inner`)
+    times a constant (`inner`, `width`) matrix. Its cost is linear in `width` at one-column steps and runs on the
+    runtime's GEMM kernel, whose speed does not jump between channel counts as small convolutions do, so a
+    slowdown can be dialled in precisely (`benchmarks/gate_validation.py` fits the cost per column)."""
+    model = onnx.load(str(src))
+    g = model.graph
+    x = g.input[0].name
+    first = g.output[0].name
+    raw = f"{first}__before_extra"
+    for node in g.node:
+        node.output[:] = [raw if o == first else o for o in node.output]
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array([-1, inner], np.int64), "extra_shape"),
+             numpy_helper.from_array((rng.standard_normal((inner, max(1, width))) * 0.05).astype(np.float32),
+                                     "extra_w"),
+             numpy_helper.from_array(np.zeros((), np.float32), "extra_zero")]
+    nodes = [helper.make_node("Reshape", [x, "extra_shape"], ["extra_rows"]),
+             helper.make_node("MatMul", ["extra_rows", "extra_w"], ["extra_prod"]),
+             helper.make_node("ReduceMean", ["extra_prod"], ["extra_mean"], keepdims=0),
+             helper.make_node("Mul", ["extra_mean", "extra_zero"], ["extra_scaled"]),
+             helper.make_node("Add", [raw, "extra_scaled"], [first])]
+    g.node.extend(nodes)
+    g.initializer.extend(inits)
+    onnx.checker.check_model(model)
+    write_bytes(dst, model.SerializeToString())
+    return Path(dst)

@@ -119,6 +119,17 @@ class StageItem(Strict):
         return getattr(self, self.kind)
 
 
+class Accept(Strict):
+    """What the compressed model must reach. `edgekit compress` still writes everything when a budget is missed,
+    then exits 1 with one line naming it."""
+
+    max_nme_ratio: float | None = Field(None, gt=0, description="final NME / teacher NME on the eval data")
+    max_nme: float | None = Field(None, gt=0, description="absolute final NME (0.03 = 3%)")
+    max_export_nme_increase: float | None = Field(
+        None, ge=0, description="relative NME rise of an FP16/INT8 artifact over its float model at export; default: "
+                                "the quantize stage's fallback budget, else 0.05")
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -127,6 +138,14 @@ class Recipe(Strict):
     data: DataSpec = DataSpec()
     stages: list[StageItem] = Field(min_length=1)
     exports: Literal["from-target"] = "from-target"
+    accept: Accept = Accept()
+
+    @property
+    def export_nme_budget(self) -> float:
+        if self.accept.max_export_nme_increase is not None:
+            return self.accept.max_export_nme_increase
+        q = next((s.quantize for s in self.stages if s.quantize is not None), None)
+        return q.fallback.max_nme_increase if q is not None and q.fallback is not None else 0.05
 
     @model_validator(mode="after")
     def _coherent(self):

@@ -64,6 +64,7 @@ class ExportSources:
     key: str  # identity of the sources: the last stage's cache key
     preprocess: dict = field(default_factory=dict)  # input_size, mean, std: how a runner feeds the artifact
     output_names: list[str] = field(default_factory=lambda: ["landmarks", "states"])
+    nme_budget: float | None = None  # relative NME rise an FP16/INT8 artifact may show over the float model
 
 
 def _onnx_io(path: Path) -> dict:
@@ -141,7 +142,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     records = []
     for p, users in plan(targets).items():
         sidecar_path = out_dir / f"{p.filename}.json"
-        key = sha256_json([src.key, p.format, p.precision, users, __version__, code_hash()])
+        key = sha256_json([src.key, p.format, p.precision, users, __version__, code_hash(), src.nme_budget])
         if sidecar_path.exists():
             old = json.loads(sidecar_path.read_text())
             if old.get("key") == key and old.get("status") != "export-failed":
@@ -158,7 +159,8 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
             record.update({"status": "ok", "size_bytes": path.stat().st_size, "sha256": sha256_file(path)})
             if p.format != "tensorrt" or path.suffix != ".engine":
                 session = load_runtime(path, threads=None)  # the file type picks ORT or LiteRT
-                record["parity"] = parity(session.run, src.float_model, src.samples, p.precision, src.labels)
+                record["parity"] = parity(session.run, src.float_model, src.samples, p.precision, src.labels,
+                                          src.nme_budget)
                 if not record["parity"]["passed"]:
                     record["status"] = "validation-failed"
         except _Deferred as d:

@@ -15,8 +15,10 @@ from .. import metrics
 FP32_TOLERANCE = 1e-4
 
 
-def parity(run, model: nn.Module, x: np.ndarray, precision: str, labels: np.ndarray | None = None) -> dict:
-    """`run` maps a float32 batch to the artifact's outputs (landmarks first, states second)."""
+def parity(run, model: nn.Module, x: np.ndarray, precision: str, labels: np.ndarray | None = None,
+           nme_budget: float | None = None) -> dict:
+    """`run` maps a float32 batch to the artifact's outputs (landmarks first, states second). For FP16/INT8 with
+    labels, `nme_budget` is the relative NME rise over the PyTorch model that still passes."""
     model.eval()
     with torch.no_grad():
         ref_lm, ref_st = (t.numpy() for t in model(torch.from_numpy(x)))
@@ -40,4 +42,8 @@ def parity(run, model: nn.Module, x: np.ndarray, precision: str, labels: np.ndar
         out["passed"] = bool(out["landmarks_max_abs_diff"] <= FP32_TOLERANCE)
     else:
         out["passed"] = bool(np.isfinite(lm).all())
+        if nme_budget is not None and labels is not None and out["nme_pytorch"] > 0:
+            out["nme_budget"] = nme_budget
+            out["relative_nme_change"] = out["nme_change"] / out["nme_pytorch"]
+            out["passed"] = out["passed"] and out["relative_nme_change"] <= nme_budget
     return out
