@@ -45,7 +45,7 @@ gate: setup
 	$(VENV)/bin/edgekit compress --recipe benchmarks/baselines/ci_smoke.yaml --target benchmarks/baselines/ci-cpu.yaml \
 		--run-dir $(GATE_RUN) --workers 0 --quiet
 	$(VENV)/bin/edgekit gate --baseline $(GATE_BASELINE) --candidate $(GATE_RUN)/exports/model.int8.onnx \
-		--blocks 8 --eval-images 128 --out $(GATE_RUN)/gate.json
+		--blocks 12 --eval-images 128 --out $(GATE_RUN)/gate.json
 
 # After an intended change in speed or accuracy: make the current smoke model the committed baseline.
 gate-baseline: setup

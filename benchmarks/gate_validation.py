@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/gate_validation.py [--model benchmarks/baselines/ci-cpu.int8.onnx] [--runs 20]
 
 The default model is the one CI gates (the smoke student's INT8 ONNX, about 0.3 ms on one core), with the
-block count CI uses (8). The candidates differ from the baseline by real compute in the graph
+block count CI uses (12). The candidates differ from the baseline by real compute in the graph
 (`edgekit.bench.slowdown.add_extra_gemm`), never a sleep:
   baseline = model + an extra matrix product of `--base-width` columns,
   slower   = model + a wider product (`--slow-width`), ~15% slower than the baseline,
@@ -73,7 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(HERE / "baselines" / "ci-cpu.int8.onnx"))
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--blocks", type=int, default=8)
+    ap.add_argument("--blocks", type=int, default=12)
     # Widths measured on this project's machines to make the candidates ~15% slower and ~5% faster than the
     # baseline (the cost is about linear in the width, ~0.2% of this model per column; run-to-run the ratios move
     # by a few percent, so they are measured before and after the gate runs and both are recorded).

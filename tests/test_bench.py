@@ -83,6 +83,12 @@ def test_sweep_writes_schema_valid_json_table_pareto_and_html(tiny_run, tmp_path
     page = paths["html"].read_text()
     assert "data:image/png;base64," in page and "teacher int8" in page and "p50 95% CI" in page
     assert "| variant | format | runtime | status |" in paths["table"].read_text()
+    # The FPS column is the measured batch-1 throughput, not 1000 / p50.
+    from edgekit.bench.report import COLUMNS, rows
+
+    fps_col = COLUMNS.index("FPS b1")
+    for row, r in zip(rows(doc), doc["records"], strict=True):
+        assert row[fps_col] == f"{r['throughput']['1']['images_per_s']:.0f}"
 
 
 def test_a_failing_cell_does_not_stop_the_sweep(tiny_run, tmp_path):

@@ -118,3 +118,33 @@ def test_git_revisions_starting_with_a_dash_are_refused(tmp_path, rev):
 
     with pytest.raises(EdgekitError, match="not an option"):
         resolve_artifact(f"git:{rev}:model.onnx", tmp_path)
+
+
+def test_the_readme_ci_example_fails_when_the_gate_fails():
+    # `edgekit gate ... | tee` without pipefail takes tee's status: the step could never fail.
+    import re
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    steps = [b for b in blocks if "edgekit gate" in b]
+    assert steps
+    for block in steps:
+        if "| tee" in block:
+            assert "set -o pipefail" in block and "shell: bash" in block
+
+
+def test_an_edited_checkout_does_not_resume_from_what_older_code_built(tiny_teacher, tmp_path, monkeypatch):
+    from edgekit import pipeline
+    from edgekit.config.recipe import Recipe
+
+    recipe = Recipe(name="q", teacher=str(tiny_teacher), data=TINY_DATA,
+                    stages=[{"quantize": {"calibration": {"images": 40}, "fallback": None}}])
+    run = pipeline.CompressRun(recipe=recipe, run_dir=tmp_path / "run", targets=[], progress=False, workers=0)
+    pipeline.compress(run)
+    again = pipeline.compress(run)
+    assert all(s["cached"] for s in again["steps"])
+    monkeypatch.setattr(pipeline, "code_hash", lambda: "edited-source")
+    edited = pipeline.compress(run)
+    assert not any(s["cached"] for s in edited["steps"])

@@ -329,8 +329,8 @@ def gate(
                                                          "baseline at this path (atomic), then exit.")] = None,
     target: Annotated[str, typer.Option(help="Target name, recorded with a stored baseline.")] = "cpu",
     blocks: Annotated[int, typer.Option(min=1, help="Blocks (each: baseline twice, candidate once, shuffled). "
-                                        "Fewer than the test needs to reach p < alpha (7 at 0.01) is inconclusive."
-                                        )] = 10,
+                                        "Fewer than the test needs to reach p < alpha (7 at 0.01) is inconclusive; "
+                                        "12 leave room for one disturbed block.")] = 12,
     threshold: Annotated[float | None, typer.Option(help="Smallest relative slowdown that fails [default: 0.10]; "
                                                     "widens to noise-factor x the A/A CI half-width on noise.")] = None,
     noise_factor: Annotated[float | None, typer.Option(help="How far measured A/A noise widens the threshold "

@@ -47,7 +47,7 @@ BLOCK_PROTOCOL = Protocol(warmup_runs=10, warmup_s=0.3, runs=50, min_s=0.6, tria
 
 @dataclass
 class GateOptions:
-    blocks: int = 10
+    blocks: int = 12
     runtime: str | None = None
     threads: int = 1
     data: str = "synth:test"

@@ -7,6 +7,7 @@ output names, metrics and provenance (command, data seed, versions).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,9 +52,44 @@ class CheckpointMeta:
             meta = cls(**known)
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:
             raise EdgekitError(f"unreadable edgekit metadata ({exc})", path=path) from None
+        meta._check(path)
         meta.mean, meta.std = tuple(meta.mean), tuple(meta.std)
         meta.outputs, meta.state_names = tuple(meta.outputs), tuple(meta.state_names)
         return meta
+
+    def _check(self, path: Path) -> None:
+        """Every field's type and range, so a hand-edited header fails here with the key, not deep in a build."""
+        def bad(key: str, expected: str) -> EdgekitError:
+            return EdgekitError(f"metadata key {key!r}: expected {expected}, got {getattr(self, key)!r}", path=path)
+
+        def number(v, positive=False) -> bool:
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            return ok and (v > 0 if positive else True)
+
+        if not isinstance(self.arch, str) or not self.arch:
+            raise bad("arch", "a model family name")
+        # Numbers in arch_kwargs scale the model (width multipliers): a wild one would allocate without bound.
+        if not isinstance(self.arch_kwargs, dict) or not all(
+                isinstance(v, str | bool) or (number(v) and 0 < v <= 16) for v in self.arch_kwargs.values()):
+            raise bad("arch_kwargs", "an object of names and numbers in (0, 16]")
+        size = self.input_size
+        if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 1024:
+            raise bad("input_size", "an integer from 8 to 1024")
+        for key, positive in (("mean", False), ("std", True)):
+            v = getattr(self, key)
+            if not isinstance(v, list | tuple) or len(v) != 3 or not all(number(x, positive) for x in v):
+                raise bad(key, "three finite numbers" + (" > 0" if positive else ""))
+        for key in ("outputs", "state_names"):
+            v = getattr(self, key)
+            if not isinstance(v, list | tuple) or not all(isinstance(x, str) for x in v):
+                raise bad(key, "a list of names")
+        for key in ("metrics", "provenance"):
+            if not isinstance(getattr(self, key), dict):
+                raise bad(key, "an object")
+        if not isinstance(self.landmark_scheme, str):
+            raise bad("landmark_scheme", "a scheme name")
+        if not isinstance(self.pruned, bool):
+            raise bad("pruned", "true or false")
 
 
 def resolve(path: str | Path) -> Path:
@@ -100,8 +136,16 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model from metadata and load its weights in float32, in eval mode."""
     p = resolve(path)
     meta = read_meta(p)
-    model = build(meta.arch, input_size=meta.input_size, **meta.arch_kwargs)
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(p)).items()}
+    try:
+        model = build(meta.arch, input_size=meta.input_size, **meta.arch_kwargs)
+    except EdgekitError:
+        raise
+    except (TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError) as exc:
+        raise EdgekitError(f"cannot build {meta.arch!r} with {meta.arch_kwargs!r}: {exc}", path=p) from None
+    try:
+        state = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(p)).items()}
+    except (SafetensorError, OSError) as exc:
+        raise EdgekitError(f"unreadable weights ({exc})", path=p) from None
     if meta.pruned:
         resize_to_state_dict(model, state)
     try:
