@@ -225,3 +225,18 @@ def test_a_candidate_that_no_longer_runs_fails_the_gate(tiny_run, tmp_path, cli)
     r = cli("gate", "--baseline", str(tiny_run / "exports/model.fp32.onnx"), "--candidate", str(broken),
             "--blocks", "7", "--eval-images", "0")
     assert r.returncode == 1 and "candidate failed to run" in r.stdout
+
+
+def test_a_block_times_every_arm_interleaved_in_one_process(tiny_run, tmp_path):
+    from edgekit.bench.sweep import Executor
+
+    base = tiny_run / "exports/model.fp32.onnx"
+    slow = add_extra_compute(base, tmp_path / "slow.onnx", channels=16, layers=2)
+    m = g._Measurer(g.GateOptions(), None)
+    r = m.interleaved([base, base, slow], seed=1)
+    assert r["ok"] and len(r["arms"]) == 3 and all(len(a["latency_ms"]) >= 50 for a in r["arms"])
+    assert r["p50"][2] > r["p50"][0]  # the slower model, timed alongside, is slower
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"garbage")
+    r = Executor(None).trial(["--artifact", str(base), "--interleave", str(broken)])
+    assert not r["ok"] and r["failed_arm"] == 1

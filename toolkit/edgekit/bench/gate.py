@@ -1,8 +1,9 @@
 """`edgekit gate`: is a candidate artifact slower or less accurate than a baseline?
 
-Same-run A/B (default): baseline and candidate are measured in the same job, in blocks; each block runs the
-baseline twice (an A/A pair that tells whether the machine is steady enough to judge) and the candidate once, in
-random order, each in a fresh runner process. Stored baseline: a `benchmarks/baselines/<target>.json` measured
+Same-run A/B (default): baseline and candidate are measured in the same job, in blocks; each block is one fresh
+runner process that times the baseline twice (an A/A pair that tells whether the machine is steady enough to
+judge) and the candidate once, interleaved in short chunks in a random order, so a burst of machine noise lands on
+every arm of the block alike. Stored baseline: a `benchmarks/baselines/<target>.json` measured
 earlier, used only on a machine whose fingerprint matches.
 """
 
@@ -103,12 +104,30 @@ class _Measurer:
             result["p50"] = float(np.median(result["latency_ms"]))
         return result
 
+    def interleaved(self, artifacts: list[Path], seed: int) -> dict:
+        """One block: every artifact timed in one process, in alternating chunks (see runner.interleaved_trial)."""
+        args = ["--artifact", str(artifacts[0]), "--threads", str(self.opts.threads), "--protocol",
+                json.dumps(BLOCK_PROTOCOL.to_dict()), "--seed", str(seed)]
+        for a in artifacts[1:]:
+            args += ["--interleave", str(a)]
+        if self.opts.runtime:
+            args += ["--runtime", self.opts.runtime]
+        result = self.ex.trial(args)
+        if result.get("ok"):
+            result["p50"] = [float(np.median(arm["latency_ms"])) for arm in result["arms"]]
+        return result
+
 
 def _measure_blocks(m: _Measurer, baseline: Path | None, candidate: Path, blocks: int, rng: random.Random,
                     accuracy: dict) -> dict:
-    """Run `blocks` randomly ordered blocks; returns per-block p50s or the first error per side."""
+    """Run `blocks` blocks; returns per-block p50s or the first error per side.
+
+    With a baseline, each block is one process timing baseline, baseline again (A/A) and candidate interleaved.
+    Without one (stored baselines), each block is one process timing the candidate alone."""
+    if baseline is not None:
+        return _interleaved_blocks(m, baseline, candidate, blocks, rng, accuracy)
     out: dict = {"A1": [], "A2": [], "B": [], "errors": {}}
-    arms = [("A1", baseline), ("A2", baseline), ("B", candidate)] if baseline else [("B", candidate)]
+    arms = [("B", candidate)]
     for i in range(blocks):
         order = arms[:]
         rng.shuffle(order)
@@ -124,6 +143,34 @@ def _measure_blocks(m: _Measurer, baseline: Path | None, candidate: Path, blocks
             if want_acc:
                 accuracy[side] = (r.get("accuracy") or {}).get("nme")
             out[arm].append(r["p50"])
+        if m.opts.progress:
+            m.opts.progress(f"block {i + 1}/{blocks}")
+    return out
+
+
+def _interleaved_blocks(m: _Measurer, baseline: Path, candidate: Path, blocks: int, rng: random.Random,
+                        accuracy: dict) -> dict:
+    out: dict = {"A1": [], "A2": [], "B": [], "errors": {}}
+    for side, path in (("baseline", baseline), ("candidate", candidate)):  # accuracy, and does it run at all
+        if side in accuracy:
+            continue
+        r = m.block(path, with_accuracy=True)
+        if not r.get("ok"):
+            out["errors"][side] = r.get("error", "runner failed")
+        else:
+            accuracy[side] = (r.get("accuracy") or {}).get("nme")
+    if out["errors"]:
+        return out
+    for i in range(blocks):
+        order = [("A1", baseline), ("A2", baseline), ("B", candidate)]
+        rng.shuffle(order)  # which arm the process loads and times first
+        r = m.interleaved([p for _, p in order], seed=rng.randrange(2**31))
+        if not r.get("ok"):
+            arm = order[r["failed_arm"]][0] if r.get("failed_arm") is not None else "B"
+            out["errors"]["baseline" if arm.startswith("A") else "candidate"] = r.get("error", "runner failed")
+            break
+        for (arm, _), p50 in zip(order, r["p50"], strict=True):
+            out[arm].append(p50)
         if m.opts.progress:
             m.opts.progress(f"block {i + 1}/{blocks}")
     return out
