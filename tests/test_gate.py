@@ -18,7 +18,7 @@ from edgekit.bench.decision import (
     paired_verdict,
     unpaired_verdict,
 )
-from edgekit.bench.slowdown import add_extra_compute
+from edgekit.bench.slowdown import add_extra_compute, add_extra_gemm
 from edgekit.runtime import load
 
 RULE = GateRule()
@@ -200,9 +200,11 @@ def test_bad_stored_baseline_names_the_file(tiny_run, tmp_path, cli):
 def test_extra_compute_keeps_outputs_and_costs_time(tiny_run, tmp_path):
     src = tiny_run / "exports/model.fp32.onnx"
     slow = add_extra_compute(src, tmp_path / "slow.onnx", channels=16, layers=2)
+    gemm = add_extra_gemm(src, tmp_path / "gemm.onnx", width=32)
     x = np.random.default_rng(0).standard_normal((2, 3, 112, 112)).astype(np.float32)
-    a, b = load(src).run(x), load(slow).run(x)
+    a, b, c = load(src).run(x), load(slow).run(x), load(gemm).run(x)
     assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+    assert all(np.array_equal(p, q) for p, q in zip(a, c, strict=True))
 
 
 def test_end_to_end_same_run_gate_fails_a_slower_model_and_passes_itself(tiny_run, tmp_path, cli):
