@@ -201,3 +201,26 @@ def test_checkpoint_reader(tmp_path_factory, small_checkpoint, data):
         assert isinstance(model, torch.nn.Module)
 
     _reads_cleanly(folder, read)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_artifact_sidecar_reader(tmp_path_factory, data):
+    from edgekit.bench.sweep import from_files
+    from edgekit.config.catalog import find
+    from edgekit.config.target import load_target
+
+    doc = {"schema": "edgekit-artifact/1", "format": "onnx", "precision": "int8", "status": "ok",
+           "file": "model.int8.onnx", "targets": ["cpu"],
+           "preprocess": {"input_size": 112, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
+    text = json.dumps(doc)
+    if data.draw(st.booleans()):
+        text = text[:data.draw(st.integers(0, len(text)))]
+    else:
+        text = json.dumps(_mutate_tree(doc, data))
+    folder = tmp_path_factory.mktemp("sidecar")
+    art = folder / "model.int8.onnx"
+    art.write_bytes(b"not read here")
+    (folder / "model.int8.onnx.json").write_text(text)
+    target = load_target(find("targets", "cpu"))
+    _reads_cleanly(folder, lambda: from_files([art], target))

@@ -101,8 +101,11 @@ class Pipeline:
         f = stage_dir / STAGE_FILE
         if not f.exists():
             return None
-        record = json.loads(f.read_text())
-        return record if record.get("key") == key else None
+        try:
+            record = json.loads(f.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None  # unreadable (hand-edited?): the stage simply runs again
+        return record if isinstance(record, dict) and record.get("key") == key else None
 
     def _source(self, multiple: int):
         """The model to compress, its stage context, and the hash and path that identify it."""

@@ -22,6 +22,7 @@ from ..atomic import write_json
 from ..errors import EdgekitError
 from ..fingerprint import fingerprint
 from ..hashing import sha256_file
+from ..jsonio import check_preprocess, read_json_object
 from .decision import (
     INCONCLUSIVE,
     PASS,
@@ -181,7 +182,8 @@ def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
     if not opts.eval_images:
         return None
     sidecar = artifact.with_name(artifact.name + ".json")
-    preprocess = json.loads(sidecar.read_text()).get("preprocess") if sidecar.exists() else None
+    preprocess = (check_preprocess(read_json_object(sidecar, "artifact sidecar").get("preprocess"), sidecar)
+                  if sidecar.exists() else None)
     return eval_set(opts.data, opts.eval_images, preprocess or DEFAULT_PREPROCESS, workdir / "eval.npz")
 
 
@@ -292,15 +294,9 @@ def validate_baseline(doc: object, path: Path) -> dict:
 
 
 def load_baseline(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EdgekitError("no stored baseline; create it with `edgekit gate --update-baseline`", path=path) from None
-    except UnicodeDecodeError:
-        raise EdgekitError("not a stored baseline: not UTF-8 text", path=path) from None
-    except json.JSONDecodeError as exc:
-        raise EdgekitError(f"line {exc.lineno}: not valid JSON ({exc.msg})", path=path) from None
-    return validate_baseline(doc, path)
+    if not path.exists():
+        raise EdgekitError("no stored baseline; create it with `edgekit gate --update-baseline`", path=path)
+    return validate_baseline(read_json_object(path, "stored baseline"), path)
 
 
 def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:

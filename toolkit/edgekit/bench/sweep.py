@@ -20,6 +20,7 @@ import numpy as np
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..hashing import sha256_file
+from ..jsonio import check_preprocess, read_json_object
 from ..runtime import RUNTIMES, runs
 from .precision import precision_of
 from .protocol import Protocol
@@ -93,8 +94,13 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
     manifest_path = run_dir / "manifest.json"
     if not manifest_path.exists():
         raise EdgekitError("not a finished compress run (no manifest.json)", path=run_dir)
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json_object(manifest_path, "compress run manifest")
     steps = manifest.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in steps):
+        raise EdgekitError("key 'steps': expected a list of steps with names", path=manifest_path)
+    if not isinstance(manifest.get("artifacts", []), list) or not all(
+            isinstance(a, dict) and isinstance(a.get("file"), str) for a in manifest.get("artifacts", [])):
+        raise EdgekitError("key 'artifacts': expected a list of sidecars with a file name", path=manifest_path)
     floats = [s["name"] for s in steps if s["name"] != "teacher" and not s["name"].startswith(("int8", "fp16"))]
     final = floats[-1] if floats else "teacher"
     cells: list[Cell] = []
@@ -105,7 +111,7 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
     for sidecar in manifest.get("artifacts", []):
         if target.name in sidecar.get("targets", []) or sidecar.get("format") in target.formats:
             cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
-            preprocess = preprocess or sidecar.get("preprocess")
+            preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), manifest_path)
     if "torch" in target.runtimes:
         last = next((s for s in reversed(steps) if s["name"] in floats), None)
         if last:
@@ -123,8 +129,8 @@ def from_files(paths: list[Path], target: Target) -> tuple[list[Cell], dict]:
         if not p.exists():
             raise EdgekitError("artifact not found", path=p)
         sidecar_path = p.with_name(p.name + ".json")
-        sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
-        preprocess = preprocess or sidecar.get("preprocess")
+        sidecar = read_json_object(sidecar_path, "artifact sidecar") if sidecar_path.exists() else {}
+        preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), sidecar_path)
         found = _cells_for(target, p.stem.split(".")[0], p, sidecar)
         if not found:
             raise EdgekitError(f"target {target.name!r} has no runtime for {p.suffix} files "
