@@ -42,7 +42,11 @@ def third_party_output_to(log_path: Path, stdout_console: Console, stderr_consol
     log.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     terminals = {fd: os.fdopen(os.dup(saved[fd]), "w", buffering=1) for fd in (1, 2)}
-    consoles = [(stdout_console, stdout_console.file, 1), (stderr_console, stderr_console.file, 2)]
+    import rich
+
+    # rich's global console carries edgekit's progress bars and epoch lines (rich.progress uses it by default).
+    consoles = [(stdout_console, stdout_console.file, 1), (stderr_console, stderr_console.file, 2),
+                (rich.get_console(), rich.get_console().file, 1)]
     edgekit_log = logging.getLogger("edgekit")
     handler = _ConsoleHandler(stderr_console)
     old_propagate = edgekit_log.propagate
