@@ -9,6 +9,11 @@ from pathlib import Path
 from .errors import EdgekitError
 
 
+def is_finite_number(v: object) -> bool:
+    """A real JSON number: int or float, not bool, not NaN or infinity (json.loads accepts both)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def read_json_object(path: str | Path, what: str) -> dict:
     path = Path(path)
     try:
@@ -29,12 +34,9 @@ def check_preprocess(pre: object, path: Path) -> dict | None:
     if pre is None:
         return None
 
-    def finite(v) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
     ok = (isinstance(pre, dict) and isinstance(pre.get("input_size"), int) and not isinstance(pre["input_size"], bool)
           and 8 <= pre["input_size"] <= 1024
-          and all(isinstance(pre.get(k), list) and len(pre[k]) == 3 and all(finite(x) for x in pre[k])
+          and all(isinstance(pre.get(k), list) and len(pre[k]) == 3 and all(is_finite_number(x) for x in pre[k])
                   for k in ("mean", "std"))
           and all(x > 0 for x in pre["std"]))
     if not ok:

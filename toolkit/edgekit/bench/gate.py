@@ -10,7 +10,6 @@ earlier, used only on a machine whose fingerprint matches.
 from __future__ import annotations
 
 import json
-import math
 import random
 import subprocess
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from ..atomic import write_json
 from ..errors import EdgekitError
 from ..fingerprint import fingerprint
 from ..hashing import sha256_file
-from ..jsonio import check_preprocess, read_json_object
+from ..jsonio import check_preprocess, is_finite_number, read_json_object
 from .decision import (
     INCONCLUSIVE,
     PASS,
@@ -119,31 +118,18 @@ class _Measurer:
         return result
 
 
-def _measure_blocks(m: _Measurer, baseline: Path | None, candidate: Path, blocks: int, rng: random.Random,
-                    accuracy: dict) -> dict:
-    """Run `blocks` blocks; returns per-block p50s or the first error per side.
-
-    With a baseline, each block is one process timing baseline, baseline again (A/A) and candidate interleaved.
-    Without one (stored baselines), each block is one process timing the candidate alone."""
-    if baseline is not None:
-        return _interleaved_blocks(m, baseline, candidate, blocks, rng, accuracy)
-    out: dict = {"A1": [], "A2": [], "B": [], "errors": {}}
-    arms = [("B", candidate)]
+def _candidate_blocks(m: _Measurer, candidate: Path, blocks: int, accuracy: dict) -> dict:
+    """Stored baselines: each block is one process timing the candidate alone (the first also scores it)."""
+    out: dict = {"B": [], "errors": {}}
     for i in range(blocks):
-        order = arms[:]
-        rng.shuffle(order)
-        for arm, path in order:
-            side = "baseline" if arm.startswith("A") else "candidate"
-            if side in out["errors"]:
-                continue
-            want_acc = side not in accuracy
-            r = m.block(path, with_accuracy=want_acc)
-            if not r.get("ok"):
-                out["errors"][side] = r.get("error", "runner failed")
-                continue
-            if want_acc:
-                accuracy[side] = (r.get("accuracy") or {}).get("nme")
-            out[arm].append(r["p50"])
+        want_acc = "candidate" not in accuracy
+        r = m.block(candidate, with_accuracy=want_acc)
+        if not r.get("ok"):
+            out["errors"]["candidate"] = r.get("error", "runner failed")
+            break
+        if want_acc:
+            accuracy["candidate"] = (r.get("accuracy") or {}).get("nme")
+        out["B"].append(r["p50"])
         if m.opts.progress:
             m.opts.progress(f"block {i + 1}/{blocks}")
     return out
@@ -151,6 +137,8 @@ def _measure_blocks(m: _Measurer, baseline: Path | None, candidate: Path, blocks
 
 def _interleaved_blocks(m: _Measurer, baseline: Path, candidate: Path, blocks: int, rng: random.Random,
                         accuracy: dict) -> dict:
+    """Same-run: each block is one process timing baseline, baseline again (A/A) and candidate interleaved;
+    returns per-block p50s per arm, or the first error per side."""
     out: dict = {"A1": [], "A2": [], "B": [], "errors": {}}
     for side, path in (("baseline", baseline), ("candidate", candidate)):  # accuracy, and does it run at all
         if side in accuracy:
@@ -177,6 +165,11 @@ def _interleaved_blocks(m: _Measurer, baseline: Path, candidate: Path, blocks: i
     return out
 
 
+def _not_measured(report: dict, latency: dict) -> dict:
+    return {**report, "latency": latency, "verdict": INCONCLUSIVE,
+            "accuracy": {"verdict": PASS, "checked": False, "reason": "not measured"}}
+
+
 def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
     """The accuracy gate's evaluation set, preprocessed as the artifact's sidecar says (None: latency only)."""
     if not opts.eval_images:
@@ -192,16 +185,14 @@ def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) 
     report = {"mode": "same-run", "baseline": str(baseline), "candidate": str(candidate)}
     short = too_few_blocks(opts.blocks, rule, paired=True)
     if short:  # decided before measuring anything: these blocks could never show a regression
-        report.update(latency=short, accuracy={"verdict": PASS, "checked": False, "reason": "not measured"},
-                      verdict=INCONCLUSIVE)
-        return report
+        return _not_measured(report, short)
     rng = random.Random(opts.seed)
     m = _Measurer(opts, _eval_npz(opts, candidate, workdir))
     accuracy: dict = {}
     blocks = opts.blocks
     attempts = []
     for attempt in range(2):  # an A/A drift over the limit gets one rerun with twice the blocks
-        got = _measure_blocks(m, baseline, candidate, blocks, rng, accuracy)
+        got = _interleaved_blocks(m, baseline, candidate, blocks, rng, accuracy)
         if "baseline" in got["errors"]:
             raise EdgekitError(f"the baseline does not run, so nothing can be compared: {got['errors']['baseline']}")
         drift = aa_drift(got["A1"], got["A2"])
@@ -249,7 +240,7 @@ def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, 
         raise EdgekitError(f"--blocks {opts.blocks} is too few for a stored baseline: {short['reason']}")
     m = _Measurer(opts, _eval_npz(opts, artifact, workdir))
     accuracy: dict = {}
-    got = _measure_blocks(m, None, artifact, opts.blocks, random.Random(opts.seed), accuracy)
+    got = _candidate_blocks(m, artifact, opts.blocks, accuracy)
     if got["errors"]:
         raise EdgekitError(f"cannot store a baseline for an artifact that fails: {got['errors']['candidate']}")
     doc = {"schema": BASELINE_SCHEMA, "target": target, "artifact": str(artifact), "sha256": sha256_file(artifact),
@@ -257,10 +248,6 @@ def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, 
            "block_p50_ms": got["B"], "nme": accuracy.get("candidate"), "budgets": dict(opts.overrides)}
     write_json(path, doc)
     return doc
-
-
-def _finite(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def validate_baseline(doc: object, path: Path) -> dict:
@@ -274,12 +261,12 @@ def validate_baseline(doc: object, path: Path) -> dict:
     if unknown:
         raise EdgekitError(f"unknown key {unknown[0]!r}; expected only {', '.join(sorted(BASELINE_KEYS))}", path=path)
     blocks = doc.get("block_p50_ms")
-    if not isinstance(blocks, list) or not blocks or not all(_finite(b) and b > 0 for b in blocks):
+    if not isinstance(blocks, list) or not blocks or not all(is_finite_number(b) and b > 0 for b in blocks):
         raise EdgekitError("key 'block_p50_ms': expected a non-empty list of positive latencies in ms", path=path)
     if not isinstance(doc.get("fingerprint"), dict):
         raise EdgekitError("key 'fingerprint': expected an object", path=path)
     nme = doc.get("nme")
-    if nme is not None and not (_finite(nme) and nme > 0):
+    if nme is not None and not (is_finite_number(nme) and nme > 0):
         raise EdgekitError(f"key 'nme': expected a positive number or null, got {nme!r}", path=path)
     budgets = doc.get("budgets", {})
     if not isinstance(budgets, dict):
@@ -288,7 +275,7 @@ def validate_baseline(doc: object, path: Path) -> dict:
         if k not in GateRule.keys():
             raise EdgekitError(f"key 'budgets.{k}' is unknown; expected one of {', '.join(GateRule.keys())}",
                                path=path)
-        if not _finite(v) or v < 0:
+        if not is_finite_number(v) or v < 0:
             raise EdgekitError(f"key 'budgets.{k}': expected a number >= 0, got {v!r}", path=path)
     return doc
 
@@ -313,12 +300,10 @@ def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Pat
     n = len(doc["block_p50_ms"])
     short = too_few_blocks(n, rule, paired=False)
     if short:
-        report.update(latency=short, accuracy={"verdict": PASS, "checked": False, "reason": "not measured"},
-                      verdict=INCONCLUSIVE)
-        return report
+        return _not_measured(report, short)
     m = _Measurer(opts, _eval_npz(opts, candidate, workdir) if doc.get("nme") is not None else None)
     accuracy: dict = {}
-    got = _measure_blocks(m, None, candidate, n, random.Random(opts.seed), accuracy)
+    got = _candidate_blocks(m, candidate, n, accuracy)
     if got["errors"]:
         report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
     else:

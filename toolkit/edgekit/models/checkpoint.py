@@ -7,7 +7,6 @@ output names, metrics and provenance (command, data seed, versions).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from torch import nn
 from ..atomic import atomic_path
 from ..data.transforms import DEFAULT_MEAN, DEFAULT_STD
 from ..errors import EdgekitError
+from ..jsonio import is_finite_number
 from ..landmarks import SCHEME, STATE_NAMES
 from .registry import OUTPUT_NAMES, build
 from .resize import resize_to_state_dict
@@ -62,22 +62,19 @@ class CheckpointMeta:
         def bad(key: str, expected: str) -> EdgekitError:
             return EdgekitError(f"metadata key {key!r}: expected {expected}, got {getattr(self, key)!r}", path=path)
 
-        def number(v, positive=False) -> bool:
-            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            return ok and (v > 0 if positive else True)
-
         if not isinstance(self.arch, str) or not self.arch:
             raise bad("arch", "a model family name")
         # Numbers in arch_kwargs scale the model (width multipliers): a wild one would allocate without bound.
         if not isinstance(self.arch_kwargs, dict) or not all(
-                isinstance(v, str | bool) or (number(v) and 0 < v <= 16) for v in self.arch_kwargs.values()):
+                isinstance(v, str | bool) or (is_finite_number(v) and 0 < v <= 16) for v in self.arch_kwargs.values()):
             raise bad("arch_kwargs", "an object of names and numbers in (0, 16]")
         size = self.input_size
         if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 1024:
             raise bad("input_size", "an integer from 8 to 1024")
         for key, positive in (("mean", False), ("std", True)):
             v = getattr(self, key)
-            if not isinstance(v, list | tuple) or len(v) != 3 or not all(number(x, positive) for x in v):
+            if not isinstance(v, list | tuple) or len(v) != 3 or not all(
+                    is_finite_number(x) and (x > 0 or not positive) for x in v):
                 raise bad(key, "three finite numbers" + (" > 0" if positive else ""))
         for key in ("outputs", "state_names"):
             v = getattr(self, key)
@@ -138,8 +135,6 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, CheckpointMeta]:
     meta = read_meta(p)
     try:
         model = build(meta.arch, input_size=meta.input_size, **meta.arch_kwargs)
-    except EdgekitError:
-        raise
     except (TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError) as exc:
         raise EdgekitError(f"cannot build {meta.arch!r} with {meta.arch_kwargs!r}: {exc}", path=p) from None
     try:
