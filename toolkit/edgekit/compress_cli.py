@@ -14,7 +14,7 @@ from .config.recipe import load_recipe
 from .config.target import load_target
 from .errors import EdgekitError
 from .pipeline import CompressRun, compress
-from .thirdparty_log import third_party_output_to
+from .thirdparty_log import LOG_NAME, third_party_output_to
 
 
 def resolve_targets(spec: str):
@@ -62,7 +62,7 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     if byom is not None:
         rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": data, "val": data})})
     capture = (contextlib.nullcontext() if verbose or stderr_console is None
-               else third_party_output_to(out / "log.txt", console, stderr_console))
+               else third_party_output_to(out / LOG_NAME, console, stderr_console))
     with capture:
         manifest = compress(CompressRun(recipe=rec, run_dir=out, targets=targets, teacher=teacher, progress=progress,
                                         seed=seed, workers=workers, recipe_path=str(path), byom=byom))

@@ -37,6 +37,7 @@ from .hashing import code_hash, sha256_file, sha256_json
 from .models.byom import load_byom
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve, save_checkpoint
 from .models.registry import count_macs_params
+from .thirdparty_log import LOG_NAME
 
 MANIFEST = "manifest.json"
 EXPORT_CALIBRATION_IMAGES = 200
@@ -296,7 +297,7 @@ def _score_onnx(ctx: StageContext, path: Path) -> dict:
 def compress(run: CompressRun) -> dict:
     """Run the recipe. Bad input (exit 2) leaves nothing behind: a run directory this call created is removed."""
     # Fresh: nothing there yet but the third-party log the CLI opens first.
-    fresh = not run.run_dir.exists() or {p.name for p in run.run_dir.iterdir()} <= {"log.txt"}
+    fresh = not run.run_dir.exists() or {p.name for p in run.run_dir.iterdir()} <= {LOG_NAME}
     try:
         return Pipeline(run).execute()
     except EdgekitError:

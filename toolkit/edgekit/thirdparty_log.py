@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+import rich
 from rich.console import Console
+
+LOG_NAME = "log.txt"  # in the run directory
 
 
 class _ConsoleHandler(logging.Handler):
@@ -42,8 +45,6 @@ def third_party_output_to(log_path: Path, stdout_console: Console, stderr_consol
     log.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     terminals = {fd: os.fdopen(os.dup(saved[fd]), "w", buffering=1) for fd in (1, 2)}
-    import rich
-
     # rich's global console carries edgekit's progress bars and epoch lines (rich.progress uses it by default).
     consoles = [(stdout_console, stdout_console.file, 1), (stderr_console, stderr_console.file, 2),
                 (rich.get_console(), rich.get_console().file, 1)]

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import resource
 import sys
 import time
@@ -126,8 +127,6 @@ def interleaved_trial(args: argparse.Namespace) -> dict:
     change) then lands on every arm of the block alike instead of on whichever process ran at that moment, so
     the per-block ratio keeps the slowdown and loses most of the noise.
     """
-    import random
-
     protocol = Protocol.from_dict(json.loads(args.protocol))
     shape = [int(v) for v in args.input_shape.split(",")]
     sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

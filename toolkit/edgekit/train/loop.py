@@ -93,8 +93,8 @@ def fit(
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(description, total=cfg.epochs * cfg.steps_per_epoch, status="",
                             completed=first_epoch * cfg.steps_per_epoch)
-        stop = bad >= cfg.patience  # a resumed run that had already stopped early
-        for epoch in range(first_epoch, cfg.epochs if not stop else first_epoch):
+        last = first_epoch if bad >= cfg.patience else cfg.epochs  # a resumed run may have stopped early already
+        for epoch in range(first_epoch, last):
             model.train()
             running, n = 0.0, 0
             for step, batch in enumerate(train_batches(epoch)):
