@@ -35,6 +35,36 @@ def test_distill_trains_the_named_student_with_feature_adapters(tiny_context):
     assert lm.shape == (1, 68, 2) and st.shape == (1, 3)
 
 
+def test_distill_from_a_pretrained_student_fine_tunes_its_weights(tiny_context, tiny_teacher, tmp_path):
+    """`student: {init: ...}` starts from the checkpoint's weights, arch and width, then trains them."""
+    from edgekit.errors import EdgekitError
+
+    start, meta = load_checkpoint(tiny_teacher)  # a mobile 0.25 checkpoint stands in for a zoo student
+    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=16, lr=1e-3)
+    student, arch, extra = run_distill(cfg, StudentSpec(init=str(tiny_teacher)), tiny_context)
+    assert arch == {"arch": "mobile", "arch_kwargs": {"width": 0.25}} and extra["init"] == str(tiny_teacher)
+    before, after = start.state_dict(), student.state_dict()
+    assert before.keys() == after.keys()
+    changed = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert changed, "fine-tuning should move the weights"
+    # Starting from trained weights, a 3-step run stays near them; fresh weights would be far off.
+    drift = max((after[k] - before[k]).abs().max().item() for k in changed if "running" not in k)
+    assert drift < 0.1
+    with pytest.raises(EdgekitError, match="recipe's student.width is 0.5"):
+        run_distill(cfg, StudentSpec(init=str(tiny_teacher), width=0.5), tiny_context)
+
+
+def test_distill_repeats_exactly_with_the_same_seed(tiny_context):
+    """Same seed and threads: the same student, to the bit (the weights are drawn after seeding)."""
+    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=8, pool=24, loss={"features": 0.5})
+    torch.manual_seed(123)  # whatever ran before must not matter
+    a, _, ea = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
+    torch.rand(7)
+    b, _, eb = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
+    assert ea["val"]["nme"] == eb["val"]["nme"]
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+
+
 def test_distill_works_on_unlabeled_images_with_teacher_pseudo_labels(tiny_context, tmp_path):
     import cv2
 

@@ -147,6 +147,7 @@ class Pipeline:
             stage_dir = self.dir / f"{i:02d}-{item.kind}"
             key = sha256_json({"input": key, "kind": item.kind, "config": item.config.model_dump(),
                                "student": r.recipe.student.model_dump() if r.recipe.student else None,
+                               "student_init": _init_hash(r.recipe.student) if item.kind == "distill" else None,
                                "data": self.data_ids, "seed": r.seed, "version": __version__, "code": code_hash(),
                                # What targets change: channel rounding (prune) and the INT8 scheme (quantize).
                                "multiple": multiple if item.kind == "prune" else None,
@@ -279,6 +280,11 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
             missed.append(f"artifact {a['file']}: {detail}")
     return {"met": not missed, "missed": missed, "teacher_nme": teacher_nme, "final_nme": nme,
             "budgets": accept.model_dump()}
+
+
+def _init_hash(student) -> str | None:
+    """A re-published zoo student (same name, new weights) must not reuse a cached distill stage."""
+    return sha256_file(resolve(student.init)) if student is not None and student.init else None
 
 
 def _step_name(kind: str, cfg) -> str:

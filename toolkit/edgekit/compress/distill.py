@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import torch
+from torch import nn
+
 from ..config.recipe import DistillStage, StudentSpec
 from ..errors import EdgekitError
+from ..models.checkpoint import load_checkpoint
 from ..models.registry import build
 from ..train.kd import FeatureAdapters, kd_step
 from ..train.loop import FitConfig, fit
@@ -16,9 +20,36 @@ def fit_config(cfg, seed: int) -> FitConfig:
                      seed=seed, warmup_epochs=min(1.0, cfg.epochs / 4))
 
 
+def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:
+    """The student and its arch info: pre-trained weights from `spec.init`, else fresh weights."""
+    if spec.init is None:
+        student = build(spec.arch, input_size=ctx.input_size, width=spec.width)
+        student.head.init_landmark_bias(ctx.mean_teacher_landmarks())
+        return student, {"arch": spec.arch, "arch_kwargs": {"width": spec.width}}
+    student, meta = load_checkpoint(spec.init)
+    where = f"student.init {spec.init}"
+    if meta.pruned:
+        raise EdgekitError(f"{where}: a pruned checkpoint cannot be a distillation student; use an unpruned one")
+    if meta.input_size != ctx.input_size:
+        raise EdgekitError(f"{where}: input {meta.input_size}x{meta.input_size}, the teacher's is "
+                           f"{ctx.input_size}x{ctx.input_size}")
+    if tuple(meta.mean) != tuple(ctx.meta.mean) or tuple(meta.std) != tuple(ctx.meta.std):
+        raise EdgekitError(f"{where}: normalisation mean/std {list(meta.mean)}/{list(meta.std)} differs from the "
+                           f"teacher's {list(ctx.meta.mean)}/{list(ctx.meta.std)}")
+    # arch/width written next to init must agree with the checkpoint, or the recipe would say one thing and run
+    # another.
+    for key, have in (("arch", meta.arch), ("width", meta.arch_kwargs.get("width", 1.0))):
+        if key in spec.model_fields_set and getattr(spec, key) != have:
+            raise EdgekitError(f"{where} is {key} {have!r}, but the recipe's student.{key} is "
+                               f"{getattr(spec, key)!r}; drop student.{key} or make them agree")
+    student.train()
+    return student, {"arch": meta.arch, "arch_kwargs": dict(meta.arch_kwargs)}
+
+
 def run_distill(cfg: DistillStage, student_spec: StudentSpec, ctx: StageContext):
-    student = build(student_spec.arch, input_size=ctx.input_size, width=student_spec.width)
-    student.head.init_landmark_bias(ctx.mean_teacher_landmarks())
+    # Seeded here, not only in fit(): fresh student and adapter weights are drawn before the loop starts.
+    torch.manual_seed(ctx.seed)
+    student, arch_info = initial_student(student_spec, ctx)
     adapters = None
     if cfg.loss.features > 0:
         if not hasattr(ctx.teacher, "forward_features"):
@@ -33,6 +64,6 @@ def run_distill(cfg: DistillStage, student_spec: StudentSpec, ctx: StageContext)
         batches = ctx.train_batches(cfg.batch_size, cfg.steps_per_epoch)
     result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.validate, description="distill",
                  progress=ctx.progress, params=params)
-    extra = {"arch": student_spec.arch, "width": student_spec.width, "best_epoch": result.best_epoch, "pool": cfg.pool,
-             "val": result.best_metrics, "history": result.history}
-    return student, {"arch": student_spec.arch, "arch_kwargs": {"width": student_spec.width}}, extra
+    extra = {"arch": arch_info["arch"], **arch_info["arch_kwargs"], "init": student_spec.init,
+             "best_epoch": result.best_epoch, "pool": cfg.pool, "val": result.best_metrics, "history": result.history}
+    return student, arch_info, extra

@@ -15,8 +15,12 @@ class Strict(BaseModel):
 
 
 class StudentSpec(Strict):
+    """The student to distill into. With `init`, its weights (and arch and width) come from a checkpoint, so the
+    distill stage fine-tunes instead of training from random weights."""
+
     arch: Literal["mobile", "resnet"] = "mobile"
     width: float = Field(0.5, gt=0.0, le=2.0)
+    init: str | None = Field(None, min_length=1, description="zoo:NAME or a .safetensors checkpoint to start from")
 
 
 class DataSpec(Strict):
