@@ -56,3 +56,50 @@ def test_tflite_int8_takes_int8_input_and_runs_in_litert(student, images, tmp_pa
     assert raw.get_tensor(session.outs[0]["index"]).dtype == np.int8
     result = parity(session.run, student, x, "int8", labels)
     assert result["passed"] and result["nme_vs_pytorch"] < 0.05 and result["state_agreement"] >= 0.8
+
+
+def _fragile(model, factor=1000.0):
+    """A model that INT8 breaks, with labels it fits to about 1% NME.
+
+    One hidden unit of the landmark head carries a 1000x larger activation (its next layer divides it back, and
+    ReLU commutes with the scale), so a per-tensor INT8 range crushes every other unit of that tensor to zero;
+    a larger last layer makes those units matter to the output."""
+    import copy
+
+    import torch
+
+    m = copy.deepcopy(model).eval()
+    fc1, fc2 = m.head.landmarks[1], m.head.landmarks[3]
+    with torch.no_grad():
+        fc2.weight *= 20
+        fc1.weight[0] *= factor
+        fc1.bias[0] *= factor
+        fc2.weight[:, 0] /= factor
+    return m
+
+
+def test_tflite_int8_fallback_keeps_the_sensitive_layers_in_float_within_budget(student, images, tmp_path):
+    from edgekit.export.tflite_int8 import choose_float_modules
+
+    import torch
+
+    x, _ = images
+    fragile = _fragile(student)
+    with torch.no_grad():
+        own = fragile(torch.from_numpy(x))[0].numpy()
+    labels = own + np.random.default_rng(0).normal(0, 0.003, own.shape).astype(np.float32)
+    choice = choose_float_modules(fragile, (1, 3, 112, 112), x, x, labels, max_nme_increase=0.05, max_layers=4)
+    assert choice.nme_all_int8 > choice.budget, "the outlier should push full INT8 over the budget"
+    assert choice.within_budget and 1 <= len(choice.float_modules) <= 4
+    assert set(choice.float_modules) & {"head.landmarks.1", "head.landmarks.3"}
+    path = export_tflite(fragile, tmp_path / "m.tflite", (1, 3, 112, 112), "int8", calibration=x,
+                         float_modules=choice.float_modules)
+    # The named Linear layers run in float in the file itself; everything else stays integer.
+    session = LiteRTSession(path)
+    tensors = {d["index"]: d for d in session.interpreter.get_tensor_details()}
+    fc_weights = [np.dtype(tensors[op["inputs"][1]]["dtype"]).name
+                  for op in session.interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    float_linears = sum(1 for m in choice.float_modules if m.startswith(("head.landmarks", "head.states")))
+    assert fc_weights.count("float32") == float_linears and "int8" in fc_weights
+    result = parity(session.run, fragile, x, "int8", labels, nme_budget=0.05)
+    assert result["passed"], result

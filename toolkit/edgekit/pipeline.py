@@ -30,7 +30,7 @@ from .config.recipe import Recipe
 from .config.target import Target
 from .data.datasets import data_fingerprint
 from .errors import EdgekitError
-from .export.artifacts import PARITY_SAMPLES, ExportSources, export_all
+from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
 from .export.onnx import export_onnx
 from .fingerprint import package_versions
 from .hashing import code_hash, sha256_file, sha256_json
@@ -223,7 +223,8 @@ class Pipeline:
                             samples=evaluation["x"][:PARITY_SAMPLES], labels=evaluation["landmarks"][:PARITY_SAMPLES],
                             key=key, preprocess={"input_size": ctx.meta.input_size, "mean": list(ctx.meta.mean),
                                                  "std": list(ctx.meta.std), "layout": "NCHW", "color": "RGB"},
-                            nme_budget=self.run.recipe.export_nme_budget)
+                            nme_budget=self.run.recipe.export_nme_budget,
+                            selection=_selection_set(ctx), max_float_layers=self.run.recipe.max_float_layers)
         return export_all(src, self.run.targets, self.dir / "exports", progress=self.run.progress)
 
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, onnx_meta: dict,
@@ -280,6 +281,14 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
             missed.append(f"artifact {a['file']}: {detail}")
     return {"met": not missed, "missed": missed, "teacher_nme": teacher_nme, "final_nme": nme,
             "budgets": accept.model_dump()}
+
+
+def _selection_set(ctx: StageContext) -> tuple | None:
+    """Labeled validation images that choose an export's float layers (parity then checks on eval data)."""
+    val = ctx.arrays(ctx.data.val)
+    if val.get("landmarks") is None:
+        return None
+    return val["x"][:FALLBACK_SELECTION_IMAGES], val["landmarks"][:FALLBACK_SELECTION_IMAGES]
 
 
 def _init_hash(student) -> str | None:

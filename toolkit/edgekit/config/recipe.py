@@ -151,6 +151,11 @@ class Recipe(Strict):
         q = next((s.quantize for s in self.stages if s.quantize is not None), None)
         return q.fallback.max_nme_increase if q is not None and q.fallback is not None else 0.05
 
+    @property
+    def max_float_layers(self) -> int:
+        q = next((s.quantize for s in self.stages if s.quantize is not None), None)
+        return q.fallback.max_float_layers if q is not None and q.fallback is not None else 20
+
     @model_validator(mode="after")
     def _coherent(self):
         kinds = [s.kind for s in self.stages]

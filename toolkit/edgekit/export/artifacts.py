@@ -24,9 +24,11 @@ from ..runtime import load as load_runtime
 from .parity import parity
 from .tensorrt import EngineSpec, build_engine, qdq_zero_points_are_zero, tensorrt_available, write_build_script
 from .tflite import export_tflite, io_details
+from .tflite_int8 import choose_float_modules
 
 SIDECAR_SCHEMA = "edgekit-artifact/1"
 PARITY_SAMPLES = 64
+FALLBACK_SELECTION_IMAGES = 128
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class ExportSources:
     preprocess: dict = field(default_factory=dict)  # input_size, mean, std: how a runner feeds the artifact
     output_names: list[str] = field(default_factory=lambda: ["landmarks", "states"])
     nme_budget: float | None = None  # relative NME rise an FP16/INT8 artifact may show over the float model
+    max_float_layers: int = 20  # most layers an INT8 TFLite model may keep in float to meet nme_budget
+    selection: tuple[np.ndarray, np.ndarray] | None = None  # labeled (inputs, landmarks) that choose those layers
 
 
 def _onnx_io(path: Path) -> dict:
@@ -103,8 +107,15 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target])
                 raise RuntimeError(f"Q/DQ zero-points must be 0 for TensorRT; non-zero at {bad[:3]}")
         return path, extra
     if p.format == "tflite":
-        export_tflite(src.float_model, path, src.input_shape, p.precision, calibration=src.calibration)
-        return path, {"io": io_details(path)}
+        extra = {}
+        float_modules: list[str] = []
+        if p.precision == "int8" and src.selection is not None and src.nme_budget is not None:
+            choice = choose_float_modules(src.float_model, src.input_shape, src.calibration, *src.selection,
+                                          src.nme_budget, src.max_float_layers)
+            float_modules, extra["fallback"] = choice.float_modules, choice.as_dict()
+        export_tflite(src.float_model, path, src.input_shape, p.precision, calibration=src.calibration,
+                      float_modules=float_modules)
+        return path, {"io": io_details(path), **extra}
     return _tensorrt(p, src, out_dir, targets)
 
 
@@ -142,7 +153,8 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     records = []
     for p, users in plan(targets).items():
         sidecar_path = out_dir / f"{p.filename}.json"
-        key = sha256_json([src.key, p.format, p.precision, users, __version__, code_hash(), src.nme_budget])
+        key = sha256_json([src.key, p.format, p.precision, users, __version__, code_hash(), src.nme_budget,
+                          src.max_float_layers])
         if sidecar_path.exists():
             old = json.loads(sidecar_path.read_text())
             if old.get("key") == key and old.get("status") != "export-failed":

@@ -4,7 +4,8 @@
 - FP16: FP16 weights via ai-edge-quantizer's float casting (XNNPACK runs them natively on ARM with FP16).
 - INT8: PT2E static quantization (per-channel symmetric weights) calibrated on a representative dataset drawn
   from the calibration data; the converted model takes and returns int8 tensors, whose scale and zero-point go
-  into the sidecar so runners quantize and dequantize correctly.
+  into the sidecar so runners quantize and dequantize correctly. Named modules may stay in float
+  (`tflite_int8.py` chooses them by accuracy).
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def _quiet():
 
 
 def export_tflite(model: nn.Module, path: str | Path, input_shape: tuple[int, ...], precision: str = "fp32",
-                  calibration: np.ndarray | None = None) -> Path:
-    """Write a TFLite model; `calibration` (N, C, H, W float32, normalised) is required for INT8."""
+                  calibration: np.ndarray | None = None, float_modules: list[str] | tuple[str, ...] = ()) -> Path:
+    """Write a TFLite model; `calibration` (N, C, H, W float32, normalised) is required for INT8, and
+    `float_modules` (module names) stay in float in an INT8 model."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
     import litert_torch
@@ -66,17 +68,12 @@ def export_tflite(model: nn.Module, path: str | Path, input_shape: tuple[int, ..
         if precision == "int8":
             if calibration is None or not len(calibration):
                 raise ValueError("INT8 TFLite needs calibration images")
-            from litert_torch.quantize import pt2e_quantizer
             from litert_torch.quantize.quant_config import QuantConfig
-            from torchao.quantization.pt2e import quantize_pt2e
 
-            quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-                pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
-            graph = quantize_pt2e.prepare_pt2e(torch.export.export(model, args).module(), quantizer)
-            with torch.no_grad():
-                for x in calibration:  # the exported graph has batch 1
-                    graph(torch.from_numpy(np.ascontiguousarray(x[None])))
-            graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+            from .tflite_int8 import fake_quantized, selective_quantizer
+
+            quantizer = selective_quantizer(float_modules)
+            graph = fake_quantized(model, input_shape, calibration, quantizer)
             litert_torch.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(tmp))
         else:
             litert_torch.convert(model, args).export(str(tmp))

@@ -1,0 +1,165 @@
+"""Full-integer TFLite through PT2E, with an accuracy-aware float fallback like the ONNX path's.
+
+litert-torch's PT2E quantizer picks ops to quantize with filters on each node's module. Its own name filter
+expects TorchDynamo's `L__self___` keys, which `torch.export` does not produce, and refuses `None` ("keep in
+float"), so `SelectiveQuantizer` filters on the fully qualified module names that `torch.export` records.
+
+The fallback ranks layers in PyTorch on the PT2E fake-quantized graph (the same observers and rounding that the
+converter bakes in), so finding the float set costs no TFLite conversions; the chosen set is converted once and
+the parity check then measures the real file through LiteRT.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch import nn
+
+from .. import metrics
+
+# aten ops whose module is a unit of the fallback: the compute ops PT2E annotates (activations and pooling
+# follow their producer).
+_UNIT_OPS = ("conv2d", "linear", "add", "mul", "cat")
+RANK_CALIBRATION = 64  # images per candidate when ranking; the final conversion uses the full calibration set
+RANK_CHUNK = 32  # images per forward pass of the batch-dynamic graph used for choosing
+
+
+def _module_of(node: torch.fx.Node) -> str | None:
+    stack = node.meta.get("nn_module_stack") or {}
+    return next(reversed(stack.values()))[0] if stack else None
+
+
+def _is_unit_op(node: torch.fx.Node) -> bool:
+    return node.op == "call_function" and getattr(node.target, "__name__", "").split(".")[0] in _UNIT_OPS
+
+
+def quantizable_units(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
+    """Module names owning a quantizable op, in graph order (a residual block's add is its own unit)."""
+    graph = torch.export.export(model.eval(), (torch.zeros(*input_shape),)).module().graph
+    units: list[str] = []
+    for node in graph.nodes:
+        name = _module_of(node) if _is_unit_op(node) else None
+        if name and name not in units:
+            units.append(name)
+    return units
+
+
+def selective_quantizer(float_modules: Iterable[str] = (), only: Iterable[str] | None = None):
+    """The symmetric per-channel PT2E quantizer, keeping `float_modules` in float (or quantizing `only`)."""
+    from litert_torch.quantize import pt2e_quantizer
+
+    float_set, only_set = set(float_modules), None if only is None else set(only)
+
+    def wanted(node: torch.fx.Node) -> bool:
+        name = _module_of(node)
+        if name is None:  # weights and constants carry no module: they follow the op that uses them
+            return True
+        if only_set is not None:
+            return name in only_set
+        return name not in float_set
+
+    class SelectiveQuantizer(pt2e_quantizer.PT2EQuantizer):
+        def _annotate_for_static_quantization_config(self, model):
+            self._annotate_all_static_patterns(model, self.global_config, wanted)
+            return model
+
+    return SelectiveQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+
+
+def _exported(model: nn.Module, input_shape: tuple[int, ...], dynamic_batch: bool) -> torch.fx.GraphModule:
+    example = (torch.zeros(*input_shape),)
+    if not dynamic_batch:
+        return torch.export.export(model.eval(), example).module()
+    # An example batch of 1 would be specialised to a constant; 2 keeps the dimension symbolic.
+    example = (torch.zeros(2, *input_shape[1:]),)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    return torch.export.export(model.eval(), example, dynamic_shapes=({0: batch},)).module()
+
+
+def fake_quantized(model: nn.Module | torch.fx.GraphModule, input_shape: tuple[int, ...], calibration: np.ndarray,
+                   quantizer, chunk: int = 1):
+    """The PT2E graph after calibration and conversion (Q/DQ kept, not folded): INT8 numerics in PyTorch.
+
+    `chunk` > 1 calibrates `chunk` images per call on a batch-dynamic graph: much faster for ranking, while the
+    graph that is converted to TFLite keeps batch 1 (pass a module; an already exported graph is copied)."""
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    if isinstance(model, torch.fx.GraphModule):
+        with warnings.catch_warnings():  # torch's own pytree deprecation, raised by copying an exported graph
+            warnings.simplefilter("ignore", FutureWarning)
+            graph = copy.deepcopy(model)
+    else:
+        graph = _exported(model, input_shape, dynamic_batch=chunk > 1)
+    graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for i in range(0, len(calibration), chunk):
+            graph(torch.from_numpy(np.ascontiguousarray(calibration[i:i + chunk])))
+    return quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+
+
+def _nme(graph, samples: np.ndarray, labels: np.ndarray) -> float:
+    with torch.no_grad():
+        lm = np.concatenate([graph(torch.from_numpy(np.ascontiguousarray(samples[i:i + RANK_CHUNK])))[0].numpy()
+                             for i in range(0, len(samples), RANK_CHUNK)])
+    return float(metrics.nme_per_image(lm.reshape(labels.shape), labels).mean())
+
+
+@dataclass
+class FallbackChoice:
+    float_modules: list[str]
+    nme_float: float
+    nme_int8: float  # fake-quantized, with float_modules kept in float
+    budget: float  # the NME the INT8 model may reach
+    nme_all_int8: float  # fake-quantized, every layer in INT8
+    sensitivity: list[dict] = field(default_factory=list)
+
+    @property
+    def within_budget(self) -> bool:
+        return self.nme_int8 <= self.budget
+
+    def as_dict(self) -> dict:
+        return {"float_layers": self.float_modules, "fake_quant_nme_float": self.nme_float,
+                "fake_quant_nme_all_int8": self.nme_all_int8, "fake_quant_nme_int8": self.nme_int8, "nme_limit": self.budget, "within_budget": self.within_budget,
+                "sensitivity": self.sensitivity[:20]}
+
+
+def choose_float_modules(model: nn.Module, input_shape: tuple[int, ...], calibration: np.ndarray,
+                         samples: np.ndarray, labels: np.ndarray, max_nme_increase: float, max_layers: int = 20,
+                         progress: bool = False) -> FallbackChoice:
+    """The fewest most sensitive layers to keep in float so INT8 NME <= float NME x (1 + max_nme_increase)."""
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(samples))[0].numpy()
+    nme_float = float(metrics.nme_per_image(ref.reshape(labels.shape), labels).mean())
+    budget = nme_float * (1.0 + max_nme_increase)
+    graph = _exported(model, input_shape, dynamic_batch=True)  # exported once, copied per candidate
+
+    def nme_with(quantizer, images: np.ndarray) -> float:
+        return _nme(fake_quantized(graph, input_shape, images, quantizer, chunk=RANK_CHUNK), samples, labels)
+
+    full = nme_with(selective_quantizer(), calibration)
+    choice = FallbackChoice([], nme_float, full, budget, full)
+    if choice.within_budget or max_layers == 0:
+        return choice
+    rows = []
+    units = quantizable_units(model, input_shape)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("TFLite INT8 sensitivity", total=len(units))
+        for unit in units:
+            nme = nme_with(selective_quantizer(only=[unit]), calibration[:RANK_CALIBRATION])
+            rows.append({"layer": unit, "nme_increase": nme / nme_float - 1.0})
+            bar.advance(task)
+    rows.sort(key=lambda r: -r["nme_increase"])
+    choice.sensitivity = rows
+    ranked = [r["layer"] for r in rows]
+    for k in range(1, min(max_layers, len(ranked)) + 1):
+        choice.float_modules = ranked[:k]
+        choice.nme_int8 = nme_with(selective_quantizer(float_modules=ranked[:k]), calibration)
+        if choice.within_budget:
+            break
+    return choice
