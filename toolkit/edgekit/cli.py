@@ -125,11 +125,15 @@ def teacher_publish(
     weights: Annotated[Path, typer.Option(help="Trained checkpoint (.safetensors).")],
     name: Annotated[str, typer.Option(help="Zoo name, e.g. facial68-teacher.")],
     out_dir: Annotated[Path, typer.Option(help="Zoo folder to write NAME.safetensors and NAME.md into.")],
+    role: Annotated[str, typer.Option(help="teacher (a reference teacher) or student (a pre-trained starting "
+                                           "point for `student: {init: zoo:NAME}`); words the card.")] = "teacher",
 ) -> None:
     """Store a checkpoint as FP16 with metrics re-measured from the FP16 weights, plus a model card."""
-    from .zoo_card import publish
+    from .zoo_card import ROLES, publish
 
-    staged, card = publish(weights, name, out_dir)
+    if role not in ROLES:
+        raise EdgekitError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
+    staged, card = publish(weights, name, out_dir, role=role)
     console.print(f"wrote {staged} ({staged.stat().st_size / 1e6:.2f} MB) and {card}")
 
 

@@ -24,7 +24,15 @@ def measure(path: str | Path) -> dict:
                           mean=meta.mean, std=meta.std)
 
 
-def publish(src: str | Path, name: str, out_dir: str | Path) -> tuple[Path, Path]:
+ROLES = {
+    "teacher": "The reference teacher that ships with edgekit (`zoo:{name}`).",
+    "student": "A student pre-trained on SynthFaces that ships with edgekit (`zoo:{name}`). Recipes start "
+               "distillation from it with `student: {{init: zoo:{name}}}`, so their minutes fine-tune instead of "
+               "training from random weights.",
+}
+
+
+def publish(src: str | Path, name: str, out_dir: str | Path, role: str = "teacher") -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     model, meta = load_checkpoint(src)
     staged = out_dir / f"{name}.safetensors"
@@ -35,7 +43,7 @@ def publish(src: str | Path, name: str, out_dir: str | Path) -> tuple[Path, Path
                     "measured_from": "fp16 weights as shipped"}
     save_checkpoint(staged, model, meta, half=True)
     card = out_dir / f"{name}.md"
-    write_text(card, render_card(name, meta, staged.stat().st_size))
+    write_text(card, render_card(name, meta, staged.stat().st_size, role))
     return staged, card
 
 
@@ -53,7 +61,7 @@ def _without_out(command: str) -> str:
     return shlex.join(keep)
 
 
-def render_card(name: str, meta, size_bytes: int) -> str:
+def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
     t = meta.metrics["synthfaces_test"]
     p = meta.provenance
     cfg = p.get("config", {})
@@ -68,9 +76,11 @@ def render_card(name: str, meta, size_bytes: int) -> str:
     command = _without_out(p.get("command", "")) or (
         f"edgekit teacher train --arch {meta.arch} --epochs {fit.get('epochs')} --steps-per-epoch "
         f"{fit.get('steps_per_epoch')} --batch-size {cfg.get('batch_size')} --seed {fit.get('seed')}")
+    intro = ROLES[role].format(name=name)
+    role_flag = "" if role == "teacher" else f" --role {role}"
     return f"""# {name}
 
-The reference teacher that ships with edgekit (`zoo:{name}`).
+{intro}
 
 | | |
 | --- | --- |
@@ -92,7 +102,7 @@ The reference teacher that ships with edgekit (`zoo:{name}`).
 
 ```bash
 {command} --out {name}-fp32.safetensors
-edgekit teacher publish --weights {name}-fp32.safetensors --name {name} --out-dir toolkit/edgekit/zoo
+edgekit teacher publish --weights {name}-fp32.safetensors --name {name} --out-dir toolkit/edgekit/zoo{role_flag}
 edgekit teacher eval --weights zoo:{name} --data synth:test   # re-measures the table above
 ```
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from ..config.recipe import DistillLoss
 from .losses import LANDMARK_LOSSES
+from .memory_format import input_format
 
 
 def binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -46,7 +47,7 @@ def kd_step(teacher: nn.Module, loss: DistillLoss, scale: float, adapters: Featu
     teacher.eval()
 
     def step(model: nn.Module, batch):
-        x = batch.images.to(memory_format=torch.channels_last)
+        x = batch.images.to(memory_format=input_format(model))
         if batch.teacher_landmarks is not None:  # targets precomputed once for a pool
             t_lm, t_st, t_feat = batch.teacher_landmarks, batch.teacher_states, batch.teacher_features
         else:

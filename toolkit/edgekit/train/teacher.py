@@ -17,6 +17,7 @@ from ..models.checkpoint import CheckpointMeta
 from ..models.registry import build, count_macs_params
 from .evaluate import evaluate_model
 from .loop import FitConfig, FitResult, fit
+from .memory_format import input_format
 from .losses import LANDMARK_LOSSES, state_bce
 
 TEST_SPLIT_SIZE = 1000  # the fixed SynthFaces test split that model cards report on
@@ -41,7 +42,7 @@ def supervised_step_loss(loss_name: str, state_weight: float, scale: float):
     lm_loss = LANDMARK_LOSSES[loss_name]
 
     def step(model, batch):
-        images = batch.images.to(memory_format=torch.channels_last)
+        images = batch.images.to(memory_format=input_format(model))
         lm, st = model(images)
         loss_lm = lm_loss(lm, batch.landmarks, scale)
         loss_st = state_bce(st, batch.states)
