@@ -1,6 +1,9 @@
-"""The shipped reference teacher: loads without pickle, fits the size bar, and re-measures as its card says."""
+"""The shipped zoo: the reference teacher and the pre-trained students load without pickle, are FP16, and
+re-measure as their cards say."""
 
 import re
+
+import pytest
 
 from safetensors import safe_open
 
@@ -8,6 +11,7 @@ from edgekit.models.checkpoint import ZOO_DIR, read_meta, resolve
 from edgekit.zoo_card import measure
 
 NAME = "facial68-teacher"
+STUDENTS = sorted(p.stem for p in ZOO_DIR.glob("facial68-student-*.safetensors"))
 
 
 def test_shipped_teacher_is_small_fp16_safetensors():
@@ -28,3 +32,22 @@ def test_teacher_remeasures_within_0_2_points_of_its_card():
     assert measured["n"] == 1000
     # The issue's bars for the reference teacher.
     assert measured["nme"] <= 0.040 and measured["state_accuracy"] >= 0.95
+
+
+def test_the_zoo_ships_pre_trained_students():
+    assert "facial68-student-w050" in STUDENTS
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_student_is_fp16_and_remeasures_as_its_card_says(name):
+    path = resolve(f"zoo:{name}")
+    with safe_open(str(path), framework="pt") as fh:
+        assert {str(fh.get_slice(k).get_dtype()) for k in fh.keys()} <= {"F16", "I64"}
+    meta = read_meta(f"zoo:{name}")
+    card = (ZOO_DIR / f"{name}.md").read_text()
+    assert f"student: {{init: zoo:{name}}}" in card and meta.arch == "mobile"
+    card_nme = float(re.search(r"\| NME \(inter-ocular\) \| ([0-9.]+)% \|", card).group(1))
+    measured = measure(path)
+    assert abs(100 * measured["nme"] - card_nme) <= 0.2 and measured["n"] == 1000
+    # A starting point worth fine-tuning: within 2x of the teacher on the same split.
+    assert measured["nme"] <= 2 * read_meta(f"zoo:{NAME}").metrics["synthfaces_test"]["nme"]

@@ -1,0 +1,103 @@
+"""Every shipped recipe, compressed and benched: the table of issue 10.
+
+    .venv/bin/python benchmarks/recipes_table.py [--recipes distill_int8,...] [--root runs/recipes] [--reuse]
+
+For each recipe: `edgekit compress --recipe R --target cpu` from an empty run directory (timed; exit 1, a missed
+accuracy budget, still counts as a finished run and is shown), then `edgekit bench --target cpu` on that run
+(ONNX Runtime and LiteRT, 1 thread, batch 1, the bench's full protocol). The row is the recipe's final model:
+its NME on the recipe's eval split and the ratio to the teacher's, MMACs, the file size and p50 of its final
+precision in each runtime (INT8 for the INT8 recipes, FP32 otherwise), and the time to compress. Teacher p50s
+come from the same bench run, so each recipe's latency ratio is measured side by side.
+Prints a markdown table (for benchmarks/RESULTS.md) and writes <root>/table.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edgekit.atomic import write_json
+from edgekit.fingerprint import fingerprint
+
+RECIPES = ("distill_int8", "distill_prune_int8", "prune_int8", "ptq_int8", "fp16")
+
+
+def edgekit(*args: str) -> int:
+    return subprocess.run([sys.executable, "-m", "edgekit.cli", *args], check=False).returncode
+
+
+def compress(recipe: str, run: Path, reuse: bool) -> float | None:
+    if reuse and (run / "manifest.json").exists():
+        return None
+    shutil.rmtree(run, ignore_errors=True)
+    start = time.perf_counter()
+    code = edgekit("compress", "--recipe", recipe, "--target", "cpu", "--run-dir", str(run), "--quiet")
+    if code not in (0, 1):
+        raise SystemExit(f"{recipe}: compress exited {code}")
+    return time.perf_counter() - start
+
+
+def p50(records: list[dict], variant: str, fmt: str, precision: str) -> float | None:
+    for r in records:
+        if (r["variant"], r["format"], r["precision"]) == (variant, fmt, precision) and r["status"] == "ok":
+            return r["latency"]["p50"]
+    return None
+
+
+def row(recipe: str, run: Path, wall_s: float | None) -> dict:
+    manifest = json.loads((run / "manifest.json").read_text())
+    steps = manifest["steps"]
+    teacher, final = steps[0], steps[-1]
+    precision = "int8" if "int8" in final["name"] else "fp32"
+    model_step = next((s for s in reversed(steps) if s["name"] in ("student", "pruned")), teacher)
+    bench = json.loads((run / "bench" / "cpu" / "bench.json").read_text())["records"]
+    variant = {"student": "student", "pruned": "pruned"}.get(model_step["name"], "teacher")
+    out = {"recipe": recipe, "final": final["name"], "nme": final["metrics"]["nme"],
+           "nme_ratio": final["metrics"]["nme"] / teacher["metrics"]["nme"], "mmacs": model_step["macs"] / 1e6,
+           "macs_ratio": model_step["macs"] / teacher["macs"], "size_bytes": final["size_bytes"],
+           "budget_met": manifest.get("accept", {}).get("met"), "compress_s": wall_s}
+    for fmt, runtime in (("onnx", "ort"), ("tflite", "litert")):
+        mine, ref = p50(bench, variant, fmt, precision), p50(bench, "teacher", fmt, "fp32")
+        out[f"p50_{runtime}_ms"] = mine
+        out[f"p50_{runtime}_vs_teacher"] = mine / ref if mine and ref else None
+    return out
+
+
+def fmt(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--root", default="runs/recipes")
+    ap.add_argument("--reuse", action="store_true", help="keep finished runs (their compress time is not re-measured)")
+    args = ap.parse_args()
+    root = Path(args.root)
+    rows = []
+    for recipe in args.recipes.split(","):
+        run = root / recipe
+        wall = compress(recipe, run, args.reuse)
+        if edgekit("bench", "--target", "cpu", "--run", str(run), "--quiet") not in (0,):
+            print(f"{recipe}: bench reported failed cells; see {run}/bench/cpu", file=sys.stderr)
+        rows.append(row(recipe, run, wall))
+    write_json(root / "table.json", {"fingerprint": fingerprint(), "rows": rows})
+    print("| recipe | final | NME | NME ratio | MMACs (ratio) | size | p50 ORT ms (vs teacher) | "
+          "p50 LiteRT ms (vs teacher) | compress | budget |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['recipe']} | {r['final']} | {100 * r['nme']:.2f}% | {r['nme_ratio']:.2f}x | "
+              f"{r['mmacs']:.1f} ({r['macs_ratio']:.2f}) | {r['size_bytes'] / 1e6:.2f} MB | "
+              f"{fmt(r['p50_ort_ms'], '.3f')} ({fmt(r['p50_ort_vs_teacher'], '.3f')}) | "
+              f"{fmt(r['p50_litert_ms'], '.3f')} ({fmt(r['p50_litert_vs_teacher'], '.3f')}) | "
+              f"{fmt(r['compress_s'] and r['compress_s'] / 60, '.1f')} min | "
+              f"{'met' if r['budget_met'] else 'missed'} |")
+
+
+if __name__ == "__main__":
+    main()
