@@ -152,3 +152,12 @@ def test_shipped_recipes_declare_their_accuracy_budget():
 
     for name in ("distill_int8", "distill_prune_int8", "prune_int8"):
         assert load_recipe(find("recipes", name)).accept.max_nme_ratio == 1.10
+
+
+def test_a_missing_zoo_student_is_one_line_and_exit_2(tiny_teacher, tmp_path, cli):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\nteacher: {tiny_teacher}\nstudent: {{init: zoo:no-such-student}}\n"
+                      "stages:\n  - distill: {epochs: 1, steps_per_epoch: 1}\n")
+    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(tmp_path / "run"), "--quiet")
+    assert r.returncode == 2 and "no zoo model 'no-such-student'" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

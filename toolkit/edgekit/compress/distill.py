@@ -39,7 +39,7 @@ def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, di
     # arch/width written next to init must agree with the checkpoint, or the recipe would say one thing and run
     # another.
     for key, have in (("arch", meta.arch), ("width", meta.arch_kwargs.get("width", 1.0))):
-        if key in spec.model_fields_set and getattr(spec, key) != have:
+        if getattr(spec, key) is not None and getattr(spec, key) != have:
             raise EdgekitError(f"{where} is {key} {have!r}, but the recipe's student.{key} is "
                                f"{getattr(spec, key)!r}; drop student.{key} or make them agree")
     student.train()

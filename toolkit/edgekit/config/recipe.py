@@ -18,9 +18,17 @@ class StudentSpec(Strict):
     """The student to distill into. With `init`, its weights (and arch and width) come from a checkpoint, so the
     distill stage fine-tunes instead of training from random weights."""
 
-    arch: Literal["mobile", "resnet"] = "mobile"
-    width: float = Field(0.5, gt=0.0, le=2.0)
+    arch: Literal["mobile", "resnet"] | None = None
+    width: float | None = Field(None, gt=0.0, le=2.0)
     init: str | None = Field(None, min_length=1, description="zoo:NAME or a .safetensors checkpoint to start from")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_without_init(cls, data):
+        # Without init: a fresh mobile 0.5. With init, the checkpoint decides; given values must agree with it.
+        if isinstance(data, dict) and data.get("init") is None:
+            data = {"arch": "mobile", "width": 0.5, **{k: v for k, v in data.items() if v is not None}}
+        return data
 
 
 class DataSpec(Strict):
