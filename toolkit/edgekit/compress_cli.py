@@ -112,6 +112,9 @@ def artifact_table(records: list[dict], title: str = "") -> Table:
         p = r.get("parity", {})
         size = f"{r['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in r else ""
         status = r["status"] + (" (cached)" if r.get("cached") else "")
+        float_layers = r.get("fallback", {}).get("float_layers")
+        if float_layers:  # the TFLite INT8 fallback kept these in float to meet the export budget
+            status += f", {len(float_layers)} float layer{'s' if len(float_layers) > 1 else ''}"
         t.add_row(r["file"], ",".join(r["targets"]), status, size,
                   f"{p['landmarks_max_abs_diff']:.2e}" if p else "",
                   f"{100 * p['nme_vs_pytorch']:.3f}%" if p else "",
