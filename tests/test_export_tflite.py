@@ -79,9 +79,9 @@ def _fragile(model, factor=1000.0):
 
 
 def test_tflite_int8_fallback_keeps_the_sensitive_layers_in_float_within_budget(student, images, tmp_path):
-    from edgekit.export.tflite_int8 import choose_float_modules
-
     import torch
+
+    from edgekit.export.tflite_int8 import choose_float_modules
 
     x, _ = images
     fragile = _fragile(student)

@@ -4,7 +4,6 @@ re-measure as their cards say."""
 import re
 
 import pytest
-
 from safetensors import safe_open
 
 from edgekit.models.checkpoint import ZOO_DIR, read_meta, resolve

@@ -1,1 +1,2 @@
-"""Compression stages. Each takes a model and returns a model (or artifact) with a StageReport."""
+"""Compression stages: distill and prune turn a model into a model; quantize and fp16 turn a float ONNX file
+into another. Each returns what it made plus a dict for the run's manifest."""

@@ -10,14 +10,9 @@ from ..errors import EdgekitError
 from ..models.checkpoint import load_checkpoint
 from ..models.registry import build
 from ..train.kd import FeatureAdapters, kd_step
-from ..train.loop import FitConfig, fit
+from ..train.loop import fit, fit_config
 from .context import StageContext
 from .kd_pool import TeacherPool
-
-
-def fit_config(cfg, seed: int) -> FitConfig:
-    return FitConfig(epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, lr=cfg.lr, patience=cfg.patience,
-                     seed=seed, warmup_epochs=min(1.0, cfg.epochs / 4))
 
 
 def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:

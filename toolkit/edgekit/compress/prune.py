@@ -21,9 +21,8 @@ from ..config.recipe import PruneStage
 from ..models.registry import count_macs_params
 from ..models.resize import channel_summary
 from ..train.kd import kd_step
-from ..train.loop import fit
+from ..train.loop import fit, fit_config
 from .context import StageContext
-from .distill import fit_config
 
 
 def importance(name: str):

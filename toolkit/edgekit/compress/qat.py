@@ -20,9 +20,8 @@ from ..config.recipe import DistillLoss, QuantizeStage
 from ..export.onnx import export_onnx
 from ..models.registry import OUTPUT_NAMES
 from ..train.kd import kd_step
-from ..train.loop import fit
+from ..train.loop import fit, fit_config
 from .context import StageContext
-from .distill import fit_config
 from .quantize import QuantScheme, run_ptq
 
 

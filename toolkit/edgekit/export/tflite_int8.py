@@ -125,7 +125,8 @@ class FallbackChoice:
 
     def as_dict(self) -> dict:
         return {"float_layers": self.float_modules, "fake_quant_nme_float": self.nme_float,
-                "fake_quant_nme_all_int8": self.nme_all_int8, "fake_quant_nme_int8": self.nme_int8, "nme_limit": self.budget, "within_budget": self.within_budget,
+                "fake_quant_nme_all_int8": self.nme_all_int8, "fake_quant_nme_int8": self.nme_int8,
+                "nme_limit": self.budget, "within_budget": self.within_budget,
                 "sensitivity": self.sensitivity[:20]}
 
 

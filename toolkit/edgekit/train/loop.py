@@ -34,6 +34,12 @@ class FitConfig:
     channels_last: bool = True  # ~10% faster convolutions on CPU (oneDNN); see memory_format.py for the exception
 
 
+def fit_config(spec, seed: int) -> FitConfig:
+    """The loop settings of a recipe's training spec (epochs, steps, lr, patience): a stage's fine-tuning."""
+    return FitConfig(epochs=spec.epochs, steps_per_epoch=spec.steps_per_epoch, lr=spec.lr, patience=spec.patience,
+                     seed=seed, warmup_epochs=min(1.0, spec.epochs / 4))
+
+
 @dataclass
 class FitResult:
     best_metrics: dict

@@ -17,8 +17,8 @@ from ..models.checkpoint import CheckpointMeta
 from ..models.registry import build, count_macs_params
 from .evaluate import evaluate_model
 from .loop import FitConfig, FitResult, fit
-from .memory_format import input_format
 from .losses import LANDMARK_LOSSES, state_bce
+from .memory_format import input_format
 
 TEST_SPLIT_SIZE = 1000  # the fixed SynthFaces test split that model cards report on
 
