@@ -6,8 +6,10 @@ For each recipe: `edgekit compress --recipe R --target cpu` from an empty run di
 accuracy budget, still counts as a finished run and is shown), then `edgekit bench --target cpu` on that run
 (ONNX Runtime and LiteRT, 1 thread, batch 1, the bench's full protocol). The row is the recipe's final model:
 its NME on the recipe's eval split and the ratio to the teacher's, MMACs, the file size and p50 of its final
-precision in each runtime (INT8 for the INT8 recipes, FP32 otherwise), and the time to compress. Teacher p50s
-come from the same bench run, so each recipe's latency ratio is measured side by side.
+precision in each runtime (INT8 for the INT8 recipes; none for fp16, whose FP16 model is for GPUs and which the
+cpu target does not run), and the time to compress. The teacher's ONNX p50 comes from the same bench run, so ONNX
+Runtime ratios are side by side; runs that compress the teacher bench it as ONNX only, so their LiteRT ratio
+(marked *) uses the teacher's FP32 TFLite p50 from the ptq_int8/fp16 benches of the same session.
 Prints a markdown table (for benchmarks/RESULTS.md) and writes <root>/table.json.
 """
 
@@ -53,7 +55,8 @@ def row(recipe: str, run: Path, wall_s: float | None) -> dict:
     manifest = json.loads((run / "manifest.json").read_text())
     steps = manifest["steps"]
     teacher, final = steps[0], steps[-1]
-    precision = "int8" if "int8" in final["name"] else "fp32"
+    # The cpu target runs FP32 and INT8; an FP16 model (for GPUs) has no CPU p50 of its own.
+    precision = next((p for p in ("int8", "fp16") if p in final["name"]), "fp32")
     model_step = next((s for s in reversed(steps) if s["name"] in ("student", "pruned")), teacher)
     bench = json.loads((run / "bench" / "cpu" / "bench.json").read_text())["records"]
     variant = {"student": "student", "pruned": "pruned"}.get(model_step["name"], "teacher")
@@ -65,7 +68,21 @@ def row(recipe: str, run: Path, wall_s: float | None) -> dict:
         mine, ref = p50(bench, variant, fmt, precision), p50(bench, "teacher", fmt, "fp32")
         out[f"p50_{runtime}_ms"] = mine
         out[f"p50_{runtime}_vs_teacher"] = mine / ref if mine and ref else None
+        out[f"p50_{runtime}_teacher_ms"] = ref
     return out
+
+
+def borrow_teacher_litert(rows: list[dict]) -> None:
+    """A compressed run benches its teacher as ONNX only (the reference the run keeps); the FP32 teacher's LiteRT
+    p50 comes from the runs that export the teacher itself (ptq_int8, fp16): same session, not side by side,
+    so those ratios are marked."""
+    refs = sorted(r["p50_litert_teacher_ms"] for r in rows if r["p50_litert_teacher_ms"])
+    if not refs:
+        return
+    ref = refs[len(refs) // 2]
+    for r in rows:
+        if r["p50_litert_teacher_ms"] is None and r["p50_litert_ms"]:
+            r["p50_litert_vs_teacher"], r["litert_ref_borrowed"] = r["p50_litert_ms"] / ref, ref
 
 
 def fmt(v, spec: str) -> str:
@@ -76,16 +93,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", default=",".join(RECIPES))
     ap.add_argument("--root", default="runs/recipes")
-    ap.add_argument("--reuse", action="store_true", help="keep finished runs (their compress time is not re-measured)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep finished runs and their benches (their compress time comes from the last table.json)")
     args = ap.parse_args()
     root = Path(args.root)
+    previous = {}
+    if (root / "table.json").exists():
+        previous = {r["recipe"]: r for r in json.loads((root / "table.json").read_text())["rows"]}
     rows = []
     for recipe in args.recipes.split(","):
         run = root / recipe
         wall = compress(recipe, run, args.reuse)
-        if edgekit("bench", "--target", "cpu", "--run", str(run), "--quiet") not in (0,):
-            print(f"{recipe}: bench reported failed cells; see {run}/bench/cpu", file=sys.stderr)
+        reused = wall is None
+        if wall is None:
+            wall = previous.get(recipe, {}).get("compress_s")
+        if not (reused and (run / "bench" / "cpu" / "bench.json").exists()):
+            if edgekit("bench", "--target", "cpu", "--run", str(run), "--quiet") != 0:
+                print(f"{recipe}: bench reported failed cells; see {run}/bench/cpu", file=sys.stderr)
         rows.append(row(recipe, run, wall))
+    borrow_teacher_litert(rows)
     write_json(root / "table.json", {"fingerprint": fingerprint(), "rows": rows})
     print("| recipe | final | NME | NME ratio | MMACs (ratio) | size | p50 ORT ms (vs teacher) | "
           "p50 LiteRT ms (vs teacher) | compress | budget |")
@@ -94,7 +120,8 @@ def main() -> None:
         print(f"| {r['recipe']} | {r['final']} | {100 * r['nme']:.2f}% | {r['nme_ratio']:.2f}x | "
               f"{r['mmacs']:.1f} ({r['macs_ratio']:.2f}) | {r['size_bytes'] / 1e6:.2f} MB | "
               f"{fmt(r['p50_ort_ms'], '.3f')} ({fmt(r['p50_ort_vs_teacher'], '.3f')}) | "
-              f"{fmt(r['p50_litert_ms'], '.3f')} ({fmt(r['p50_litert_vs_teacher'], '.3f')}) | "
+              f"{fmt(r['p50_litert_ms'], '.3f')} ({fmt(r['p50_litert_vs_teacher'], '.3f')}"
+              f"{'*' if r.get('litert_ref_borrowed') else ''}) | "
               f"{fmt(r['compress_s'] and r['compress_s'] / 60, '.1f')} min | "
               f"{'met' if r['budget_met'] else 'missed'} |")
 
