@@ -111,6 +111,11 @@ def main() -> None:
             if edgekit("bench", "--target", "cpu", "--run", str(run), "--quiet") != 0:
                 print(f"{recipe}: bench reported failed cells; see {run}/bench/cpu", file=sys.stderr)
         rows.append(row(recipe, run, wall))
+    # Rows of recipes not run this time stay in table.json as they were.
+    ran = {r["recipe"] for r in rows}
+    kept = [r for name, r in previous.items() if name not in ran]
+    order = {name: i for i, name in enumerate(RECIPES)}
+    rows = sorted(rows + kept, key=lambda r: order.get(r["recipe"], len(order)))
     borrow_teacher_litert(rows)
     write_json(root / "table.json", {"fingerprint": fingerprint(), "rows": rows})
     print("| recipe | final | NME | NME ratio | MMACs (ratio) | size | p50 ORT ms (vs teacher) | "

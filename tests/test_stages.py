@@ -85,10 +85,11 @@ def test_distill_works_on_unlabeled_images_with_teacher_pseudo_labels(tiny_conte
 
 def test_prune_reaches_the_macs_target_on_channel_multiples_keeping_heads(tiny_context, tmp_path):
     model = copy.deepcopy(tiny_context.teacher).train()
-    cfg = PruneStage(importance="taylor", target={"macs_ratio": 0.6}, steps=2,
+    cfg = PruneStage(importance="taylor", target={"macs_ratio": 0.7}, steps=2,
                      finetune={"epochs": 1, "steps_per_epoch": 2, "batch_size": 16})
     pruned, extra = run_prune(model, cfg, tiny_context)
-    assert extra["macs_after"] <= 0.6 * extra["macs_before"] and extra["params_after"] < extra["params_before"]
+    assert extra["macs_after"] <= 0.7 * extra["macs_before"] and extra["params_after"] < extra["params_before"]
+    assert not extra["warnings"]
     assert all(c % 8 == 0 for c in extra["channels"])
     steps = [h["step"] for h in extra["history"]]
     assert steps[:2] == [1, 2] and steps[2:] == (["top-up"] if extra["top_up_steps"] else [])
