@@ -25,7 +25,6 @@ from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
 
-
 log = logging.getLogger("edgekit")
 
 
