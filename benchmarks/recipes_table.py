@@ -76,12 +76,12 @@ def borrow_teacher_litert(rows: list[dict]) -> None:
     """A compressed run benches its teacher as ONNX only (the reference the run keeps); the FP32 teacher's LiteRT
     p50 comes from the runs that export the teacher itself (ptq_int8, fp16): same session, not side by side,
     so those ratios are marked."""
-    refs = sorted(r["p50_litert_teacher_ms"] for r in rows if r["p50_litert_teacher_ms"])
+    refs = sorted(r["p50_litert_teacher_ms"] for r in rows if r.get("p50_litert_teacher_ms"))
     if not refs:
         return
     ref = refs[len(refs) // 2]
     for r in rows:
-        if r["p50_litert_teacher_ms"] is None and r["p50_litert_ms"]:
+        if r.get("p50_litert_teacher_ms") is None and r["p50_litert_ms"]:
             r["p50_litert_vs_teacher"], r["litert_ref_borrowed"] = r["p50_litert_ms"] / ref, ref
 
 
