@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .atomic import write_text
 from .data import SynthFaces
+from .errors import EdgekitError
 from .models.checkpoint import load_checkpoint, save_checkpoint
 from .models.registry import count_macs_params
 from .train.evaluate import evaluate_model
@@ -33,6 +34,8 @@ ROLES = {
 
 
 def publish(src: str | Path, name: str, out_dir: str | Path, role: str = "teacher") -> tuple[Path, Path]:
+    if role not in ROLES:
+        raise EdgekitError(f"--role {role!r}: expected one of {', '.join(ROLES)}")
     out_dir = Path(out_dir)
     model, meta = load_checkpoint(src)
     staged = out_dir / f"{name}.safetensors"

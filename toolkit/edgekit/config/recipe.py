@@ -153,16 +153,20 @@ class Recipe(Strict):
     accept: Accept = Accept()
 
     @property
+    def _fallback(self) -> Fallback:
+        """The quantize stage's fallback settings, or the defaults when the recipe does not quantize."""
+        q = next((s.quantize for s in self.stages if s.quantize is not None), None)
+        return q.fallback if q is not None and q.fallback is not None else Fallback()
+
+    @property
     def export_nme_budget(self) -> float:
         if self.accept.max_export_nme_increase is not None:
             return self.accept.max_export_nme_increase
-        q = next((s.quantize for s in self.stages if s.quantize is not None), None)
-        return q.fallback.max_nme_increase if q is not None and q.fallback is not None else 0.05
+        return self._fallback.max_nme_increase
 
     @property
     def max_float_layers(self) -> int:
-        q = next((s.quantize for s in self.stages if s.quantize is not None), None)
-        return q.fallback.max_float_layers if q is not None and q.fallback is not None else 20
+        return self._fallback.max_float_layers
 
     @model_validator(mode="after")
     def _coherent(self):
