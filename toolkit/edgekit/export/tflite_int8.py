@@ -39,11 +39,11 @@ def _is_unit_op(node: torch.fx.Node) -> bool:
     return node.op == "call_function" and getattr(node.target, "__name__", "").split(".")[0] in _UNIT_OPS
 
 
-def quantizable_units(model: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
-    """Module names owning a quantizable op, in graph order (a residual block's add is its own unit)."""
-    graph = torch.export.export(model.eval(), (torch.zeros(*input_shape),)).module().graph
+def quantizable_units(exported: torch.fx.GraphModule) -> list[str]:
+    """Module names owning a quantizable op of an exported graph, in graph order (a residual block's add is its
+    own unit)."""
     units: list[str] = []
-    for node in graph.nodes:
+    for node in exported.graph.nodes:
         name = _module_of(node) if _is_unit_op(node) else None
         if name and name not in units:
             units.append(name)
@@ -148,7 +148,7 @@ def choose_float_modules(model: nn.Module, input_shape: tuple[int, ...], calibra
     if choice.within_budget or max_layers == 0:
         return choice
     rows = []
-    units = quantizable_units(model, input_shape)
+    units = quantizable_units(graph)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("TFLite INT8 sensitivity", total=len(units))
         for unit in units:
