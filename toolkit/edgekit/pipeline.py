@@ -283,11 +283,10 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
             "budgets": accept.model_dump()}
 
 
-def _selection_set(ctx: StageContext) -> tuple | None:
-    """Labeled validation images that choose an export's float layers (parity then checks on eval data)."""
+def _selection_set(ctx: StageContext) -> tuple:
+    """Validation images and their targets (labels, or the teacher's outputs when unlabeled) that choose an
+    export's float layers; parity then checks on eval data."""
     val = ctx.arrays(ctx.data.val)
-    if val.get("landmarks") is None:
-        return None
     return val["x"][:FALLBACK_SELECTION_IMAGES], val["landmarks"][:FALLBACK_SELECTION_IMAGES]
 
 
