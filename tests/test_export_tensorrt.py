@@ -40,7 +40,7 @@ def test_build_script_quotes_paths_and_is_executable(tmp_path):
 def test_zero_point_check_flags_asymmetric_qdq(tiny_context, tmp_path):
     from edgekit.compress.quantize import QuantScheme, run_ptq
     from edgekit.config.recipe import QuantizeStage
-    from edgekit.export.onnx import export_onnx
+    from edgekit.convert.onnx import export_onnx
 
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), ["landmarks", "states"])
     cfg = QuantizeStage(calibration={"images": 40}, fallback=None)
@@ -55,7 +55,7 @@ def test_zero_point_check_flags_asymmetric_qdq(tiny_context, tmp_path):
 def test_engine_builds_from_qdq_onnx(tiny_context, tmp_path):
     from edgekit.compress.quantize import QuantScheme, run_ptq
     from edgekit.config.recipe import QuantizeStage
-    from edgekit.export.onnx import export_onnx
+    from edgekit.convert.onnx import export_onnx
 
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), ["landmarks", "states"])
     int8, _ = run_ptq(fp32, QuantizeStage(calibration={"images": 40}, fallback=None),

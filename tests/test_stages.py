@@ -15,7 +15,7 @@ from edgekit.compress.prune import run_prune
 from edgekit.compress.qat import fold_batchnorm, run_qat
 from edgekit.compress.quantize import QuantScheme, run_ptq
 from edgekit.config.recipe import DistillStage, Fp16Stage, PruneStage, QuantizeStage, StudentSpec
-from edgekit.export.onnx import export_onnx
+from edgekit.convert.onnx import export_onnx
 from edgekit.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from edgekit.models.registry import count_macs_params
 

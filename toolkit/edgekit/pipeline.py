@@ -31,7 +31,7 @@ from .config.target import Target
 from .data.datasets import data_fingerprint
 from .errors import EdgekitError
 from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
-from .export.onnx import export_onnx
+from .convert.onnx import export_onnx
 from .fingerprint import package_versions
 from .hashing import code_hash, sha256_file, sha256_json
 from .models.byom import load_byom

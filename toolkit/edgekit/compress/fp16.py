@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-from onnxruntime.transformers.float16 import convert_float_to_float16
-
-from ..atomic import atomic_path
 from ..config.recipe import Fp16Stage
+from ..convert.fp16 import onnx_to_fp16
 
 
 def run_fp16(fp32_path: Path, cfg: Fp16Stage, out_dir: Path):
-    out = out_dir / "model.fp16.onnx"
-    model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=cfg.keep_io_types)
-    with atomic_path(out) as tmp:
-        onnx.save(model, str(tmp))
+    out = onnx_to_fp16(fp32_path, out_dir / "model.fp16.onnx", keep_io_types=cfg.keep_io_types)
     return out, {"keep_io_types": cfg.keep_io_types}

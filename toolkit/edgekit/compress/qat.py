@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..config.recipe import DistillLoss, QuantizeStage
-from ..export.onnx import export_onnx
+from ..convert.onnx import export_onnx
 from ..models.registry import OUTPUT_NAMES
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config

@@ -19,6 +19,7 @@ from torch import nn
 from .. import __version__
 from ..atomic import write_bytes, write_json
 from ..config.target import Target
+from ..convert.fp16 import onnx_to_fp16
 from ..hashing import code_hash, sha256_file, sha256_json
 from ..runtime import load as load_runtime
 from .parity import parity
@@ -93,12 +94,7 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target])
                 raise RuntimeError("the recipe has no quantize stage, so there is no INT8 ONNX model")
             write_bytes(path, src.int8_onnx.read_bytes())
         else:
-            from ..compress.fp16 import run_fp16
-            from ..config.recipe import Fp16Stage
-
-            produced, _ = run_fp16(src.fp32_onnx, Fp16Stage(), out_dir)
-            if produced != path:
-                produced.replace(path)
+            onnx_to_fp16(src.fp32_onnx, path)
         extra = {"io": _onnx_io(path)}
         if p.precision == "int8" and any(t.uses_tensorrt for t in targets):
             ok, bad = qdq_zero_points_are_zero(path)
