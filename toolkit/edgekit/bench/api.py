@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config.target import Target
 from ..errors import EdgekitError
+from ..formats import RUNTIMES
 from .protocol import FULL, QUICK, Protocol
 from .remote import Remote
 from .report import write_outputs
@@ -42,20 +43,12 @@ def _gpu_present() -> bool:
 
 def runtime_usable_here(runtime: str) -> tuple[bool, str]:
     """Whether `runtime` can run on this machine, and why not."""
-    def has(mod: str) -> bool:
-        return importlib.util.find_spec(mod) is not None
-
-    if runtime == "onnxruntime":
-        return has("onnxruntime"), "onnxruntime is not installed"
-    if runtime == "litert":
-        return has("ai_edge_litert") or has("tflite_runtime"), "neither ai-edge-litert nor tflite-runtime is installed"
-    if runtime == "torch":
-        return has("torch"), "torch is not installed"
-    gpu = _gpu_present()
-    module = {"tensorrt": "tensorrt", "torch-cuda-fp16": "torch"}.get(runtime, "onnxruntime")
-    if not has(module):
-        return False, f"{module} is not installed"
-    return gpu, "there is no NVIDIA GPU here"
+    row = RUNTIMES[runtime]
+    if not any(importlib.util.find_spec(m) is not None for m in row.modules):
+        return False, f"{' or '.join(row.modules)} is not installed"
+    if row.gpu and not _gpu_present():
+        return False, "there is no NVIDIA GPU here"
+    return True, ""
 
 
 def _check_reachable(target: Target, opts: BenchOptions) -> None:

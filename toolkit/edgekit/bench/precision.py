@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..formats import PRECISIONS
+
 _ONNX_INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
                   "MatMulInteger", "DynamicQuantizeLinear", "QLinearAdd", "QGemm"}
 
@@ -54,4 +56,4 @@ def precision_of(path: Path, sidecar: dict) -> str:
     if sidecar.get("precision"):
         return sidecar["precision"]
     parts = path.name.split(".")
-    return next((p for p in parts if p in ("fp32", "fp16", "int8")), "fp32")
+    return next((p for p in parts if p in PRECISIONS), "fp32")

@@ -21,7 +21,7 @@ from ..config.target import Target
 from ..errors import EdgekitError
 from ..hashing import sha256_file
 from ..jsonio import check_preprocess, read_json_object
-from ..runtime import RUNTIMES, runs
+from ..formats import RUNTIMES, format_of, runs, runtime_for
 from .precision import precision_of
 from .protocol import Protocol
 from .remote import Remote
@@ -51,18 +51,11 @@ class Cell:
 
 def concrete_runtime(target: Target, name: str) -> str:
     """A target's runtime name -> the runtime it means on that hardware (GPU targets use CUDA backends)."""
-    gpu = target.hardware.kind in ("gpu", "jetson")
-    return {"onnxruntime": "onnxruntime-cuda" if gpu else "onnxruntime", "torch": "torch-cuda-fp16" if gpu else "torch",
-            }.get(name, name)
-
-
-def _format_of(path: Path) -> str:
-    return {".onnx": "onnx", ".tflite": "tflite", ".engine": "tensorrt", ".plan": "tensorrt",
-            ".safetensors": "pytorch"}.get(path.suffix, path.suffix.lstrip("."))
+    return runtime_for(name, gpu=target.hardware.kind in ("gpu", "jetson"))
 
 
 def _cells_for(target: Target, variant: str, path: Path, sidecar: dict) -> list[Cell]:
-    fmt, prec = _format_of(path), precision_of(path, sidecar)
+    fmt, prec = format_of(path) or path.suffix.lstrip("."), precision_of(path, sidecar)
     cells = []
     for name in target.runtimes:
         rt = concrete_runtime(target, name)
@@ -269,4 +262,4 @@ def sweep(cells: list[Cell], target: Target, protocol: Protocol, eval_npz: Path 
     return {"schema": SCHEMA, "target": target.name, "host": remote.host if remote else "local",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_s": round(time.perf_counter() - started, 1), "protocol": protocol.to_dict(),
-            "runtimes": {k: v[1] for k, v in RUNTIMES.items()}, "records": records}
+            "runtimes": {k: v.description for k, v in RUNTIMES.items()}, "records": records}

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from ..formats import PRECISIONS, TARGET_FORMATS, TARGET_RUNTIMES
 from .recipe import Strict
 from .yamlconf import load_yaml_model
 
@@ -35,9 +36,9 @@ class Target(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     hardware: Hardware
-    runtimes: list[Literal["onnxruntime", "litert", "tensorrt", "torch"]] = Field(min_length=1)
-    formats: list[Literal["onnx", "tflite", "tensorrt"]] = Field(min_length=1)
-    precision: list[Literal["fp32", "fp16", "int8"]] = Field(min_length=1)
+    runtimes: list[Literal[TARGET_RUNTIMES]] = Field(min_length=1)  # names from edgekit.formats
+    formats: list[Literal[TARGET_FORMATS]] = Field(min_length=1)
+    precision: list[Literal[PRECISIONS]] = Field(min_length=1)
     threads: int | None = Field(None, ge=1, le=256)
     xnnpack: bool = False
     build: Literal["local", "on-device"] = "local"

@@ -20,6 +20,7 @@ from .. import __version__
 from ..atomic import write_bytes, write_json
 from ..config.target import Target
 from ..convert.fp16 import onnx_to_fp16
+from ..formats import FORMATS, format_of
 from ..hashing import code_hash, sha256_file, sha256_json
 from ..runtime import load as load_runtime
 from .parity import parity
@@ -39,8 +40,7 @@ class Planned:
 
     @property
     def filename(self) -> str:
-        ext = {"onnx": "onnx", "tflite": "tflite", "tensorrt": "engine"}[self.format]
-        return f"model.{self.precision}.{ext}"
+        return FORMATS[self.format].filename(self.precision)
 
 
 def plan(targets: list[Target]) -> dict[Planned, list[str]]:
@@ -165,7 +165,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
             path, extra = _build(p, src, out_dir, [t for t in targets if t.name in users])
             record.update(extra)
             record.update({"status": "ok", "size_bytes": path.stat().st_size, "sha256": sha256_file(path)})
-            if p.format != "tensorrt" or path.suffix != ".engine":
+            if format_of(path) != "tensorrt":  # an engine is checked where it runs
                 session = load_runtime(path, threads=None)  # the file type picks ORT or LiteRT
                 record["parity"] = parity(session.run, src.float_model, src.samples, p.precision, src.labels,
                                           src.nme_budget)

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
+from ..formats import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @contextlib.contextmanager

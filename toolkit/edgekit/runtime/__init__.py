@@ -9,21 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# runtime name -> (artifact suffixes it runs, what it is)
-RUNTIMES = {
-    "onnxruntime": ((".onnx",), "ONNX Runtime, CPU execution provider"),
-    "onnxruntime-cuda": ((".onnx",), "ONNX Runtime, CUDA execution provider"),
-    "onnxruntime-tensorrt": ((".onnx",), "ONNX Runtime, TensorRT execution provider"),
-    "litert": ((".tflite",), "LiteRT (ai-edge-litert, or tflite_runtime), XNNPACK when asked"),
-    "tensorrt": ((".engine", ".plan"), "TensorRT engine (Python API, CUDA buffers)"),
-    "torch": ((".safetensors",), "PyTorch eager, CPU"),
-    "torch-cuda-fp16": ((".safetensors",), "PyTorch eager, CUDA, FP16 weights and activations"),
-}
-_ORT_PROVIDERS = {
-    "onnxruntime": ["CPUExecutionProvider"],
-    "onnxruntime-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-    "onnxruntime-tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
-}
+from ..formats import FORMATS, RUNTIMES, known_suffixes, loader
+from ..formats import default_runtime as _default_runtime
+from ..formats import runs as runs
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -31,16 +19,11 @@ class RuntimeUnavailable(RuntimeError):
 
 
 def default_runtime(artifact: str | Path) -> str:
-    suffix = Path(artifact).suffix
-    for name, (suffixes, _) in RUNTIMES.items():
-        if suffix in suffixes:
-            return name
-    raise RuntimeUnavailable(f"{artifact}: no runtime runs {suffix or 'extensionless'} files; "
-                             f"known: {', '.join(sorted({s for v in RUNTIMES.values() for s in v[0]}))}")
-
-
-def runs(runtime: str, artifact: str | Path) -> bool:
-    return runtime in RUNTIMES and Path(artifact).suffix in RUNTIMES[runtime][0]
+    name = _default_runtime(artifact)
+    if name is None:
+        raise RuntimeUnavailable(f"{artifact}: no runtime runs {Path(artifact).suffix or 'extensionless'} files; "
+                                 f"known: {', '.join(known_suffixes())}")
+    return name
 
 
 def preload(runtime: str) -> None:
@@ -67,19 +50,6 @@ def load(artifact: str | Path, runtime: str | None = None, threads: int | None =
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
     if not runs(runtime, artifact):
-        raise RuntimeUnavailable(f"{artifact}: {runtime} runs {', '.join(RUNTIMES[runtime][0])} files")
-    if runtime.startswith("onnxruntime"):
-        from .ort import OrtSession
-
-        return OrtSession(artifact, threads=threads, providers=_ORT_PROVIDERS[runtime], require_all=True)
-    if runtime == "litert":
-        from .litert import LiteRTSession
-
-        return LiteRTSession(artifact, threads=threads, xnnpack=xnnpack)
-    if runtime == "tensorrt":
-        from .tensorrt import TensorRTSession
-
-        return TensorRTSession(artifact)
-    from .torch_eager import TorchSession
-
-    return TorchSession(artifact, threads=threads, cuda_fp16=runtime == "torch-cuda-fp16")
+        raise RuntimeUnavailable(f"{artifact}: {runtime} runs "
+                                 f"{', '.join(FORMATS[RUNTIMES[runtime].format].suffixes)} files")
+    return loader(runtime)(artifact, runtime, threads, xnnpack)

@@ -32,6 +32,10 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * scale
 
 
+def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) -> LiteRTSession:
+    return LiteRTSession(path, threads=threads, xnnpack=xnnpack)
+
+
 class LiteRTSession:
     def __init__(self, path: str | Path, threads: int | None = 1, xnnpack: bool = True):
         cls = interpreter_class()

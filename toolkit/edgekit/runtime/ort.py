@@ -6,6 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+PROVIDERS = {
+    "onnxruntime": ["CPUExecutionProvider"],
+    "onnxruntime-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "onnxruntime-tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) -> OrtSession:
+    return OrtSession(path, threads=threads, providers=PROVIDERS[runtime], require_all=True)
+
 
 class OrtSession:
     def __init__(self, path: str | Path, threads: int | None = 1, providers: list[str] | None = None,

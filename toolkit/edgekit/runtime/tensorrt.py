@@ -26,6 +26,10 @@ def _check(result):
     return rest[0] if len(rest) == 1 else rest
 
 
+def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) -> TensorRTSession:
+    return TensorRTSession(path)
+
+
 class TensorRTSession:
     def __init__(self, path: str | Path):
         import tensorrt as trt

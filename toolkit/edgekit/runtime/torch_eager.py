@@ -10,6 +10,10 @@ from pathlib import Path
 import numpy as np
 
 
+def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) -> TorchSession:
+    return TorchSession(path, threads=threads, cuda_fp16=runtime == "torch-cuda-fp16")
+
+
 class TorchSession:
     def __init__(self, path: str | Path, threads: int | None = 1, cuda_fp16: bool = False):
         import torch
