@@ -97,11 +97,11 @@ def test_a_failing_cell_does_not_stop_the_sweep(tiny_run, tmp_path):
     doc, paths = bench(CPU, quick(artifacts=[bad, tiny_run / "exports/model.int8.onnx"], out=tmp_path / "o"))
     by_file = {Path(r["artifact"]).name: r for r in doc["records"]}
     # A runtime that cannot load the file is a run failure, not a parity (validation) failure.
-    assert by_file["broken.fp32.onnx"]["status"] == "run failed"
+    assert by_file["broken.fp32.onnx"]["status"] == "run-failed"
     assert by_file["broken.fp32.onnx"]["error"]  # the runtime's own message, for the report
     assert by_file["model.int8.onnx"]["status"] == "ok"
     jsonschema.validate(doc, SCHEMA)
-    assert "run failed" in paths["table"].read_text()
+    assert "run-failed" in paths["table"].read_text()
 
 
 def test_a_bench_whose_every_cell_fails_exits_1(tiny_run, tmp_path, cli):

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .artifact_record import Status
 from .atomic import write_json
 from .compress.byom import ByomContext, ByomSpec
 from .compress.context import StageContext
@@ -273,7 +274,7 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
     if accept.max_nme is not None and nme is not None and nme > accept.max_nme:
         missed.append(f"accept.max_nme: {final.name} NME {100 * nme:.2f}% > {100 * accept.max_nme:.2f}%")
     for a in artifacts:
-        if a.get("status") == "validation-failed":
+        if a.get("status") == Status.VALIDATION_FAILED:
             par = a.get("parity", {})
             change = par.get("relative_nme_change")
             detail = (f"NME +{100 * change:.1f}% over its float model (budget +{100 * par['nme_budget']:.1f}%)"

@@ -7,6 +7,7 @@ import html
 import json
 from pathlib import Path
 
+from ..artifact_record import Status
 from ..atomic import write_json, write_text, write_with
 
 COLUMNS = ("variant", "format", "runtime", "status", "size", "model mem", "NME", "p50 ms", "p90 ms", "FPS b1")
@@ -43,7 +44,7 @@ def console_table(doc: dict):
     for c in COLUMNS:
         table.add_column(c, justify="right" if c in NUMERIC else "left")
     for row in rows(doc):
-        style = None if row[3] == "ok" else "red"
+        style = None if row[3] == Status.OK else "red"
         table.add_row(*row, style=style)
     return table
 
@@ -51,7 +52,7 @@ def console_table(doc: dict):
 def pareto_points(doc: dict) -> list[dict]:
     pts = []
     for r in doc["records"]:
-        if r["status"] == "ok" and r.get("accuracy") and r.get("latency"):
+        if r["status"] == Status.OK and r.get("accuracy") and r.get("latency"):
             pts.append({"label": f"{r['variant']} {r['precision']} {r['format']}/{r['runtime']}",
                         "p50": r["latency"]["p50"], "nme": 100 * r["accuracy"]["nme"]})
     return pts

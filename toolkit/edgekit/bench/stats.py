@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from ..artifact_record import Status
+
 CV_WARN = 0.05  # coefficient of variation above which a figure is flagged as noisy
 # A percentile q is only meaningful with enough samples beyond it; ask for five in the tail.
 TAIL_SAMPLES = 5
@@ -62,7 +64,7 @@ def latency_warnings(summary: dict) -> list[str]:
 
 def int8_slower_warnings(records: list[dict]) -> None:
     """Flag INT8 cells slower than a float cell of the same format on the same runtime (added in place)."""
-    ok = [r for r in records if r["status"] == "ok"]
+    ok = [r for r in records if r["status"] == Status.OK]
     for r in ok:
         if r["precision"] != "int8":
             continue

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifact_record import Status, parse_status, sidecar_path
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..hashing import sha256_file
@@ -40,7 +41,7 @@ class Cell:
     format: str
     precision: str
     runtime: str
-    status: str = "ok"  # ok | export failed | validation failed | run failed
+    status: Status = Status.OK
     error: str | None = None
     sidecar: dict = field(default_factory=dict)
 
@@ -62,15 +63,15 @@ def _cells_for(target: Target, variant: str, path: Path, sidecar: dict) -> list[
         if not runs(rt, path):
             continue
         cell = Cell(variant, path, fmt, prec, rt, sidecar=sidecar)
-        status = sidecar.get("status", "ok")
-        if status == "export-failed":
-            cell.status, cell.error = "export failed", sidecar.get("error", "export failed")
-        elif status == "build-on-device":
-            cell.status, cell.error = "export failed", f"not built yet: run {sidecar.get('build_script')} on the device"
-        elif status == "validation-failed":
-            cell.status, cell.error = "validation failed", "parity check failed at export"
+        status = parse_status(sidecar.get("status", "ok"), sidecar_path(path))
+        if status is Status.EXPORT_FAILED:
+            cell.status, cell.error = status, sidecar.get("error", "export failed")
+        elif status is Status.BUILD_ON_DEVICE:
+            cell.status, cell.error = status, f"not built yet: run {sidecar.get('build_script')} on the device"
+        elif status is Status.VALIDATION_FAILED:
+            cell.status, cell.error = status, "parity check failed at export"
         elif not path.exists():
-            cell.status, cell.error = "export failed", f"{path.name} is missing"
+            cell.status, cell.error = Status.EXPORT_FAILED, f"{path.name} is missing"
         cells.append(cell)
     return cells
 
@@ -121,9 +122,9 @@ def from_files(paths: list[Path], target: Target) -> tuple[list[Cell], dict]:
     for p in paths:
         if not p.exists():
             raise EdgekitError("artifact not found", path=p)
-        sidecar_path = p.with_name(p.name + ".json")
-        sidecar = read_json_object(sidecar_path, "artifact sidecar") if sidecar_path.exists() else {}
-        preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), sidecar_path)
+        side = sidecar_path(p)
+        sidecar = read_json_object(side, "artifact sidecar") if side.exists() else {}
+        preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), side)
         found = _cells_for(target, p.stem.split(".")[0], p, sidecar)
         if not found:
             raise EdgekitError(f"target {target.name!r} has no runtime for {p.suffix} files "
@@ -196,12 +197,12 @@ class Executor:
 def bench_cell(cell: Cell, ex: Executor, protocol: Protocol, threads: int | None, xnnpack: bool,
                eval_npz: Path | None, input_shape: list[int], on_trial=None) -> dict:
     record = {"schema": SCHEMA, "variant": cell.variant, "format": cell.format, "precision": cell.precision,
-              "runtime": cell.runtime, "artifact": str(cell.artifact), "status": cell.status, "error": cell.error,
+              "runtime": cell.runtime, "artifact": str(cell.artifact), "status": cell.status.value, "error": cell.error,
               "threads": threads, "warnings": []}
     if cell.artifact.exists():
         record["size_bytes"] = cell.artifact.stat().st_size
         record["artifact_sha256"] = sha256_file(cell.artifact)  # the file benched, never a sidecar's claim
-    if cell.status != "ok":
+    if cell.status is not Status.OK:
         return record
     base = ["--artifact", ex.path(cell.artifact), "--runtime", cell.runtime, "--protocol",
             json.dumps(protocol.to_dict()), "--input-shape", ",".join(map(str, input_shape)),
@@ -217,7 +218,7 @@ def bench_cell(cell: Cell, ex: Executor, protocol: Protocol, threads: int | None
         if on_trial:
             on_trial()
         if not result.get("ok"):  # the runtime raised or the runner died: not a parity (validation) failure
-            record.update(status="run failed", error=result.get("error"), traceback=result.get("traceback"))
+            record.update(status=Status.RUN_FAILED.value, error=result.get("error"), traceback=result.get("traceback"))
             return record
         trials.append(result)
     first = trials[0]

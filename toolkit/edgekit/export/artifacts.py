@@ -7,7 +7,6 @@ marked failed and the others carry on.
 
 from __future__ import annotations
 
-import json
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,11 @@ import onnx
 from torch import nn
 
 from .. import __version__
-from ..atomic import write_bytes, write_json
+from ..artifact_record import ArtifactRecord, Status, read_sidecar, sidecar_path, write_sidecar
+from ..atomic import write_bytes
 from ..config.target import Target
 from ..convert.fp16 import onnx_to_fp16
+from ..errors import EdgekitError
 from ..formats import FORMATS, format_of
 from ..hashing import code_hash, sha256_file, sha256_json
 from ..runtime import load as load_runtime
@@ -28,7 +29,6 @@ from .tensorrt import EngineSpec, build_engine, qdq_zero_points_are_zero, tensor
 from .tflite import export_tflite, io_details
 from .tflite_int8 import choose_float_modules
 
-SIDECAR_SCHEMA = "edgekit-artifact/1"
 PARITY_SAMPLES = 64
 FALLBACK_SELECTION_IMAGES = 128
 
@@ -148,35 +148,37 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for p, users in plan(targets).items():
-        sidecar_path = out_dir / f"{p.filename}.json"
+        side = sidecar_path(out_dir / p.filename)
         key = sha256_json([src.key, p.format, p.precision, users, __version__, code_hash(), src.nme_budget,
                           src.max_float_layers])
-        if sidecar_path.exists():
-            old = json.loads(sidecar_path.read_text())
-            if old.get("key") == key and old.get("status") != "export-failed":
-                old["preprocess"] = src.preprocess  # sidecars from before this field existed get it too
-                write_json(sidecar_path, old)
-                records.append({**old, "cached": True})
+        if side.exists():
+            try:
+                old = read_sidecar(side)
+            except EdgekitError:
+                old = None  # unreadable (hand-edited?): built again
+            if old is not None and old.key == key and old.status is not Status.EXPORT_FAILED:
+                old.preprocess = src.preprocess  # sidecars from before this field existed get it too
+                write_sidecar(side, old)
+                records.append({**old.to_json(), "cached": True})
                 continue
-        record = {"schema": SIDECAR_SCHEMA, "key": key, "format": p.format, "precision": p.precision,
-                  "targets": users, "file": p.filename, "edgekit_version": __version__,
-                  "preprocess": src.preprocess}
+        record = ArtifactRecord(format=p.format, precision=p.precision, file=p.filename, key=key, targets=users,
+                                edgekit_version=__version__, preprocess=src.preprocess)
         try:
-            path, extra = _build(p, src, out_dir, [t for t in targets if t.name in users])
-            record.update(extra)
-            record.update({"status": "ok", "size_bytes": path.stat().st_size, "sha256": sha256_file(path)})
+            path, record.details = _build(p, src, out_dir, [t for t in targets if t.name in users])
+            record.size_bytes, record.sha256 = path.stat().st_size, sha256_file(path)
             if format_of(path) != "tensorrt":  # an engine is checked where it runs
                 session = load_runtime(path, threads=None)  # the file type picks ORT or LiteRT
-                record["parity"] = parity(session.run, src.float_model, src.samples, p.precision, src.labels,
-                                          src.nme_budget)
-                if not record["parity"]["passed"]:
-                    record["status"] = "validation-failed"
+                record.parity = parity(session.run, src.float_model, src.samples, p.precision, src.labels,
+                                       src.nme_budget)
+                if not record.parity["passed"]:
+                    record.status = Status.VALIDATION_FAILED
         except _Deferred as d:
-            record.update({"status": "build-on-device", "build_script": d.script.name, "reason": d.reason,
-                           "command": d.script.read_text().strip().splitlines()[-1]})
+            record.status = Status.BUILD_ON_DEVICE
+            record.details = {"build_script": d.script.name, "reason": d.reason,
+                              "command": d.script.read_text().strip().splitlines()[-1]}
         except Exception as exc:  # noqa: BLE001 - one artifact's failure must not stop the others
-            record.update({"status": "export-failed", "error": f"{exc.__class__.__name__}: {exc}",
-                           "traceback": traceback.format_exc(limit=5)})
-        write_json(sidecar_path, record)
-        records.append(record)
+            record.status = Status.EXPORT_FAILED
+            record.error, record.traceback = f"{exc.__class__.__name__}: {exc}", traceback.format_exc(limit=5)
+        write_sidecar(side, record)
+        records.append(record.to_json())
     return records
