@@ -17,7 +17,8 @@ import torch
 
 from edgekit.compress.context import StageContext
 from edgekit.compress.distill import run_distill
-from edgekit.config.recipe import DataSpec, DistillStage, StudentSpec
+from edgekit.compress.stages.distill import DistillConfig
+from edgekit.config.recipe import DataSpec, StudentSpec
 from edgekit.data import SynthFaces
 from edgekit.fingerprint import fingerprint
 from edgekit.models.checkpoint import load_checkpoint
@@ -51,7 +52,7 @@ def main() -> None:
         what, kw = CONFIGS[name]
         ctx = StageContext(teacher=teacher, meta=meta, data=DataSpec(), run_dir=None, progress=False,
                            workers=args.workers)
-        cfg = DistillStage(epochs=args.epochs, steps_per_epoch=100, batch_size=64, **kw)
+        cfg = DistillConfig(epochs=args.epochs, steps_per_epoch=100, batch_size=64, **kw)
         t = time.perf_counter()
         student, _, extra = run_distill(cfg, StudentSpec(init=args.init), ctx)
         rows.append({"config": name, "what": what, "val_nme": [h["nme"] for h in extra["history"]],

@@ -39,11 +39,11 @@ def test_build_script_quotes_paths_and_is_executable(tmp_path):
 
 def test_zero_point_check_flags_asymmetric_qdq(tiny_context, tmp_path):
     from edgekit.compress.quantize import QuantScheme, run_ptq
-    from edgekit.config.recipe import QuantizeStage
+    from edgekit.compress.stages.quantize import QuantizeConfig
     from edgekit.convert.onnx import export_onnx
 
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), ["landmarks", "states"])
-    cfg = QuantizeStage(calibration={"images": 40}, fallback=None)
+    cfg = QuantizeConfig(calibration={"images": 40}, fallback=None)
     sym, _ = run_ptq(fp32, cfg, QuantScheme(symmetric_activations=True), tiny_context, tmp_path)
     asym, _ = run_ptq(fp32, cfg, QuantScheme(symmetric_activations=False), tiny_context, tmp_path)
     assert qdq_zero_points_are_zero(sym) == (True, [])
@@ -54,11 +54,11 @@ def test_zero_point_check_flags_asymmetric_qdq(tiny_context, tmp_path):
 @pytest.mark.skipif(not tensorrt_available()[0], reason=f"TensorRT unusable here: {tensorrt_available()[1]}")
 def test_engine_builds_from_qdq_onnx(tiny_context, tmp_path):
     from edgekit.compress.quantize import QuantScheme, run_ptq
-    from edgekit.config.recipe import QuantizeStage
+    from edgekit.compress.stages.quantize import QuantizeConfig
     from edgekit.convert.onnx import export_onnx
 
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), ["landmarks", "states"])
-    int8, _ = run_ptq(fp32, QuantizeStage(calibration={"images": 40}, fallback=None),
+    int8, _ = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None),
                       QuantScheme(symmetric_activations=True), tiny_context, tmp_path)
     engine = build_engine(int8, tmp_path / "m.engine", EngineSpec(("int8", "fp16")), tmp_path / "timing.cache")
     assert engine.stat().st_size > 0 and (tmp_path / "timing.cache").exists()

@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from edgekit.compress.distill import run_distill
-from edgekit.compress.fp16 import run_fp16
 from edgekit.compress.prune import run_prune
 from edgekit.compress.qat import fold_batchnorm, run_qat
 from edgekit.compress.quantize import QuantScheme, run_ptq
-from edgekit.config.recipe import DistillStage, Fp16Stage, PruneStage, QuantizeStage, StudentSpec
+from edgekit.compress.stages.distill import DistillConfig
+from edgekit.compress.stages.prune import PruneConfig
+from edgekit.compress.stages.quantize import QuantizeConfig
+from edgekit.config.recipe import StudentSpec
+from edgekit.convert.fp16 import onnx_to_fp16
 from edgekit.convert.onnx import export_onnx
 from edgekit.models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from edgekit.models.registry import count_macs_params
@@ -27,7 +30,7 @@ def onnx_ops(path):
 
 
 def test_distill_trains_the_named_student_with_feature_adapters(tiny_context):
-    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=16, loss={"features": 0.5})
+    cfg = DistillConfig(epochs=1, steps_per_epoch=3, batch_size=16, loss={"features": 0.5})
     student, arch, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
     assert arch == {"arch": "mobile", "arch_kwargs": {"width": 0.25}}
     assert extra["history"][0]["loss"] > 0 and 0 < extra["val"]["nme"] < 1
@@ -40,7 +43,7 @@ def test_distill_from_a_pretrained_student_fine_tunes_its_weights(tiny_context, 
     from edgekit.errors import EdgekitError
 
     start, meta = load_checkpoint(tiny_teacher)  # a mobile 0.25 checkpoint stands in for a zoo student
-    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=16, lr=1e-3)
+    cfg = DistillConfig(epochs=1, steps_per_epoch=3, batch_size=16, lr=1e-3)
     student, arch, extra = run_distill(cfg, StudentSpec(init=str(tiny_teacher)), tiny_context)
     assert arch == {"arch": "mobile", "arch_kwargs": {"width": 0.25}} and extra["init"] == str(tiny_teacher)
     before, after = start.state_dict(), student.state_dict()
@@ -56,7 +59,7 @@ def test_distill_from_a_pretrained_student_fine_tunes_its_weights(tiny_context, 
 
 def test_distill_repeats_exactly_with_the_same_seed(tiny_context):
     """Same seed and threads: the same student, to the bit (the weights are drawn after seeding)."""
-    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=8, pool=24, loss={"features": 0.5})
+    cfg = DistillConfig(epochs=1, steps_per_epoch=3, batch_size=8, pool=24, loss={"features": 0.5})
     torch.manual_seed(123)  # whatever ran before must not matter
     a, _, ea = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
     torch.rand(7)
@@ -77,7 +80,7 @@ def test_distill_works_on_unlabeled_images_with_teacher_pseudo_labels(tiny_conte
     ctx = copy.copy(tiny_context)
     ctx._cache = {}
     ctx.data = ctx.data.model_copy(update={"train": str(folder), "val": str(folder)})
-    cfg = DistillStage(epochs=1, steps_per_epoch=2, batch_size=8)
+    cfg = DistillConfig(epochs=1, steps_per_epoch=2, batch_size=8)
     student, _, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), ctx)
     # Against the teacher's own predictions: NME is fidelity, states are the teacher's decisions.
     assert 0 < extra["val"]["nme"] < 1 and extra["val"]["n"] == 12
@@ -85,7 +88,7 @@ def test_distill_works_on_unlabeled_images_with_teacher_pseudo_labels(tiny_conte
 
 def test_prune_reaches_the_macs_target_on_channel_multiples_keeping_heads(tiny_context, tmp_path):
     model = copy.deepcopy(tiny_context.teacher).train()
-    cfg = PruneStage(importance="taylor", target={"macs_ratio": 0.7}, steps=2,
+    cfg = PruneConfig(importance="taylor", target={"macs_ratio": 0.7}, steps=2,
                      finetune={"epochs": 1, "steps_per_epoch": 2, "batch_size": 16})
     pruned, extra = run_prune(model, cfg, tiny_context)
     assert extra["macs_after"] <= 0.7 * extra["macs_before"] and extra["params_after"] < extra["params_before"]
@@ -106,7 +109,7 @@ def test_prune_reaches_the_macs_target_on_channel_multiples_keeping_heads(tiny_c
 
 def test_ptq_writes_a_per_channel_qdq_model_that_runs_and_warns_on_small_calibration(tiny_context, tmp_path):
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
-    out, extra = run_ptq(fp32, QuantizeStage(calibration={"images": 40}), QuantScheme(), tiny_context, tmp_path)
+    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}), QuantScheme(), tiny_context, tmp_path)
     ops = onnx_ops(out)
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     weights_dq = [n for n in onnx.load(str(out)).graph.node
@@ -122,7 +125,7 @@ def test_ptq_writes_a_per_channel_qdq_model_that_runs_and_warns_on_small_calibra
 
 def test_symmetric_scheme_has_zero_points_of_zero(tiny_context, tmp_path):
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
-    out, _ = run_ptq(fp32, QuantizeStage(calibration={"images": 40}, fallback=None),
+    out, _ = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None),
                      QuantScheme(symmetric_activations=True), tiny_context, tmp_path)
     model = onnx.load(str(out))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
@@ -133,7 +136,7 @@ def test_symmetric_scheme_has_zero_points_of_zero(tiny_context, tmp_path):
 
 
 def test_qat_fine_tunes_with_fake_quant_and_exports_qdq(tiny_context, tmp_path):
-    cfg = QuantizeStage(mode="qat", calibration={"images": 40}, qat={"epochs": 1, "steps_per_epoch": 2,
+    cfg = QuantizeConfig(mode="qat", calibration={"images": 40}, qat={"epochs": 1, "steps_per_epoch": 2,
                                                                      "batch_size": 8})
     out, extra = run_qat(copy.deepcopy(tiny_context.teacher), cfg, QuantScheme(), tiny_context, tmp_path, {})
     assert "QuantizeLinear" in onnx_ops(out)
@@ -157,7 +160,7 @@ def test_batchnorm_folding_keeps_the_function():
 
 def test_fp16_keeps_float32_io(tiny_context, tmp_path):
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
-    out, _ = run_fp16(fp32, Fp16Stage(), tmp_path)
+    out = onnx_to_fp16(fp32, tmp_path / "m.fp16.onnx")
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].type == "tensor(float)"
     x = np.random.default_rng(0).normal(size=(1, 3, 112, 112)).astype(np.float32)
@@ -174,7 +177,7 @@ def test_distill_from_a_teacher_pool_uses_precomputed_targets(tiny_context):
     with torch.no_grad():  # targets are the teacher's outputs on the (possibly flipped) image in the batch
         lm, _ = tiny_context.teacher(batch.images)
     assert torch.allclose(lm, batch.teacher_landmarks, atol=0.05)
-    cfg = DistillStage(epochs=1, steps_per_epoch=3, batch_size=8, pool=40, loss={"features": 0.5})
+    cfg = DistillConfig(epochs=1, steps_per_epoch=3, batch_size=8, pool=40, loss={"features": 0.5})
     student, _, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
     assert extra["pool"] == 40 and extra["history"][0]["loss"] > 0
 
@@ -185,7 +188,7 @@ def test_stages_train_a_frozen_input_and_leave_it_untouched(tiny_context, tmp_pa
     for p in frozen.parameters():
         p.requires_grad_(False)
     before = {k: v.clone() for k, v in frozen.state_dict().items()}
-    cfg = PruneStage(target={"channel_ratio": 0.75}, steps=1,
+    cfg = PruneConfig(target={"channel_ratio": 0.75}, steps=1,
                      finetune={"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "lr": 0.01})
     pruned, _ = run_prune(copy.deepcopy(frozen), cfg, tiny_context)
     assert all(p.requires_grad for p in pruned.parameters())
@@ -198,7 +201,7 @@ def test_calibration_cache_is_not_reused_after_the_images_change(tiny_context, t
 
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
     images = calibration_images(tiny_context, 40)
-    cfg = QuantizeStage(calibration={"images": 40, "method": "minmax"}, fallback=None)
+    cfg = QuantizeConfig(calibration={"images": 40, "method": "minmax"}, fallback=None)
 
     def input_scale(calibration, out):
         b = Int8Builder(fp32, tmp_path, cfg, QuantScheme(), calibration)
@@ -234,7 +237,7 @@ def test_prune_lands_within_five_percent_of_the_macs_target(tiny_context, steps,
 
     model = build("mobile", width=1.0)
     macs0 = count_macs_params(model, 112)[0]
-    cfg = PruneStage(target={"macs_ratio": macs_ratio}, steps=steps, channel_multiple=8,
+    cfg = PruneConfig(target={"macs_ratio": macs_ratio}, steps=steps, channel_multiple=8,
                      finetune={"epochs": 1, "steps_per_epoch": 1, "batch_size": 4})
     _, extra = run_prune(model, cfg, tiny_context)
     target = macs_ratio * macs0

@@ -80,7 +80,7 @@ def teacher_train(
     out: Annotated[Path, typer.Option(help="Checkpoint to write (.safetensors).")] = Path("teacher.safetensors"),
     arch: Annotated[str, typer.Option(help="Model family: resnet (teacher) or mobile (student).")] = "resnet",
     width: Annotated[float, typer.Option(help="Width multiplier of the family.")] = 1.0,
-    head: Annotated[str | None, typer.Option(help="mobile only: landmark head as CHANNELS,HIDDEN (default 16,128).")] = None,
+    head: Annotated[str | None, typer.Option(help="mobile: head CHANNELS,HIDDEN (default 16,128).")] = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 30,
     steps_per_epoch: Annotated[int, typer.Option(help="Optimizer steps per epoch (fresh faces each epoch).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
@@ -108,7 +108,8 @@ def teacher_train(
     if head and arch != "mobile":
         raise EdgekitError(f"--head applies to --arch mobile only, got --arch {arch}")
     cfg = TeacherTrainConfig(
-        arch=arch, arch_kwargs={"width": width, **head_kwargs(head)}, batch_size=batch_size, landmark_loss=loss, workers=workers,
+        arch=arch, arch_kwargs={"width": width, **head_kwargs(head)}, batch_size=batch_size, landmark_loss=loss,
+        workers=workers,
         fit=FitConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, patience=patience, seed=seed),
     )
     state = out.with_suffix(".state.safetensors")

@@ -20,9 +20,9 @@ import numpy as np
 from ..artifact_record import Status, parse_status, sidecar_path
 from ..config.target import Target
 from ..errors import EdgekitError
+from ..formats import PRECISIONS, RUNTIMES, format_of, runs, runtime_for
 from ..hashing import sha256_file
 from ..jsonio import check_preprocess, read_json_object
-from ..formats import RUNTIMES, format_of, runs, runtime_for
 from .precision import precision_of
 from .protocol import Protocol
 from .remote import Remote
@@ -95,10 +95,10 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
     if not isinstance(manifest.get("artifacts", []), list) or not all(
             isinstance(a, dict) and isinstance(a.get("file"), str) for a in manifest.get("artifacts", [])):
         raise EdgekitError("key 'artifacts': expected a list of sidecars with a file name", path=manifest_path)
-    floats = [s["name"] for s in steps if s["name"] != "teacher" and not s["name"].startswith(("int8", "fp16"))]
+    floats = [s["name"] for s in steps[1:] if _step_precision(run_dir, s) == "fp32"]  # steps[0]: the source
     final = floats[-1] if floats else "teacher"
     cells: list[Cell] = []
-    teacher = next((s for s in steps if s["name"] == "teacher"), None)
+    teacher = steps[0] if steps else None
     if reference and teacher and teacher.get("artifact") and final != "teacher":  # else the exports are the teacher
         cells += _cells_for(target, "teacher", run_dir / teacher["artifact"], {"precision": "fp32"})
     preprocess = None
@@ -115,6 +115,13 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
         raise EdgekitError(f"run {run_dir} has no artifacts for target {target.name!r} (formats "
                            f"{', '.join(target.formats)}); rerun compress with --target {target.name}")
     return cells, preprocess or DEFAULT_PREPROCESS
+
+
+def _step_precision(run_dir: Path, step: dict) -> str:
+    """A run-table row's precision: as recorded, or (manifests from before it was) read from its artifact."""
+    if step.get("precision") in PRECISIONS:
+        return step["precision"]
+    return precision_of(run_dir / step["artifact"], {}) if step.get("artifact") else "fp32"
 
 
 def from_files(paths: list[Path], target: Target) -> tuple[list[Cell], dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from .. import metrics
-from ..config.recipe import DataSpec
+from ..config.recipe import DataSpec, StudentSpec
 from ..data import SynthFaces, open_dataset
 from ..data.batches import Augmented, loader
 from ..models.checkpoint import CheckpointMeta
@@ -25,10 +26,32 @@ class StageContext:
     run_dir: Path
     progress: bool = True
     channel_multiple: int = 8
-    symmetric_activations: bool = False
     seed: int = 0
     workers: int = 1
+    student: StudentSpec | None = None  # the recipe's, for stages that distill
+    tensorrt: bool = False  # a target runs TensorRT (symmetric INT8 activations under `auto`)
+    onnx_metadata: dict = field(default_factory=dict)  # stamped into every ONNX file a stage writes
+    recipe_name: str = ""
+    stage_dir: Path | None = None  # set per stage by `at`
+    stage_key: str = ""
     _cache: dict = field(default_factory=dict)
+
+    def at(self, stage_dir: Path, key: str) -> StageContext:
+        """This context for one stage: same data caches, that stage's folder and cache key."""
+        ctx = copy.copy(self)
+        ctx.stage_dir, ctx.stage_key = stage_dir, key
+        return ctx
+
+    def export_onnx(self, model: nn.Module, path: Path) -> Path:
+        from ..convert.onnx import export_onnx
+
+        return export_onnx(model, path, self.input_shape, self.output_names, metadata=self.onnx_metadata)
+
+    def score_onnx(self, path: Path) -> dict:
+        """Task metrics of an ONNX file through ONNX Runtime on the evaluation split."""
+        from ..runtime.ort import OrtSession
+
+        return self.score(OrtSession(path, threads=None).run, self.data.eval)
 
     @property
     def input_size(self) -> int:

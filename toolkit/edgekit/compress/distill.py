@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config.recipe import DistillStage, StudentSpec
+from ..config.recipe import StudentSpec
 from ..errors import EdgekitError
 from ..models.checkpoint import load_checkpoint
 from ..models.registry import build
@@ -13,6 +13,7 @@ from ..train.kd import FeatureAdapters, kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
 from .kd_pool import TeacherPool
+from .stages.distill import DistillConfig
 
 
 def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:
@@ -41,7 +42,7 @@ def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, di
     return student, {"arch": meta.arch, "arch_kwargs": dict(meta.arch_kwargs)}
 
 
-def run_distill(cfg: DistillStage, student_spec: StudentSpec, ctx: StageContext):
+def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext):
     # Seeded here, not only in fit(): fresh student and adapter weights are drawn before the loop starts.
     torch.manual_seed(ctx.seed)
     student, arch_info = initial_student(student_spec, ctx)

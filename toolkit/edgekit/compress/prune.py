@@ -12,20 +12,17 @@ before fine-tuning was seen to cut a teacher to 3.5% of its MACs against a 25% t
 from __future__ import annotations
 
 import copy
-import logging
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
-from ..config.recipe import PruneStage
 from ..models.registry import count_macs_params
 from ..models.resize import channel_summary
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
-
-log = logging.getLogger("edgekit")
+from .stages.prune import PruneConfig
 
 
 def importance(name: str):
@@ -48,7 +45,7 @@ def head_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in head.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
-def make_pruner(model: nn.Module, cfg: PruneStage, ratio: float, steps: int, multiple: int, size: int,
+def make_pruner(model: nn.Module, cfg: PruneConfig, ratio: float, steps: int, multiple: int, size: int,
                 gradients: bool = True):
     """steps == 0 means one-shot. Without gradients (the bisection's trial copies) Taylor falls back to L2."""
     name = "l2" if cfg.importance == "taylor" and not gradients else cfg.importance
@@ -63,7 +60,7 @@ def make_pruner(model: nn.Module, cfg: PruneStage, ratio: float, steps: int, mul
     )
 
 
-def ratio_for_macs(model: nn.Module, cfg: PruneStage, target_macs: float, multiple: int, size: int,
+def ratio_for_macs(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: int, size: int,
                    above: bool = False) -> float:
     """Bisect the channel pruning ratio whose one-shot result lands at or just under the MACs target (or, with
     `above`, the largest ratio that stays just over it)."""
@@ -79,7 +76,7 @@ def ratio_for_macs(model: nn.Module, cfg: PruneStage, target_macs: float, multip
     return lo if above else hi
 
 
-def fine_trim(model: nn.Module, cfg: PruneStage, target_macs: float, multiple: int, size: int,
+def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: int, size: int,
               max_rounds: int = 200) -> int:
     """Remove `multiple` channels at a time from the group whose weakest channels matter least (relative to that
     group's own mean importance), until the MACs target holds. A uniform ratio moves MACs in jumps of 10% or more
@@ -114,7 +111,7 @@ def _taylor_gradients(model: nn.Module, step, batches) -> None:
         step(model, batch)[0].backward()
 
 
-def _top_up(model: nn.Module, cfg: PruneStage, target: float, multiple: int, size: int, step, batches) -> int:
+def _top_up(model: nn.Module, cfg: PruneConfig, target: float, multiple: int, size: int, step, batches) -> int:
     """Scheduled steps choose channels by the real importance, which can land above a MACs target found with a
     proxy; prune small one-shot increments with the same importance until the target holds (the target is a
     promise, not a hint)."""
@@ -131,7 +128,7 @@ def _top_up(model: nn.Module, cfg: PruneStage, target: float, multiple: int, siz
     return done
 
 
-def run_prune(model: nn.Module, cfg: PruneStage, ctx: StageContext):
+def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     size = ctx.input_size
     multiple = cfg.channel_multiple or ctx.channel_multiple
     macs0, params0 = count_macs_params(model, size)
@@ -179,7 +176,6 @@ def run_prune(model: nn.Module, cfg: PruneStage, ctx: StageContext):
     if target is not None and macs1 > target:  # every prunable group is at its channel floor
         warnings_.append(f"prune reached {macs1 / macs0:.3f} of the MACs, not the {cfg.target.macs_ratio} asked for: "
                          f"the layers left are at {multiple} channels or belong to the head")
-        log.warning(warnings_[-1])
     extra = {
         "importance": cfg.importance,
         "channel_multiple": multiple,

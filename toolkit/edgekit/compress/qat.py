@@ -16,13 +16,14 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..config.recipe import DistillLoss, QuantizeStage
+from ..config.base import DistillLoss
 from ..convert.onnx import export_onnx
 from ..models.registry import OUTPUT_NAMES
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
 from .quantize import QuantScheme, run_ptq
+from .stages.quantize import QuantizeConfig
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -101,7 +102,7 @@ def strip_fake_quant(model: nn.Module) -> nn.Module:
     return model
 
 
-def run_qat(model: nn.Module, cfg: QuantizeStage, scheme: QuantScheme, ctx: StageContext, out_dir: Path,
+def run_qat(model: nn.Module, cfg: QuantizeConfig, scheme: QuantScheme, ctx: StageContext, out_dir: Path,
             onnx_meta: dict):
     reference = copy.deepcopy(model).eval()
     qat_model = insert_fake_quant(fold_batchnorm(copy.deepcopy(model)), scheme.symmetric_activations)

@@ -22,10 +22,10 @@ from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from rich.progress import Progress
 
-from ..config.recipe import QuantizeStage
 from ..hashing import sha256_file, sha256_json
 from ..runtime.ort import OrtSession
 from .context import StageContext
+from .stages.quantize import QuantizeConfig
 
 # Every op type ORT's QDQ quantizer may wrap. Data-movement ops (Flatten, Reshape, ...) count too: quantizing
 # them puts Q/DQ on the tensors they carry, so a float Gemm after a quantized Flatten still sees int8 noise.
@@ -78,7 +78,7 @@ def quantizable_nodes(path: Path) -> list[str]:
 class Int8Builder:
     """Quantizes one preprocessed float ONNX model repeatedly with different float-layer sets."""
 
-    def __init__(self, fp32_path: Path, work_dir: Path, cfg: QuantizeStage, scheme: QuantScheme,
+    def __init__(self, fp32_path: Path, work_dir: Path, cfg: QuantizeConfig, scheme: QuantScheme,
                  calibration: np.ndarray):
         self.cfg, self.scheme, self.work = cfg, scheme, work_dir
         self.pre = work_dir / "model.pre.onnx"
@@ -123,13 +123,12 @@ def calibration_images(ctx: StageContext, n: int) -> np.ndarray:
     return x[:n]
 
 
-def run_ptq(fp32_path: Path, cfg: QuantizeStage, scheme: QuantScheme, ctx: StageContext, out_dir: Path):
+def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: StageContext, out_dir: Path):
     """Quantize `fp32_path`; returns (int8 path, report extra)."""
     images = calibration_images(ctx, cfg.calibration.images)
     warnings_ = []
     if len(images) < MIN_CALIBRATION_IMAGES:
         warnings_.append(f"calibration uses {len(images)} images (< {MIN_CALIBRATION_IMAGES}): ranges may be poor")
-        log.warning(warnings_[-1])
     builder = Int8Builder(fp32_path, out_dir, cfg, scheme, images)
     out = out_dir / f"model.int8.{scheme.tag}.onnx"
     nme_fp32 = _nme(ctx, fp32_path)

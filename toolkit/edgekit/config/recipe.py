@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, create_model, model_validator
 
+from ..compress.stage import Stage, registry
+from .base import DistillLoss, Fallback, Strict, TrainSpec
 from .yamlconf import load_yaml_model
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["Accept", "DataSpec", "DistillLoss", "Recipe", "StageItem", "Strict", "StudentSpec", "TrainSpec",
+           "load_recipe"]
 
 
 class StudentSpec(Strict):
@@ -40,95 +41,32 @@ class DataSpec(Strict):
     calibration: str = "synth:train:512"
 
 
-class TrainSpec(Strict):
-    epochs: int = Field(4, ge=1, le=1000)
-    steps_per_epoch: int = Field(100, ge=1)
-    batch_size: int = Field(64, ge=1, le=4096)
-    lr: float = Field(2e-3, gt=0.0, le=1.0)
-    patience: int = Field(4, ge=1)
-
-
-class DistillLoss(Strict):
-    landmarks: Literal["wing", "l1"] = "wing"
-    ground_truth: float = Field(0.5, ge=0.0, description="weight of the ground-truth landmark term, if labeled")
-    states: float = Field(1.0, ge=0.0, description="weight of the temperature-scaled state KL")
-    temperature: float = Field(2.0, gt=0.0)
-    features: float = Field(0.0, ge=0.0, description="weight of the feature loss through 1x1 adapters; 0 = off")
-
-
-class DistillStage(TrainSpec):
-    loss: DistillLoss = DistillLoss()
-    # Images whose teacher outputs are computed once and reused over epochs (with flips); 0 = a live teacher on
-    # fresh data every step. A pool roughly doubles student steps per minute for a heavy teacher.
-    pool: int = Field(0, ge=0, le=1_000_000)
-
-
-class PruneTarget(Strict):
-    macs_ratio: float | None = Field(None, gt=0.0, lt=1.0, description="MACs kept, e.g. 0.5")
-    channel_ratio: float | None = Field(None, gt=0.0, lt=1.0, description="channels kept, e.g. 0.6")
-
-    @model_validator(mode="after")
-    def _exactly_one(self):
-        if (self.macs_ratio is None) == (self.channel_ratio is None):
-            raise ValueError("give exactly one of macs_ratio or channel_ratio")
-        return self
-
-
-class PruneStage(Strict):
-    importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l2"
-    target: PruneTarget
-    steps: int = Field(3, ge=1, le=50, description="iterative pruning steps, KD fine-tuning between them")
-    channel_multiple: int | None = Field(None, ge=1, le=128, description="default: the target's")
-    finetune: TrainSpec = TrainSpec(epochs=1, steps_per_epoch=40, lr=1e-3)
-    loss: DistillLoss = DistillLoss()
-
-
-class Calibration(Strict):
-    images: int = Field(256, ge=1)
-    method: Literal["minmax", "entropy", "percentile"] = "percentile"
-    percentile: float = Field(99.999, gt=90.0, le=100.0)
-
-
-class Fallback(Strict):
-    # Relative NME budget of INT8 (0.05 = +5%). Bring-your-own models: absolute fidelity error to the original.
-    max_nme_increase: float = Field(0.05, ge=0.0)
-    max_float_layers: int = Field(20, ge=0)
-
-
-class QuantizeStage(Strict):
-    mode: Literal["ptq", "qat"] = "ptq"
-    calibration: Calibration = Calibration()
-    per_channel: bool = True
-    symmetric_activations: bool | Literal["auto"] = "auto"  # auto: symmetric when a target runs TensorRT
-    reduce_range: bool = False  # 7-bit weights, for x86 CPUs without VNNI (ONNX Runtime's guidance)
-    fallback: Fallback | None = Fallback()
-    qat: TrainSpec = TrainSpec(epochs=2, steps_per_epoch=40, lr=2e-4)
-
-
-class Fp16Stage(Strict):
-    keep_io_types: bool = True
-
-
-class StageItem(Strict):
-    distill: DistillStage | None = None
-    prune: PruneStage | None = None
-    quantize: QuantizeStage | None = None
-    fp16: Fp16Stage | None = None
+class _StageItemBase(Strict):
+    """One entry of `stages:`, `{kind: {config}}`; its fields are the registered stage kinds."""
 
     @model_validator(mode="after")
     def _one(self):
-        set_ = [k for k in ("distill", "prune", "quantize", "fp16") if getattr(self, k) is not None]
+        set_ = [k for k in registry() if getattr(self, k) is not None]
         if len(set_) != 1:
-            raise ValueError("each stage is one of distill, prune, quantize, fp16")
+            raise ValueError(f"each stage is one of {', '.join(registry())}")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("distill", "prune", "quantize", "fp16") if getattr(self, k) is not None)
+        return next(k for k in registry() if getattr(self, k) is not None)
 
     @property
     def config(self) -> Strict:
         return getattr(self, self.kind)
+
+    @property
+    def stage(self) -> Stage:
+        return registry()[self.kind](self.config)
+
+
+# Built from the stage registry, so a new stage file is a new recipe key with its own typed config.
+StageItem = create_model("StageItem", __base__=_StageItemBase,
+                         **{kind: (cls.Config | None, None) for kind, cls in registry().items()})
 
 
 class Accept(Strict):
@@ -154,9 +92,10 @@ class Recipe(Strict):
 
     @property
     def _fallback(self) -> Fallback:
-        """The quantize stage's fallback settings, or the defaults when the recipe does not quantize."""
-        q = next((s.quantize for s in self.stages if s.quantize is not None), None)
-        return q.fallback if q is not None and q.fallback is not None else Fallback()
+        """The fallback settings of the stage that has them (quantize), or the defaults."""
+        found = next((getattr(s.config, "fallback", None) for s in self.stages
+                      if getattr(s.config, "fallback", None) is not None), None)
+        return found or Fallback()
 
     @property
     def export_nme_budget(self) -> float:
@@ -171,14 +110,17 @@ class Recipe(Strict):
     @model_validator(mode="after")
     def _coherent(self):
         kinds = [s.kind for s in self.stages]
-        if "distill" in kinds and self.student is None:
-            raise ValueError("a distill stage needs a student: {arch, width}")
+        classes = registry()
+        needy = [k for k in kinds if classes[k].needs_student]
+        if needy and self.student is None:
+            raise ValueError(f"a {needy[0]} stage needs a student: {{arch, width}} or {{init: zoo:NAME}}")
         for k in set(kinds):
             if kinds.count(k) > 1:
                 raise ValueError(f"stage {k!r} appears more than once")
-        final = [k for k in kinds if k in ("quantize", "fp16")]
+        final = [k for k in kinds if classes[k].final]
         if len(final) > 1 or (final and kinds[-1] != final[0]):
-            raise ValueError("quantize or fp16 must be the last stage, and only one of them")
+            raise ValueError(f"{' or '.join(k for k, c in classes.items() if c.final)} must be the last stage, and "
+                             f"only one of them")
         return self
 
 

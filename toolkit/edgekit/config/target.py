@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ..formats import PRECISIONS, TARGET_FORMATS, TARGET_RUNTIMES
-from .recipe import Strict
+from .base import Strict
 from .yamlconf import load_yaml_model
 
 # user@host, host, or user@host:port; letters, digits, '.', '-', '_' only, so nothing can reach a shell.

@@ -25,7 +25,6 @@ from ..atomic import atomic_path
 from ..formats import PRECISIONS
 
 
-
 @contextlib.contextmanager
 def _native_stderr_silenced():
     """The converter's C++ (absl) logging writes to file descriptor 2 directly, past Python's sys.stderr."""

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config.recipe import DistillLoss
+from ..config.base import DistillLoss
 from .losses import LANDMARK_LOSSES
 from .memory_format import input_format
 

@@ -1,0 +1,54 @@
+"""prune: structured pruning with torch-pruning to a MACs or channel target, KD fine-tuning between steps."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from ...config.base import DistillLoss, Strict, TrainSpec
+from ..stage import ModelState, Stage, StageReport, model_output
+
+if TYPE_CHECKING:
+    from ..context import StageContext
+
+
+class PruneTarget(Strict):
+    macs_ratio: float | None = Field(None, gt=0.0, lt=1.0, description="MACs kept, e.g. 0.5")
+    channel_ratio: float | None = Field(None, gt=0.0, lt=1.0, description="channels kept, e.g. 0.6")
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.macs_ratio is None) == (self.channel_ratio is None):
+            raise ValueError("give exactly one of macs_ratio or channel_ratio")
+        return self
+
+
+class PruneConfig(Strict):
+    importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l2"
+    target: PruneTarget
+    steps: int = Field(3, ge=1, le=50, description="iterative pruning steps, KD fine-tuning between them")
+    channel_multiple: int | None = Field(None, ge=1, le=128, description="default: the target's")
+    finetune: TrainSpec = TrainSpec(epochs=1, steps_per_epoch=40, lr=1e-3)
+    loss: DistillLoss = DistillLoss()
+
+
+class Prune(Stage):
+    kind = "prune"
+    Config = PruneConfig
+    summary = "remove channels (torch-pruning) down to a MACs or channel ratio, fine-tuning by KD from the input"
+    order = 20
+
+    def label(self) -> str:
+        return "pruned"
+
+    def key_inputs(self, ctx: StageContext) -> dict:
+        return {"multiple": ctx.channel_multiple}  # the targets' channel rounding
+
+    def run(self, state: ModelState, ctx: StageContext) -> tuple[ModelState, StageReport]:
+        from ..prune import run_prune
+
+        # A copy: the input may be the frozen teacher that the context still uses as reference.
+        model, extra = run_prune(copy.deepcopy(state.module), self.config, ctx)
+        return model_output(model, {**state.arch, "pruned": True}, ctx, self.label(), extra)
