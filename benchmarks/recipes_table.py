@@ -56,10 +56,11 @@ def row(recipe: str, run: Path, wall_s: float | None) -> dict:
     steps = manifest["steps"]
     teacher, final = steps[0], steps[-1]
     # The cpu target runs FP32 and INT8; an FP16 model (for GPUs) has no CPU p50 of its own.
-    precision = next((p for p in ("int8", "fp16") if p in final["name"]), "fp32")
-    model_step = next((s for s in reversed(steps) if s["name"] in ("student", "pruned")), teacher)
+    precision = final.get("precision", "fp32")
+    # The last float model (what bench calls the variant): the teacher when no stage made a new model.
+    model_step = next((s for s in reversed(steps[1:]) if s.get("precision", "fp32") == "fp32"), teacher)
     bench = json.loads((run / "bench" / "cpu" / "bench.json").read_text())["records"]
-    variant = {"student": "student", "pruned": "pruned"}.get(model_step["name"], "teacher")
+    variant = model_step["name"] if model_step is not teacher else "teacher"
     out = {"recipe": recipe, "final": final["name"], "nme": final["metrics"]["nme"],
            "nme_ratio": final["metrics"]["nme"] / teacher["metrics"]["nme"], "mmacs": model_step["macs"] / 1e6,
            "macs_ratio": model_step["macs"] / teacher["macs"], "size_bytes": final["size_bytes"],

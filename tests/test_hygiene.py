@@ -150,3 +150,18 @@ def test_an_edited_checkout_does_not_resume_from_what_older_code_built(tiny_teac
     monkeypatch.setattr(pipeline, "code_hash", lambda: "edited-source")
     edited = pipeline.compress(run)
     assert not any(s["cached"] for s in edited["steps"])
+
+
+def test_architecture_doc_matches_the_code_and_rooms_import_only_downward():
+    """docs/ARCHITECTURE.md's generated part (modules, room imports, stages, formats) is current, and no room
+    imports one it must not (compress never imports export or bench)."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "docs" / "gen_architecture.py"), "--check"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    sys.path.insert(0, str(root / "docs"))
+    import gen_architecture
+
+    assert not gen_architecture.violations()
+    assert ("compress", "export") not in gen_architecture.room_edges()
+    assert ("pipeline", "export") in gen_architecture.room_edges()  # the check sees real imports

@@ -1,2 +1,2 @@
-"""Compression stages: distill and prune turn a model into a model; quantize and fp16 turn a float ONNX file
-into another. Each returns what it made plus a dict for the run's manifest."""
+"""Compression: the stage protocol and registry (`stage.py`), one file per stage kind (`stages/`), and the
+implementations they call: distillation, pruning, PTQ and QAT. See docs/ARCHITECTURE.md."""

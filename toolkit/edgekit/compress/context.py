@@ -5,17 +5,20 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import metrics
-from ..config.recipe import DataSpec, StudentSpec
 from ..data import SynthFaces, open_dataset
 from ..data.batches import Augmented, loader
 from ..models.checkpoint import CheckpointMeta
 from ..train.evaluate import predict_arrays, torch_predictor
+
+if TYPE_CHECKING:  # types only: config.recipe reads the stage registry in this room
+    from ..config.recipe import DataSpec, StudentSpec
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from ..config.recipe import StudentSpec
 from ..errors import EdgekitError
 from ..models.checkpoint import load_checkpoint
 from ..models.registry import build
@@ -13,6 +14,9 @@ from ..train.kd import FeatureAdapters, kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
 from .kd_pool import TeacherPool
+
+if TYPE_CHECKING:  # types only: config.recipe reads the stage registry in this room
+    from ..config.recipe import StudentSpec
 from .stages.distill import DistillConfig
 
 
@@ -58,7 +62,7 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         batches = lambda epoch: pool.batches(cfg.batch_size, cfg.steps_per_epoch, epoch)  # noqa: E731
     else:
         batches = ctx.train_batches(cfg.batch_size, cfg.steps_per_epoch)
-    result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.validate, description="distill",
+    result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.validate, description="distillation",
                  progress=ctx.progress, params=params)
     extra = {"arch": arch_info["arch"], **arch_info["arch_kwargs"], "init": student_spec.init,
              "best_epoch": result.best_epoch, "pool": cfg.pool, "val": result.best_metrics, "history": result.history}

@@ -1,0 +1,1 @@
+"""Training: the one loop, losses, KD steps, evaluation, and teacher/student pre-training on SynthFaces."""
