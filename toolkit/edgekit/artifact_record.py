@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .atomic import write_json
 from .errors import EdgekitError
+from .formats import PRECISIONS, format_of
 from .jsonio import read_json_object
 
 SIDECAR_SCHEMA = "edgekit-artifact/1"
@@ -47,7 +48,7 @@ class ArtifactRecord:
     key: str = ""  # identity of the sources and settings it was built from
     targets: list[str] = field(default_factory=list)
     edgekit_version: str = ""
-    preprocess: dict = field(default_factory=dict)  # input_size, mean, std, layout, color: how to feed it
+    preprocess: dict | None = None  # input_size, mean, std, layout, color: how to feed it
     size_bytes: int | None = None
     sha256: str | None = None
     parity: dict | None = None  # the check against the PyTorch model (edgekit.export.parity)
@@ -67,6 +68,9 @@ class ArtifactRecord:
         if missing:
             raise EdgekitError(f"key {missing[0]!r}: expected a string in an artifact sidecar", path=where)
         status = parse_status(doc.get("status", "ok"), where)
+        targets = doc.get("targets", [])
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise EdgekitError("key 'targets': expected a list of target names in an artifact sidecar", path=where)
         known = {f.name for f in fields(cls)} - {"details", "status"}
         return cls(status=status, **{k: v for k, v in doc.items() if k in known},
                    details={k: v for k, v in doc.items() if k not in known and k not in ("status", "cached")})
@@ -83,6 +87,19 @@ def sidecar_path(artifact: Path) -> Path:
 def read_sidecar(path: Path) -> ArtifactRecord:
     """The sidecar at `path` (bad JSON or a bad field: one-line EdgekitError naming the file)."""
     return ArtifactRecord.from_json(read_json_object(path, "artifact sidecar"), path)
+
+
+def read_sidecar_of(artifact: Path) -> ArtifactRecord | None:
+    """The sidecar beside `artifact`, if any. Hand-made sidecars may leave out what the file itself says
+    (format, precision, name); those come from the artifact's path."""
+    side = sidecar_path(artifact)
+    if not side.exists():
+        return None
+    doc = read_json_object(side, "artifact sidecar")
+    precision = next((p for p in artifact.name.split(".") if p in PRECISIONS), "fp32")
+    defaults = {"format": format_of(artifact) or artifact.suffix.lstrip("."), "precision": precision,
+                "file": artifact.name}
+    return ArtifactRecord.from_json({**defaults, **doc}, side)
 
 
 def write_sidecar(path: Path, record: ArtifactRecord) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact_record import sidecar_path
+from ..artifact_record import read_sidecar_of, sidecar_path
 from ..atomic import write_json
 from ..errors import EdgekitError
 from ..fingerprint import fingerprint
@@ -175,9 +175,8 @@ def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
     """The accuracy gate's evaluation set, preprocessed as the artifact's sidecar says (None: latency only)."""
     if not opts.eval_images:
         return None
-    sidecar = sidecar_path(artifact)
-    preprocess = (check_preprocess(read_json_object(sidecar, "artifact sidecar").get("preprocess"), sidecar)
-                  if sidecar.exists() else None)
+    record = read_sidecar_of(artifact)
+    preprocess = check_preprocess(record.preprocess, sidecar_path(artifact)) if record else None
     return eval_set(opts.data, opts.eval_images, preprocess or DEFAULT_PREPROCESS, workdir / "eval.npz")
 
 

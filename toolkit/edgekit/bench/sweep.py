@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact_record import Status, parse_status, sidecar_path
+from ..artifact_record import ArtifactRecord, Status, parse_status, read_sidecar_of, sidecar_path
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..formats import PRECISIONS, RUNTIMES, format_of, runs, runtime_for
@@ -102,7 +102,8 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
     if reference and teacher and teacher.get("artifact") and final != "teacher":  # else the exports are the teacher
         cells += _cells_for(target, "teacher", run_dir / teacher["artifact"], {"precision": "fp32"})
     preprocess = None
-    for sidecar in manifest.get("artifacts", []):
+    for doc in manifest.get("artifacts", []):
+        sidecar = ArtifactRecord.from_json(doc, manifest_path).to_json()
         if target.name in sidecar.get("targets", []) or sidecar.get("format") in target.formats:
             cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
             preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), manifest_path)
@@ -129,9 +130,9 @@ def from_files(paths: list[Path], target: Target) -> tuple[list[Cell], dict]:
     for p in paths:
         if not p.exists():
             raise EdgekitError("artifact not found", path=p)
-        side = sidecar_path(p)
-        sidecar = read_json_object(side, "artifact sidecar") if side.exists() else {}
-        preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), side)
+        record = read_sidecar_of(p)
+        sidecar = record.to_json() if record else {}
+        preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), sidecar_path(p))
         found = _cells_for(target, p.stem.split(".")[0], p, sidecar)
         if not found:
             raise EdgekitError(f"target {target.name!r} has no runtime for {p.suffix} files "
