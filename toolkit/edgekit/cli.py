@@ -164,28 +164,17 @@ def teacher_eval(
 
 
 def _catalog_list(kind: str, loader) -> None:
-    from rich.table import Table
+    from .report_text import catalog_table
 
-    from .config.catalog import available
-
-    t = Table(title=f"{kind} (first match wins: ./{kind}, $EDGEKIT_{kind.upper()}, shipped)", title_justify="left")
-    t.add_column("name")
-    t.add_column("description")
-    t.add_column("file")
-    for name, path in available(kind).items():
-        t.add_row(name, loader(path).description, str(path))
-    out_console.print(t)
+    out_console.print(catalog_table(kind, loader))
 
 
 def _catalog_show(kind: str, name: str, loader) -> None:
-    import yaml
+    from .report_text import catalog_yaml
 
-    from .config.catalog import find
-
-    path = find(kind, name)
-    obj = loader(path)
+    path, text = catalog_yaml(kind, name, loader)
     out_console.print(f"# {path}")
-    typer.echo(yaml.safe_dump(obj.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    typer.echo(text)
 
 
 @recipes_app.command("list")

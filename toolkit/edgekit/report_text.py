@@ -36,3 +36,25 @@ def fingerprint_table(fp: dict) -> Table:
     for name, version in fp["packages"].items():
         t.add_row(f"  {name}", version or "not installed")
     return t
+
+
+def catalog_table(kind: str, loader) -> Table:
+    """`edgekit recipes|targets list`: every name the catalog finds, first match first."""
+    from .config.catalog import available
+
+    t = Table(title=f"{kind} (first match wins: $EDGEKIT_{kind.upper()}, ./{kind}, shipped)", title_justify="left")
+    for col in ("name", "description", "file"):
+        t.add_column(col)
+    for name, path in available(kind).items():
+        t.add_row(name, loader(path).description, str(path))
+    return t
+
+
+def catalog_yaml(kind: str, name: str, loader) -> tuple:
+    """`edgekit recipes|targets show`: the file found and its validated content with defaults, as YAML."""
+    import yaml
+
+    from .config.catalog import find
+
+    path = find(kind, name)
+    return path, yaml.safe_dump(loader(path).model_dump(mode="json", exclude_none=True), sort_keys=False)
