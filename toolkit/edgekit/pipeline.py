@@ -149,7 +149,7 @@ class Pipeline:
                 start = time.perf_counter()
                 state, report = stage.run(state, ctx.at(stage_dir, key))
                 for w in report.warnings:
-                    log.warning("%s: %s", stage.kind, w)
+                    log.warning("%s", w)
                 macs, params = count_macs_params(state.module, ctx.input_shape)
                 steps.append(Step(name=report.name, kind=stage.kind, precision=report.precision, key=key,
                                   params=params, macs=macs, size_bytes=report.artifact.stat().st_size,
