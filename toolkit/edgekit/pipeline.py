@@ -20,6 +20,7 @@ from torch import nn
 from . import __version__
 from .artifact_record import Status
 from .atomic import write_json
+from .bench.deploy import decide, deploy_summary
 from .compress.byom import ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState, registry
@@ -71,6 +72,7 @@ class CompressRun:
     workers: int = 1
     recipe_path: str | None = None
     byom: ByomSpec | None = None  # a user's model instead of an edgekit checkpoint
+    deploy: bool = True  # after export, measure each target's artifacts there and choose (deploy.json)
 
 
 def _onnx_meta(ctx: StageContext, recipe_hash: str) -> dict:
@@ -164,6 +166,13 @@ class Pipeline:
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         manifest["artifacts"] = artifacts
         manifest["accept"] = acceptance(r.recipe.accept, steps, artifacts) if r.byom is None else {"met": True}
+        if r.deploy and artifacts:
+            # Measured on each target (locally, or over its host:), after everything is written.
+            doc = decide(self.dir, r.targets, r.recipe.export_nme_budget, progress=r.progress)
+            manifest["deploy"] = deploy_summary(doc)
+            missed = [m for d in doc["targets"].values() for m in d["budget_missed"]]
+            manifest["accept"]["missed"] = manifest["accept"].get("missed", []) + missed
+            manifest["accept"]["met"] = manifest["accept"]["met"] and not missed
         write_json(self.dir / MANIFEST, manifest)
         return manifest
 

@@ -32,6 +32,14 @@ class LatencyBudget(Strict):
     p99: float | None = Field(None, gt=0.0)
 
 
+class AccuracyBudget(Strict):
+    """What an artifact may lose on this target, in the deploy decision's own bench (same images for all)."""
+
+    max_nme_increase: float | None = Field(None, ge=0.0, description="relative to the best float artifact; "
+                                           "default: the recipe's export budget")
+    max_nme: float | None = Field(None, gt=0.0, description="absolute NME (0.03 = 3%)")
+
+
 class Target(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -46,7 +54,8 @@ class Target(Strict):
     host: str | None = None
     power: Power | None = None
     channel_multiple: int = Field(8, ge=1, le=128)
-    latency_budget_ms: LatencyBudget | None = None
+    latency_budget_ms: LatencyBudget | None = None  # checked against the deploy decision's choice
+    accuracy_budget: AccuracyBudget | None = None
 
     @field_validator("host")
     @classmethod
