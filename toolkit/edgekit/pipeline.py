@@ -20,7 +20,7 @@ from torch import nn
 from . import __version__
 from .artifact_record import Status
 from .atomic import write_json
-from .bench.deploy import decide, deploy_summary
+from .bench.deploy import DEPLOY_FILE, decide, deploy_summary
 from .compress.byom import ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState, registry
@@ -161,20 +161,26 @@ class Pipeline:
                                                     "state": state.files(self.dir)})
             state.key = key
         artifacts = []
+        (self.dir / DEPLOY_FILE).unlink(missing_ok=True)  # a decision about older artifacts is void
         if r.targets and r.byom is None:
             artifacts = self._export(ctx, state)
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         manifest["artifacts"] = artifacts
         manifest["accept"] = acceptance(r.recipe.accept, steps, artifacts) if r.byom is None else {"met": True}
+        write_json(self.dir / MANIFEST, manifest)  # bench reads the finished run
         if r.deploy and artifacts:
-            # Measured on each target (locally, or over its host:), after everything is written.
-            doc = decide(self.dir, r.targets, r.recipe.export_nme_budget, progress=r.progress)
-            manifest["deploy"] = deploy_summary(doc)
-            missed = [m for d in doc["targets"].values() for m in d["budget_missed"]]
-            manifest["accept"]["missed"] = manifest["accept"].get("missed", []) + missed
-            manifest["accept"]["met"] = manifest["accept"]["met"] and not missed
-        write_json(self.dir / MANIFEST, manifest)
+            self._deploy(manifest)
+            write_json(self.dir / MANIFEST, manifest)
         return manifest
+
+    def _deploy(self, manifest: dict) -> None:
+        """Measure each target's artifacts there (locally, or over its host:) and choose; budget misses join
+        the recipe's."""
+        doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress)
+        manifest["deploy"] = deploy_summary(doc)
+        missed = [m for d in doc["targets"].values() for m in d["budget_missed"]]
+        manifest["accept"]["missed"] = manifest["accept"].get("missed", []) + missed
+        manifest["accept"]["met"] = manifest["accept"]["met"] and not missed
 
     def _export(self, ctx: StageContext, state: ModelState) -> list[dict]:
         calib = ctx.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]
