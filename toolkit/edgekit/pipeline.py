@@ -25,7 +25,7 @@ from .compress.byom import ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState, registry
 from .config.recipe import Recipe
-from .config.target import Target
+from .config.target import Target, int8_schemes
 from .data.datasets import data_fingerprint
 from .errors import EdgekitError
 from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
@@ -103,7 +103,7 @@ class Pipeline:
         r = self.run
         common = dict(data=r.recipe.data, run_dir=self.dir, progress=r.progress, channel_multiple=multiple,
                       seed=r.seed, workers=r.workers, student=r.recipe.student, recipe_name=r.recipe.name,
-                      tensorrt=any(t.uses_tensorrt for t in r.targets))
+                      int8_schemes=int8_schemes(r.targets))
         if r.byom is not None:
             unsupported = [s.kind for s in r.recipe.stages if not s.stage.any_model]
             if unsupported:
