@@ -95,12 +95,13 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target])
         if p.precision == "fp32":
             write_bytes(path, src.fp32_onnx.read_bytes())
         elif p.precision == "int8":
-            write_bytes(path, _int8_source(src, p.scheme).read_bytes())
+            scheme, source = _int8_source(src, p.scheme)
+            write_bytes(path, source.read_bytes())
         else:
             onnx_to_fp16(src.fp32_onnx, path)
         extra = {"io": _onnx_io(path)}
         if p.precision == "int8":
-            extra["int8_scheme"] = p.scheme
+            extra["int8_scheme"] = scheme  # what the file is (a recipe may force one scheme for all)
         if p.precision == "int8" and any(t.uses_tensorrt for t in targets):
             ok, bad = qdq_zero_points_are_zero(path)
             extra["tensorrt_qdq_symmetric"] = ok
@@ -120,20 +121,20 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target])
     return _tensorrt(p, src, out_dir, targets)
 
 
-def _int8_source(src: ExportSources, scheme: str | None) -> Path:
+def _int8_source(src: ExportSources, scheme: str | None) -> tuple[str, Path]:
     """The QDQ model of `scheme`; a recipe that forced one scheme (symmetric_activations: true|false) made only
     that one, and it serves every target."""
     if not src.int8_onnx:
         raise RuntimeError("the recipe has no quantize stage, so there is no INT8 ONNX model")
     if scheme in src.int8_onnx:
-        return src.int8_onnx[scheme]
+        return scheme, src.int8_onnx[scheme]
     if len(src.int8_onnx) == 1:
-        return next(iter(src.int8_onnx.values()))
+        return next(iter(src.int8_onnx.items()))
     raise RuntimeError(f"the quantize stage made no {scheme} INT8 model (it made {', '.join(src.int8_onnx)})")
 
 
 def _tensorrt(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target]) -> tuple[Path, dict]:
-    onnx_src = _int8_source(src, p.scheme) if p.precision == "int8" else src.fp32_onnx
+    onnx_src = _int8_source(src, p.scheme)[1] if p.precision == "int8" else src.fp32_onnx
     onnx_copy = out_dir / f"engine-input.{p.precision}.onnx"
     write_bytes(onnx_copy, onnx_src.read_bytes())
     users = [t for t in targets if "tensorrt" in t.formats]
