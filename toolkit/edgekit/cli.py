@@ -231,19 +231,21 @@ def compress(
                                                          "or (N,136), if any.")] = None,
     mean: Annotated[str, typer.Option(help="Per-channel mean for --model inputs (on 0..1 pixels).")] = "0,0,0",
     std: Annotated[str, typer.Option(help="Per-channel std for --model inputs.")] = "1,1,1",
+    deploy: Annotated[bool, typer.Option(help="After export, bench each target's artifacts there (short "
+                                         "protocol) and choose the fastest within budget: deploy.json.")] = True,
 ) -> None:
     """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
 
     A rerun resumes: stages whose inputs and config are unchanged are skipped. Third-party output goes to
     <run dir>/log.txt unless --verbose. Exit codes: 0 done; 1 done, but a budget of the recipe's `accept:` was
-    missed or an artifact failed validation (everything is still written; one line names each); 2 bad input (a
-    run directory this call created is removed).
+    missed, an artifact failed validation, or a target's best artifact misses its latency budget (everything is
+    still written; one line names each); 2 bad input (a run directory this call created is removed).
     """
     from .compress_cli import byom_spec, run_compress
 
     byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data)
     manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
-                            stderr_console=console, verbose=verbose)
+                            stderr_console=console, verbose=verbose, deploy=deploy)
     missed = manifest.get("accept", {}).get("missed", [])
     for line in missed:
         console.print(f"[red]budget missed:[/red] {line}", highlight=False, soft_wrap=True)

@@ -51,7 +51,7 @@ def byom_spec(model, weights, input_shape, output_names, landmarks_output, mean,
 
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
                  workers: int, progress: bool, console: Console, byom: ByomSpec | None = None,
-                 stderr_console: Console | None = None, verbose: bool = True) -> dict:
+                 stderr_console: Console | None = None, verbose: bool = True, deploy: bool = True) -> dict:
     """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal."""
     path = find("recipes", recipe)
     rec = load_recipe(path)
@@ -65,11 +65,14 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
                else third_party_output_to(out / LOG_NAME, console, stderr_console))
     with capture:
         manifest = compress(CompressRun(recipe=rec, run_dir=out, targets=targets, teacher=teacher, progress=progress,
-                                        seed=seed, workers=workers, recipe_path=str(path), byom=byom))
+                                        seed=seed, workers=workers, recipe_path=str(path), byom=byom,
+                                        deploy=deploy))
     table = step_table if byom is None else fidelity_table
     console.print(table(manifest, title=f"{rec.name} -> {out}"))
     if manifest.get("artifacts"):
         console.print(artifact_table(manifest["artifacts"], title=f"artifacts -> {out / 'exports'}"))
+    if manifest.get("deploy"):
+        console.print(deploy_table(manifest["deploy"], title=f"deploy decision -> {out / 'deploy.json'}"))
     return manifest
 
 
@@ -120,4 +123,19 @@ def artifact_table(records: list[dict], title: str = "") -> Table:
                   f"{100 * p['nme_vs_pytorch']:.3f}%" if p else "",
                   f"{100 * p['nme_change']:+.3f}" if "nme_change" in p else "",
                   f"{100 * p['state_agreement']:.1f}%" if p else "")
+    return t
+
+
+def deploy_table(summary: dict, title: str = "") -> Table:
+    """Per target: the artifact measured fastest there within the accuracy budget."""
+    t = Table(title=title, title_justify="left")
+    for col in ("target", "choice", "runtime", "p50 ms", "NME", "of", "budget"):
+        t.add_column(col, justify="right" if col in ("p50 ms", "NME", "of") else "left")
+    for name, d in summary.items():
+        if d["status"] != "chosen":
+            t.add_row(name, d["status"], "", "", "", str(d["candidates"]), d.get("reason") or "")
+            continue
+        t.add_row(name, d["file"], d["runtime"], f"{d['p50_ms']:.3f}",
+                  f"{100 * d['nme']:.2f}%" if d.get("nme") is not None else "", str(d["candidates"]),
+                  "missed" if d["missed"] else "met")
     return t

@@ -20,11 +20,12 @@ from torch import nn
 from . import __version__
 from .artifact_record import Status
 from .atomic import write_json
+from .bench.deploy import DEPLOY_FILE, decide, deploy_summary
 from .compress.byom import ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState, registry
 from .config.recipe import Recipe
-from .config.target import Target
+from .config.target import Target, int8_schemes
 from .data.datasets import data_fingerprint
 from .errors import EdgekitError
 from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
@@ -71,6 +72,7 @@ class CompressRun:
     workers: int = 1
     recipe_path: str | None = None
     byom: ByomSpec | None = None  # a user's model instead of an edgekit checkpoint
+    deploy: bool = True  # after export, measure each target's artifacts there and choose (deploy.json)
 
 
 def _onnx_meta(ctx: StageContext, recipe_hash: str) -> dict:
@@ -101,7 +103,7 @@ class Pipeline:
         r = self.run
         common = dict(data=r.recipe.data, run_dir=self.dir, progress=r.progress, channel_multiple=multiple,
                       seed=r.seed, workers=r.workers, student=r.recipe.student, recipe_name=r.recipe.name,
-                      tensorrt=any(t.uses_tensorrt for t in r.targets))
+                      int8_schemes=int8_schemes(r.targets))
         if r.byom is not None:
             unsupported = [s.kind for s in r.recipe.stages if not s.stage.any_model]
             if unsupported:
@@ -159,13 +161,26 @@ class Pipeline:
                                                     "state": state.files(self.dir)})
             state.key = key
         artifacts = []
+        (self.dir / DEPLOY_FILE).unlink(missing_ok=True)  # a decision about older artifacts is void
         if r.targets and r.byom is None:
             artifacts = self._export(ctx, state)
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         manifest["artifacts"] = artifacts
         manifest["accept"] = acceptance(r.recipe.accept, steps, artifacts) if r.byom is None else {"met": True}
-        write_json(self.dir / MANIFEST, manifest)
+        write_json(self.dir / MANIFEST, manifest)  # bench reads the finished run
+        if r.deploy and artifacts:
+            self._deploy(manifest)
+            write_json(self.dir / MANIFEST, manifest)
         return manifest
+
+    def _deploy(self, manifest: dict) -> None:
+        """Measure each target's artifacts there (locally, or over its host:) and choose; budget misses join
+        the recipe's."""
+        doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress)
+        manifest["deploy"] = deploy_summary(doc)
+        missed = [m for d in doc["targets"].values() for m in d["budget_missed"]]
+        manifest["accept"]["missed"] = manifest["accept"].get("missed", []) + missed
+        manifest["accept"]["met"] = manifest["accept"]["met"] and not missed
 
     def _export(self, ctx: StageContext, state: ModelState) -> list[dict]:
         calib = ctx.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]

@@ -35,6 +35,7 @@ class BenchOptions:
     eval_images: int | None = None
     reference: bool = True
     progress: bool = True
+    protocol: Protocol | None = None  # overrides quick/full (the deploy decision's short protocol)
 
 
 def _gpu_present() -> bool:
@@ -66,7 +67,7 @@ def _check_reachable(target: Target, opts: BenchOptions) -> None:
 
 
 def resolve_protocol(opts: BenchOptions) -> Protocol:
-    p = QUICK if opts.quick else FULL
+    p = opts.protocol or (QUICK if opts.quick else FULL)
     changes = {}
     if opts.trials is not None:
         changes["trials"] = opts.trials
@@ -100,7 +101,20 @@ def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
             doc = sweep(cells, target, protocol, npz, [1, 3, size, size], remote, opts.threads,
                         progress=_Bar(bar, task))
     doc["data"] = opts.data
+    if not opts.artifacts:
+        mark_chosen(doc, run, target.name)
     return doc, write_outputs(doc, out)
+
+
+def mark_chosen(doc: dict, run: Path, target: str) -> None:
+    """Flag the cell the run's deploy.json chose for this target (`chosen: true`), if there is one."""
+    from .deploy import chosen_files
+
+    file, runtime = chosen_files(run).get(target, (None, None))
+    for r in doc["records"]:
+        path = Path(r["artifact"])
+        rel = str(path.relative_to(run)) if path.is_relative_to(run) else str(path)
+        r["chosen"] = file is not None and rel == file and r["runtime"] == runtime
 
 
 class _Bar:

@@ -35,6 +35,10 @@ class Protocol:
 
 
 FULL = Protocol()
+# The deploy decision: batch 1 only, three fresh-process trials per artifact, accuracy on 200 images. Enough to
+# rank artifacts whose p50s differ by more than a few percent; `edgekit bench` (FULL) is the published figure.
+DEPLOY = Protocol(warmup_runs=10, warmup_s=0.2, runs=50, min_s=0.5, trials=3, batch_sizes=(1,), throughput_runs=1,
+                  throughput_s=0.0, eval_images=200)
 # Smoke tests: enough to prove every cell runs, not enough to compare anything.
 QUICK = Protocol(warmup_runs=3, warmup_s=0.1, runs=20, min_s=0.3, trials=2, batch_sizes=(1, 8), throughput_runs=3,
                  throughput_s=0.2, eval_images=64)

@@ -32,7 +32,7 @@ class StageContext:
     seed: int = 0
     workers: int = 1
     student: StudentSpec | None = None  # the recipe's, for stages that distill
-    tensorrt: bool = False  # a target runs TensorRT (symmetric INT8 activations under `auto`)
+    int8_schemes: tuple[str, ...] = ("asym",)  # the INT8 ONNX schemes the targets need ("asym", "sym")
     onnx_metadata: dict = field(default_factory=dict)  # stamped into every ONNX file a stage writes
     recipe_name: str = ""
     stage_dir: Path | None = None  # set per stage by `at`

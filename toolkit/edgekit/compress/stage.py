@@ -34,14 +34,14 @@ class ModelState:
     module: nn.Module  # the float model as it stands (frozen teacher, student, pruned model)
     arch: dict  # {"arch", "arch_kwargs", "pruned"}: how to rebuild `module` from a checkpoint
     float_onnx: Path  # `module` as ONNX
-    int8_onnx: Path | None = None  # the quantize stage's QDQ model
+    int8_onnx: dict[str, Path] = field(default_factory=dict)  # the quantize stage's QDQ models, by scheme
     checkpoint: Path | None = None  # `module` as an edgekit checkpoint, once a stage has changed it
     key: str = ""  # cache key of the stage that produced this state (the input of the next one)
 
     def files(self, root: Path) -> dict:
         """The state's files relative to `root`, for the stage record (a cached rerun rebuilds the state)."""
         rel = lambda p: str(p.relative_to(root)) if p is not None else None  # noqa: E731
-        return {"float_onnx": rel(self.float_onnx), "int8_onnx": rel(self.int8_onnx),
+        return {"float_onnx": rel(self.float_onnx), "int8_onnx": {k: rel(v) for k, v in self.int8_onnx.items()},
                 "checkpoint": rel(self.checkpoint)}
 
     def with_files(self, files: dict, root: Path) -> ModelState:
@@ -49,7 +49,8 @@ class ModelState:
         from ..models.checkpoint import load_checkpoint
 
         path = lambda k: root / files[k] if files.get(k) else None  # noqa: E731
-        state = replace(self, float_onnx=path("float_onnx"), int8_onnx=path("int8_onnx"),
+        state = replace(self, float_onnx=path("float_onnx"),
+                        int8_onnx={k: root / v for k, v in (files.get("int8_onnx") or {}).items()},
                         checkpoint=path("checkpoint") or self.checkpoint)
         if files.get("checkpoint"):
             state.module, meta = load_checkpoint(state.checkpoint)

@@ -32,6 +32,14 @@ class LatencyBudget(Strict):
     p99: float | None = Field(None, gt=0.0)
 
 
+class AccuracyBudget(Strict):
+    """What an artifact may lose on this target, in the deploy decision's own bench (same images for all)."""
+
+    max_nme_increase: float | None = Field(None, ge=0.0, description="relative to the best float artifact; "
+                                           "default: the recipe's export budget")
+    max_nme: float | None = Field(None, gt=0.0, description="absolute NME (0.03 = 3%)")
+
+
 class Target(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -46,7 +54,8 @@ class Target(Strict):
     host: str | None = None
     power: Power | None = None
     channel_multiple: int = Field(8, ge=1, le=128)
-    latency_budget_ms: LatencyBudget | None = None
+    latency_budget_ms: LatencyBudget | None = None  # checked against the deploy decision's choice
+    accuracy_budget: AccuracyBudget | None = None
 
     @field_validator("host")
     @classmethod
@@ -58,6 +67,24 @@ class Target(Strict):
     @property
     def uses_tensorrt(self) -> bool:
         return "tensorrt" in self.runtimes or "tensorrt" in self.formats
+
+    @property
+    def int8_scheme(self) -> str:
+        """The INT8 QDQ scheme this target's runtimes want: TensorRT needs symmetric activations (zero-point 0);
+        ONNX Runtime on CPU runs asymmetric uint8 activations faster (2.8x FP32 on the teacher, on a VNNI Xeon,
+        where symmetric int8 ran 1.2x slower than FP32). LiteRT's INT8 is built apart, through PT2E."""
+        return "sym" if self.uses_tensorrt else "asym"
+
+    @property
+    def needs_int8_onnx(self) -> bool:
+        return "int8" in self.precision and bool({"onnx", "tensorrt"} & set(self.formats))
+
+
+def int8_schemes(targets: list[Target]) -> tuple[str, ...]:
+    """Every INT8 ONNX scheme the targets need, asymmetric first; asym alone when none does (the run table's
+    INT8 row is scored through ONNX Runtime on CPU)."""
+    found = {t.int8_scheme for t in targets if t.needs_int8_onnx}
+    return tuple(s for s in ("asym", "sym") if s in found) or ("asym",)
 
 
 def load_target(path: str | Path) -> Target:

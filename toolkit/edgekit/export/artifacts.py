@@ -37,10 +37,14 @@ FALLBACK_SELECTION_IMAGES = 128
 class Planned:
     format: str  # onnx | tflite | tensorrt
     precision: str  # fp32 | fp16 | int8
+    scheme: str | None = None  # INT8 ONNX and engines: the QDQ scheme (asym for ONNX Runtime CPU, sym for TensorRT)
 
     @property
     def filename(self) -> str:
-        return FORMATS[self.format].filename(self.precision)
+        name = FORMATS[self.format].filename(self.precision)
+        if self.format == "onnx" and self.scheme == "sym":  # model.int8.onnx is the CPU (asymmetric) one
+            name = name.replace(".int8.", ".int8.sym.")
+        return name
 
 
 def plan(targets: list[Target]) -> dict[Planned, list[str]]:
@@ -51,7 +55,8 @@ def plan(targets: list[Target]) -> dict[Planned, list[str]]:
             for prec in t.precision:
                 if fmt == "tflite" and prec == "fp16" and t.hardware.kind not in ("mobile", "cpu"):
                     continue
-                out.setdefault(Planned(fmt, prec), []).append(t.name)
+                scheme = t.int8_scheme if prec == "int8" and fmt in ("onnx", "tensorrt") else None
+                out.setdefault(Planned(fmt, prec, scheme), []).append(t.name)
     return out
 
 
@@ -59,7 +64,7 @@ def plan(targets: list[Target]) -> dict[Planned, list[str]]:
 class ExportSources:
     float_model: nn.Module  # the final PyTorch model (what parity compares against)
     fp32_onnx: Path
-    int8_onnx: Path | None  # the quantize stage's QDQ model, if the recipe quantized
+    int8_onnx: dict[str, Path]  # the quantize stage's QDQ models by scheme ({} if the recipe did not quantize)
     input_shape: tuple[int, ...]
     calibration: np.ndarray  # normalised calibration inputs (TFLite INT8 representative data)
     samples: np.ndarray  # normalised evaluation inputs for parity
@@ -90,12 +95,13 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target])
         if p.precision == "fp32":
             write_bytes(path, src.fp32_onnx.read_bytes())
         elif p.precision == "int8":
-            if src.int8_onnx is None:
-                raise RuntimeError("the recipe has no quantize stage, so there is no INT8 ONNX model")
-            write_bytes(path, src.int8_onnx.read_bytes())
+            scheme, source = _int8_source(src, p.scheme)
+            write_bytes(path, source.read_bytes())
         else:
             onnx_to_fp16(src.fp32_onnx, path)
         extra = {"io": _onnx_io(path)}
+        if p.precision == "int8":
+            extra["int8_scheme"] = scheme  # what the file is (a recipe may force one scheme for all)
         if p.precision == "int8" and any(t.uses_tensorrt for t in targets):
             ok, bad = qdq_zero_points_are_zero(path)
             extra["tensorrt_qdq_symmetric"] = ok
@@ -115,10 +121,20 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target])
     return _tensorrt(p, src, out_dir, targets)
 
 
+def _int8_source(src: ExportSources, scheme: str | None) -> tuple[str, Path]:
+    """The QDQ model of `scheme`; a recipe that forced one scheme (symmetric_activations: true|false) made only
+    that one, and it serves every target."""
+    if not src.int8_onnx:
+        raise RuntimeError("the recipe has no quantize stage, so there is no INT8 ONNX model")
+    if scheme in src.int8_onnx:
+        return scheme, src.int8_onnx[scheme]
+    if len(src.int8_onnx) == 1:
+        return next(iter(src.int8_onnx.items()))
+    raise RuntimeError(f"the quantize stage made no {scheme} INT8 model (it made {', '.join(src.int8_onnx)})")
+
+
 def _tensorrt(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target]) -> tuple[Path, dict]:
-    onnx_src = src.int8_onnx if p.precision == "int8" else src.fp32_onnx
-    if onnx_src is None:
-        raise RuntimeError("an INT8 engine needs the recipe's quantize stage (QDQ ONNX)")
+    onnx_src = _int8_source(src, p.scheme)[1] if p.precision == "int8" else src.fp32_onnx
     onnx_copy = out_dir / f"engine-input.{p.precision}.onnx"
     write_bytes(onnx_copy, onnx_src.read_bytes())
     users = [t for t in targets if "tensorrt" in t.formats]
@@ -149,7 +165,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     records = []
     for p, users in plan(targets).items():
         side = sidecar_path(out_dir / p.filename)
-        key = sha256_json([src.key, p.format, p.precision, users, __version__, code_hash(), src.nme_budget,
+        key = sha256_json([src.key, p.format, p.precision, p.scheme, users, __version__, code_hash(), src.nme_budget,
                           src.max_float_layers])
         if side.exists():
             try:

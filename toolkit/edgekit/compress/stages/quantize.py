@@ -41,28 +41,38 @@ class Quantize(Stage):
     def label(self) -> str:
         return f"int8 ({self.config.mode})"
 
-    def scheme(self, ctx: StageContext) -> QuantScheme:
+    def schemes(self, ctx: StageContext) -> list[QuantScheme]:
+        """One scheme per runtime the targets need (asymmetric first: the row's INT8 model), unless the recipe
+        sets `symmetric_activations` to true or false, which forces one for all."""
         from ..quantize import QuantScheme
 
         sym = self.config.symmetric_activations
-        return QuantScheme(symmetric_activations=ctx.tensorrt if sym == "auto" else bool(sym),
-                           reduce_range=self.config.reduce_range)
+        tags = ctx.int8_schemes if sym == "auto" else ("sym" if sym else "asym",)
+        return [QuantScheme(symmetric_activations=t == "sym", reduce_range=self.config.reduce_range) for t in tags]
 
     def key_inputs(self, ctx: StageContext) -> dict:
-        return {"scheme": self.scheme(ctx).__dict__}  # what the targets change: the INT8 scheme
+        return {"schemes": [s.__dict__ for s in self.schemes(ctx)]}  # what the targets change
 
     def run(self, state: ModelState, ctx: StageContext) -> tuple[ModelState, StageReport]:
         from ..qat import run_qat
         from ..quantize import run_ptq
 
         fp32 = ctx.export_onnx(state.module, ctx.stage_dir / "model.fp32.onnx")
-        if self.config.mode == "qat":
-            artifact, extra = run_qat(state.module, self.config, self.scheme(ctx), ctx, ctx.stage_dir,
-                                      ctx.onnx_metadata)
-        else:
-            artifact, extra = run_ptq(fp32, self.config, self.scheme(ctx), ctx, ctx.stage_dir)
+        files, per_scheme, extra = {}, {}, {}
+        for i, scheme in enumerate(self.schemes(ctx)):
+            if self.config.mode == "qat" and i == 0:  # train once; later schemes quantize the QAT-tuned weights
+                artifact, more = run_qat(state.module, self.config, scheme, ctx, ctx.stage_dir, ctx.onnx_metadata)
+            else:
+                source = ctx.stage_dir / "model.qat-fp32.onnx" if self.config.mode == "qat" else fp32
+                artifact, more = run_ptq(source, self.config, scheme, ctx, ctx.stage_dir)
+            files[scheme.tag] = artifact
+            per_scheme[scheme.tag] = {k: more.get(k) for k in ("val_nme_int8", "within_budget", "float_layers")}
+            per_scheme[scheme.tag]["file"] = artifact.name
+            extra = extra or more  # the first scheme's details are the row's
+        primary = next(iter(files.values()))
+        extra["schemes"] = per_scheme
         warnings = extra.pop("warnings", [])
-        out = ModelState(module=state.module, arch=state.arch, float_onnx=fp32, int8_onnx=artifact,
+        out = ModelState(module=state.module, arch=state.arch, float_onnx=fp32, int8_onnx=files,
                          checkpoint=state.checkpoint)
-        return out, StageReport(name=self.label(), artifact=artifact, metrics=ctx.score_onnx(artifact),
+        return out, StageReport(name=self.label(), artifact=primary, metrics=ctx.score_onnx(primary),
                                 precision="int8", extra=extra, warnings=warnings)
