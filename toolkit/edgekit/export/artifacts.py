@@ -88,7 +88,8 @@ def _onnx_io(path: Path) -> dict:
     return {"inputs": [describe(v) for v in g.input], "outputs": [describe(v) for v in g.output]}
 
 
-def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target]) -> tuple[Path, dict]:
+def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target],
+           progress: bool = False) -> tuple[Path, dict]:
     """Write one artifact; returns (path, extra sidecar fields)."""
     path = out_dir / p.filename
     if p.format == "onnx":
@@ -113,7 +114,7 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target])
         float_modules: list[str] = []
         if p.precision == "int8" and src.selection is not None and src.nme_budget is not None:
             choice = choose_float_modules(src.float_model, src.input_shape, src.calibration, *src.selection,
-                                          src.nme_budget, src.max_float_layers)
+                                          src.nme_budget, src.max_float_layers, progress=progress)
             float_modules, extra["fallback"] = choice.float_modules, choice.as_dict()
         export_tflite(src.float_model, path, src.input_shape, p.precision, calibration=src.calibration,
                       float_modules=float_modules)
@@ -180,7 +181,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
         record = ArtifactRecord(format=p.format, precision=p.precision, file=p.filename, key=key, targets=users,
                                 edgekit_version=__version__, preprocess=src.preprocess)
         try:
-            path, record.details = _build(p, src, out_dir, [t for t in targets if t.name in users])
+            path, record.details = _build(p, src, out_dir, [t for t in targets if t.name in users], progress)
             record.size_bytes, record.sha256 = path.stat().st_size, sha256_file(path)
             if format_of(path) != "tensorrt":  # an engine is checked where it runs
                 session = load_runtime(path, threads=None)  # the file type picks ORT or LiteRT
