@@ -22,6 +22,7 @@ class Protocol:
     throughput_runs: int = 10
     throughput_s: float = 1.0
     eval_images: int = 500
+    interleave: bool = False  # trial-major across cells (round robin) instead of cell by cell
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -38,7 +39,7 @@ FULL = Protocol()
 # The deploy decision: batch 1 only, three fresh-process trials per artifact, accuracy on 200 images. Enough to
 # rank artifacts whose p50s differ by more than a few percent; `edgekit bench` (FULL) is the published figure.
 DEPLOY = Protocol(warmup_runs=10, warmup_s=0.2, runs=50, min_s=0.5, trials=3, batch_sizes=(1,), throughput_runs=1,
-                  throughput_s=0.0, eval_images=200)
+                  throughput_s=0.0, eval_images=200, interleave=True)
 # Smoke tests: enough to prove every cell runs, not enough to compare anything.
 QUICK = Protocol(warmup_runs=3, warmup_s=0.1, runs=20, min_s=0.3, trials=2, batch_sizes=(1, 8), throughput_runs=3,
                  throughput_s=0.2, eval_images=64)

@@ -202,47 +202,62 @@ class Executor:
             self.remote.cleanup(self.workdir)
 
 
-def bench_cell(cell: Cell, ex: Executor, protocol: Protocol, threads: int | None, xnnpack: bool,
-               eval_npz: Path | None, input_shape: list[int], on_trial=None) -> dict:
-    record = {"schema": SCHEMA, "variant": cell.variant, "format": cell.format, "precision": cell.precision,
-              "runtime": cell.runtime, "artifact": str(cell.artifact), "status": cell.status.value, "error": cell.error,
-              "threads": threads, "warnings": []}
-    if cell.artifact.exists():
-        record["size_bytes"] = cell.artifact.stat().st_size
-        record["artifact_sha256"] = sha256_file(cell.artifact)  # the file benched, never a sidecar's claim
-    if cell.status is not Status.OK:
-        return record
-    base = ["--artifact", ex.path(cell.artifact), "--runtime", cell.runtime, "--protocol",
-            json.dumps(protocol.to_dict()), "--input-shape", ",".join(map(str, input_shape)),
-            "--xnnpack" if xnnpack else "--no-xnnpack"]
-    if threads:
-        base += ["--threads", str(threads)]
-    trials = []
-    for i in range(protocol.trials):
+class CellRun:
+    """One cell's trials and record. Trials run back to back, or interleaved with other cells' (the protocol's
+    `interleave`), which spreads a noisy machine's drift over every cell alike."""
+
+    def __init__(self, cell: Cell, ex: Executor, protocol: Protocol, threads: int | None, xnnpack: bool,
+                 eval_npz: Path | None, input_shape: list[int]):
+        self.ex, self.eval_npz, self.trials = ex, eval_npz, []
+        self.record = {"schema": SCHEMA, "variant": cell.variant, "format": cell.format, "precision": cell.precision,
+                       "runtime": cell.runtime, "artifact": str(cell.artifact), "status": cell.status.value,
+                       "error": cell.error, "threads": threads, "warnings": []}
+        if cell.artifact.exists():
+            self.record["size_bytes"] = cell.artifact.stat().st_size
+            self.record["artifact_sha256"] = sha256_file(cell.artifact)  # the file benched, not a sidecar's claim
+        self.done = cell.status is not Status.OK
+        self.base = ["--artifact", ex.path(cell.artifact), "--runtime", cell.runtime, "--protocol",
+                     json.dumps(protocol.to_dict()), "--input-shape", ",".join(map(str, input_shape)),
+                     "--xnnpack" if xnnpack else "--no-xnnpack"] + (["--threads", str(threads)] if threads else [])
+
+    @property
+    def label(self) -> str:
+        r = self.record
+        return f"{r['variant']} {r['precision']} {r['format']}/{r['runtime']}"
+
+    def trial(self) -> None:
+        if self.done:
+            return
         extra = []
-        if i == 0:  # the first trial also measures throughput, accuracy and the fingerprint
-            extra = ["--throughput", "--fingerprint"] + (["--eval", ex.path(eval_npz)] if eval_npz else [])
-        result = ex.trial(base + extra)
-        if on_trial:
-            on_trial()
+        if not self.trials:  # the first trial also measures throughput, accuracy and the fingerprint
+            extra = ["--throughput", "--fingerprint"] + (["--eval", self.ex.path(self.eval_npz)] if self.eval_npz
+                                                         else [])
+        result = self.ex.trial(self.base + extra)
         if not result.get("ok"):  # the runtime raised or the runner died: not a parity (validation) failure
-            record.update(status=Status.RUN_FAILED.value, error=result.get("error"), traceback=result.get("traceback"))
+            self.record.update(status=Status.RUN_FAILED.value, error=result.get("error"),
+                               traceback=result.get("traceback"))
+            self.done = True
+            return
+        self.trials.append(result)
+
+    def finish(self) -> dict:
+        record, trials = self.record, self.trials
+        if record["status"] != Status.OK or not trials:
             return record
-        trials.append(result)
-    first = trials[0]
-    record["latency"] = summarize_latency([t["latency_ms"] for t in trials])
-    record["latency_samples_ms"] = [t["latency_ms"] for t in trials]
-    record["init_ms"] = float(np.median([t["init_ms"] for t in trials]))
-    record["first_inference_ms"] = float(np.median([t["first_inference_ms"] for t in trials]))
-    record["peak_rss_bytes"] = max(t["peak_rss_bytes"] for t in trials)
-    model_mem = [t["memory"]["model_rss_bytes"] for t in trials if t.get("memory", {}).get("model_rss_bytes")
-                 is not None]
-    record["model_rss_bytes"] = int(np.median(model_mem)) if model_mem else None
-    record["throughput"] = first.get("throughput", {})
-    record["accuracy"] = first.get("accuracy")
-    record["fingerprint"] = first.get("fingerprint")
-    record["warnings"] = latency_warnings(record["latency"])
-    return record
+        first = trials[0]
+        record["latency"] = summarize_latency([t["latency_ms"] for t in trials])
+        record["latency_samples_ms"] = [t["latency_ms"] for t in trials]
+        record["init_ms"] = float(np.median([t["init_ms"] for t in trials]))
+        record["first_inference_ms"] = float(np.median([t["first_inference_ms"] for t in trials]))
+        record["peak_rss_bytes"] = max(t["peak_rss_bytes"] for t in trials)
+        model_mem = [t["memory"]["model_rss_bytes"] for t in trials if t.get("memory", {}).get("model_rss_bytes")
+                     is not None]
+        record["model_rss_bytes"] = int(np.median(model_mem)) if model_mem else None
+        record["throughput"] = first.get("throughput", {})
+        record["accuracy"] = first.get("accuracy")
+        record["fingerprint"] = first.get("fingerprint")
+        record["warnings"] = latency_warnings(record["latency"])
+        return record
 
 
 def sweep(cells: list[Cell], target: Target, protocol: Protocol, eval_npz: Path | None, input_shape: list[int],
@@ -253,14 +268,18 @@ def sweep(cells: list[Cell], target: Target, protocol: Protocol, eval_npz: Path 
     started = time.perf_counter()
     records = []
     try:
-        ex.start([c.artifact for c in cells if c.status == "ok"] + ([eval_npz] if eval_npz else []))
-        for cell in cells:
+        ex.start([c.artifact for c in cells if c.status is Status.OK] + ([eval_npz] if eval_npz else []))
+        runs = [CellRun(c, ex, protocol, threads, target.xnnpack, eval_npz, input_shape) for c in cells]
+        # Interleaved: trial 1 of every cell, then trial 2, ...; else each cell's trials back to back.
+        order = ([r for _ in range(protocol.trials) for r in runs] if protocol.interleave
+                 else [r for r in runs for _ in range(protocol.trials)])
+        for run in order:
             if progress:
-                progress.describe(cell.label)
-            records.append(bench_cell(cell, ex, protocol, threads, target.xnnpack, eval_npz, input_shape,
-                                      on_trial=progress.advance if progress else None))
-            if progress and cell.status != "ok":
-                progress.advance(protocol.trials)
+                progress.describe(run.label)
+            run.trial()
+            if progress:
+                progress.advance()
+        records = [r.finish() for r in runs]
     finally:
         ex.close()
     for r in records:
