@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default="cpu")
     args = ap.parse_args(argv)
     fp = fingerprint()
-    print(json.dumps({"cpu": fp.get("cpu"), "versions": fp.get("versions")}, default=str))
+    print(json.dumps({"cpu": fp.get("cpu"), "packages": {k: v for k, v in fp["packages"].items() if v}}))
     worst = 0.0
     for run in args.runs:
         row = check(run, args.target)
