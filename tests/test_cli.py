@@ -4,6 +4,8 @@ import json
 
 import cv2
 
+from edgekit.models.checkpoint import load_checkpoint
+
 
 def test_help_lists_the_commands(cli):
     r = cli("--help")
@@ -33,9 +35,12 @@ def test_data_preview_writes_a_grid_png(cli, tmp_path):
 
 def test_train_then_eval_a_tiny_model(cli, tmp_path):
     ckpt = tmp_path / "tiny.safetensors"
-    r = cli("teacher", "train", "--out", str(ckpt), "--arch", "mobile", "--width", "0.25", "--epochs", "1",
-            "--steps-per-epoch", "2", "--batch-size", "8", "--workers", "0", "--half")
+    r = cli("teacher", "train", "--out", str(ckpt), "--arch", "mobile", "--width", "0.25", "--head", "8,64",
+            "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8", "--workers", "0", "--half")
     assert r.returncode == 0, r.stderr
+    model, meta = load_checkpoint(ckpt)  # the head's size travels in the checkpoint's arch kwargs
+    assert meta.arch_kwargs == {"width": 0.25, "head_channels": 8, "head_hidden": 64}
+    assert model.head.landmarks[1].out_features == 64
     assert "test NME" in r.stderr and ckpt.exists()
     out = tmp_path / "m.json"
     r = cli("teacher", "eval", "--weights", str(ckpt), "--data", "synth:test:16", "--out", str(out))
@@ -52,6 +57,10 @@ def test_bad_options_exit_2_with_one_line(cli, tmp_path):
         (("teacher", "eval", "--data", "synth:nope"), "bad data spec 'synth:nope'"),
         (("teacher", "train", "--loss", "mse", "--out", str(tmp_path / "x.safetensors")), "--loss must be wing or l1"),
         (("teacher", "train", "--arch", "vit", "--out", str(tmp_path / "x.safetensors")), "unknown architecture 'vit'"),
+        (("teacher", "train", "--arch", "mobile", "--head", "32", "--out", str(tmp_path / "x.safetensors")),
+         "--head must be CHANNELS,HIDDEN as two positive integers (e.g. 32,256), got '32'"),
+        (("teacher", "train", "--head", "32,256", "--out", str(tmp_path / "x.safetensors")),
+         "--head applies to --arch mobile only, got --arch resnet"),
     ]:
         r = cli(*args)
         assert r.returncode == 2, (args, r.stderr)

@@ -64,10 +64,11 @@ class CheckpointMeta:
 
         if not isinstance(self.arch, str) or not self.arch:
             raise bad("arch", "a model family name")
-        # Numbers in arch_kwargs scale the model (width multipliers): a wild one would allocate without bound.
-        if not isinstance(self.arch_kwargs, dict) or not all(
-                isinstance(v, str | bool) or (is_finite_number(v) and 0 < v <= 16) for v in self.arch_kwargs.values()):
-            raise bad("arch_kwargs", "an object of names and numbers in (0, 16]")
+        # Numbers in arch_kwargs size the model (width multipliers, head channels): a wild one would allocate
+        # without bound.
+        if not isinstance(self.arch_kwargs, dict) or not all(_sane_size(k, v) for k, v in self.arch_kwargs.items()):
+            raise bad("arch_kwargs", "an object of names and sizes: multipliers (width) in (0, 16], integer "
+                                     "sizes from 1 to 4096")
         size = self.input_size
         if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 1024:
             raise bad("input_size", "an integer from 8 to 1024")
@@ -87,6 +88,14 @@ class CheckpointMeta:
             raise bad("landmark_scheme", "a scheme name")
         if not isinstance(self.pruned, bool):
             raise bad("pruned", "true or false")
+
+
+def _sane_size(key: str, v) -> bool:
+    if isinstance(v, str | bool):
+        return True
+    if key == "width" or isinstance(v, float):
+        return is_finite_number(v) and 0 < v <= 16
+    return isinstance(v, int) and 1 <= v <= 4096
 
 
 def resolve(path: str | Path) -> Path:
