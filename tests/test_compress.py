@@ -112,6 +112,21 @@ def test_fallback_keeps_layers_in_float_when_the_budget_forces_it(tmp_path, imag
     assert report["within_budget"] and report["val_nme_int8"] <= report["budget"]
     assert report["quantized_layers"] > 0  # ...and only the layers it must
 
+    # With max_float_params the layers whose weights exceed it stay INT8 whatever they cost (they carry the size).
+    from edgekit.compress.quantize import weight_counts
+
+    recipe.write_text(recipe.read_text().replace("max_nme_increase: 0.02}", "max_nme_increase: 0.02, "
+                                                 "max_float_params: 0}"))
+    r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:hostile_landmarks", "--input-shape",
+            "1,3,32,32", "--data", str(image_folder), "--landmarks-output", "landmarks", "--run-dir",
+            str(tmp_path / "run2"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    capped = json.loads((tmp_path / "run2" / "01-quantize" / "stage.json").read_text())["step"]["extra"]
+    counts = weight_counts(tmp_path / "run2" / "01-quantize" / "model.fp32.onnx")
+    assert report["float_layers"][0] in counts and counts[report["float_layers"][0]] > 0
+    assert all(counts.get(n, 0) == 0 for n in capped["float_layers"]), capped["float_layers"]
+    assert not capped["within_budget"]  # the one layer that could fix it is too big to keep float
+
 
 def test_byom_rejects_stages_that_need_the_task_api(tmp_path, image_folder, cli):
     r = cli("compress", "--recipe", "distill_int8", "--model", "byom_models:multi_head", "--input-shape",

@@ -191,7 +191,8 @@ class Pipeline:
                             key=state.key, preprocess={"input_size": ctx.meta.input_size, "mean": list(ctx.meta.mean),
                                                  "std": list(ctx.meta.std), "layout": "NCHW", "color": "RGB"},
                             nme_budget=self.run.recipe.export_nme_budget,
-                            selection=_selection_set(ctx), max_float_layers=self.run.recipe.max_float_layers)
+                            selection=_selection_set(ctx), max_float_layers=self.run.recipe.max_float_layers,
+                            max_float_params=self.run.recipe.max_float_params)
         return export_all(src, self.run.targets, self.dir / "exports", progress=self.run.progress)
 
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, name: str) -> Step:

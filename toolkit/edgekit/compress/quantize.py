@@ -75,6 +75,13 @@ def quantizable_nodes(path: Path) -> list[str]:
     return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in QUANTIZABLE_OPS]
 
 
+def weight_counts(path: Path) -> dict[str, int]:
+    """Node name -> number of values in its constant inputs (weights and biases)."""
+    graph = onnx.load(str(path)).graph
+    sizes = {t.name: int(np.prod(t.dims)) for t in graph.initializer}
+    return {n.name: sum(sizes.get(i, 0) for i in n.input) for n in graph.node}
+
+
 class Int8Builder:
     """Quantizes one preprocessed float ONNX model repeatedly with different float-layer sets."""
 
@@ -139,7 +146,8 @@ def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Stag
     sensitivity: list[dict] = []
     if budget is not None and nme_int8 > budget:
         sensitivity = _sensitivity(builder, ctx, nme_fp32, out_dir)
-        ranked = [s["node"] for s in sensitivity]
+        limit, counts = cfg.fallback.max_float_params, weight_counts(builder.pre)
+        ranked = [s["node"] for s in sensitivity if limit is None or counts.get(s["node"], 0) <= limit]
         trial = out_dir / "model.fallback.onnx"
         for k in range(1, min(cfg.fallback.max_float_layers, len(ranked)) + 1):
             builder.build(trial, exclude=ranked[:k])

@@ -34,3 +34,6 @@ class Fallback(Strict):
     # Relative NME budget of INT8 (0.05 = +5%). Bring-your-own models: absolute fidelity error to the original.
     max_nme_increase: float = Field(0.05, ge=0.0)
     max_float_layers: int = Field(20, ge=0)
+    # Layers with more weights than this stay INT8 whatever their sensitivity: a big float layer (a student's
+    # landmark FC) would undo most of INT8's size saving. None: no limit.
+    max_float_params: int | None = Field(None, ge=0)

@@ -107,6 +107,10 @@ class Recipe(Strict):
     def max_float_layers(self) -> int:
         return self._fallback.max_float_layers
 
+    @property
+    def max_float_params(self) -> int | None:
+        return self._fallback.max_float_params
+
     @model_validator(mode="after")
     def _coherent(self):
         kinds = [s.kind for s in self.stages]

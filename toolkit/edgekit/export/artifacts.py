@@ -74,6 +74,7 @@ class ExportSources:
     output_names: list[str] = field(default_factory=lambda: ["landmarks", "states"])
     nme_budget: float | None = None  # relative NME rise an FP16/INT8 artifact may show over the float model
     max_float_layers: int = 20  # most layers an INT8 TFLite model may keep in float to meet nme_budget
+    max_float_params: int | None = None  # layers with more weights stay INT8 (file size)
     selection: tuple[np.ndarray, np.ndarray] | None = None  # labeled (inputs, landmarks) that choose those layers
 
 
@@ -114,7 +115,8 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target],
         float_modules: list[str] = []
         if p.precision == "int8" and src.selection is not None and src.nme_budget is not None:
             choice = choose_float_modules(src.float_model, src.input_shape, src.calibration, *src.selection,
-                                          src.nme_budget, src.max_float_layers, progress=progress)
+                                          src.nme_budget, src.max_float_layers, progress=progress,
+                                          max_params=src.max_float_params)
             float_modules, extra["fallback"] = choice.float_modules, choice.as_dict()
         export_tflite(src.float_model, path, src.input_shape, p.precision, calibration=src.calibration,
                       float_modules=float_modules)
@@ -167,7 +169,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     for p, users in plan(targets).items():
         side = sidecar_path(out_dir / p.filename)
         key = sha256_json([src.key, p.format, p.precision, p.scheme, users, __version__, code_hash(), src.nme_budget,
-                          src.max_float_layers])
+                          src.max_float_layers, src.max_float_params])
         if side.exists():
             try:
                 old = read_sidecar(side)

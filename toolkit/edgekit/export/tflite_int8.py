@@ -132,7 +132,7 @@ class FallbackChoice:
 
 def choose_float_modules(model: nn.Module, input_shape: tuple[int, ...], calibration: np.ndarray,
                          samples: np.ndarray, labels: np.ndarray, max_nme_increase: float, max_layers: int = 20,
-                         progress: bool = False) -> FallbackChoice:
+                         progress: bool = False, max_params: int | None = None) -> FallbackChoice:
     """The fewest most sensitive layers to keep in float so INT8 NME <= float NME x (1 + max_nme_increase)."""
     with torch.no_grad():
         ref = model.eval()(torch.from_numpy(samples))[0].numpy()
@@ -157,7 +157,8 @@ def choose_float_modules(model: nn.Module, input_shape: tuple[int, ...], calibra
             bar.advance(task)
     rows.sort(key=lambda r: -r["nme_increase"])
     choice.sensitivity = rows
-    ranked = [r["layer"] for r in rows]
+    sizes = {name: sum(p.numel() for p in m.parameters()) for name, m in model.named_modules()}
+    ranked = [r["layer"] for r in rows if max_params is None or sizes.get(r["layer"], 0) <= max_params]
     for k in range(1, min(max_layers, len(ranked)) + 1):
         choice.float_modules = ranked[:k]
         choice.nme_int8 = nme_with(selective_quantizer(float_modules=ranked[:k]), calibration)
