@@ -80,7 +80,8 @@ def test_recipes_list_and_show(cli):
     r = cli("recipes", "list")
     assert r.returncode == 0 and "distill_int8" in r.stdout and "ptq_int8" in r.stdout
     r = cli("recipes", "show", "distill_int8")
-    assert r.returncode == 0 and "max_nme_increase: 0.05" in r.stdout  # defaults are filled in
+    assert r.returncode == 0 and "max_nme_increase: 0.01" in r.stdout
+    assert "max_float_layers: 20" in r.stdout and "per_channel: true" in r.stdout  # defaults are filled in
 
 
 @pytest.mark.parametrize(
