@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .atomic import write_json
 from .errors import EdgekitError
-from .formats import PRECISIONS, format_of
+from .formats import format_of, precision_in_name
 from .jsonio import read_json_object
 
 SIDECAR_SCHEMA = "edgekit-artifact/1"
@@ -75,10 +75,6 @@ class ArtifactRecord:
         return cls(status=status, **{k: v for k, v in doc.items() if k in known},
                    details={k: v for k, v in doc.items() if k not in known and k not in ("status", "cached")})
 
-    @property
-    def usable(self) -> bool:
-        return self.status is Status.OK
-
 
 def sidecar_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".json")
@@ -96,8 +92,7 @@ def read_sidecar_of(artifact: Path) -> ArtifactRecord | None:
     if not side.exists():
         return None
     doc = read_json_object(side, "artifact sidecar")
-    precision = next((p for p in artifact.name.split(".") if p in PRECISIONS), "fp32")
-    defaults = {"format": format_of(artifact) or artifact.suffix.lstrip("."), "precision": precision,
+    defaults = {"format": format_of(artifact) or artifact.suffix.lstrip("."), "precision": precision_in_name(artifact),
                 "file": artifact.name}
     return ArtifactRecord.from_json({**defaults, **doc}, side)
 

@@ -91,6 +91,12 @@ def default_runtime(path: str | Path) -> str | None:
     return next((r.name for r in rows if not r.gpu), rows[0].name if rows else None)
 
 
+def precision_in_name(path: str | Path) -> str:
+    """`model.int8.onnx` -> int8: the precision a file name says (fp32 when it says none). A fallback only;
+    edgekit reads the precision from the graph where it can (bench.precision)."""
+    return next((p for p in Path(path).name.split(".") if p in PRECISIONS), "fp32")
+
+
 def loader(runtime: str):
     module, func = RUNTIMES[runtime].loader.split(":")
     return getattr(importlib.import_module(module), func)

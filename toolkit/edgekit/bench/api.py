@@ -108,13 +108,11 @@ def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
 
 def mark_chosen(doc: dict, run: Path, target: str) -> None:
     """Flag the cell the run's deploy.json chose for this target (`chosen: true`), if there is one."""
-    from .deploy import chosen_files
+    from .deploy import chosen_files, run_relative
 
     file, runtime = chosen_files(run).get(target, (None, None))
     for r in doc["records"]:
-        path = Path(r["artifact"])
-        rel = str(path.relative_to(run)) if path.is_relative_to(run) else str(path)
-        r["chosen"] = file is not None and rel == file and r["runtime"] == runtime
+        r["chosen"] = file is not None and run_relative(r["artifact"], run) == file and r["runtime"] == runtime
 
 
 class _Bar:

@@ -16,6 +16,7 @@ from ..artifact_record import Status
 from ..atomic import write_json
 from ..config.target import Target
 from ..errors import EdgekitError
+from ..jsonio import read_json_object
 
 SCHEMA = "edgekit-deploy/1"
 DEPLOY_FILE = "deploy.json"
@@ -55,13 +56,18 @@ class TargetDecision:
     host: str = "local"
 
 
+def run_relative(artifact: str, run_dir: Path) -> str:
+    """How deploy.json names an artifact: relative to the run directory when it lies inside it."""
+    path = Path(artifact)
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+
+
 def candidates_from(records: list[dict], run_dir: Path) -> list[Candidate]:
     out = []
     for r in records:
         lat = r.get("latency") or {}
         nme = (r.get("accuracy") or {}).get("nme")
-        path = Path(r["artifact"])
-        out.append(Candidate(file=str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path),
+        out.append(Candidate(file=run_relative(r["artifact"], run_dir),
                              format=r["format"], precision=r["precision"], runtime=r["runtime"], status=r["status"],
                              p50_ms=lat.get("p50"), p90_ms=lat.get("p90"), p50_ci95=lat.get("p50_ci95"), nme=nme,
                              size_bytes=r.get("size_bytes"), reason=r.get("error")))
@@ -105,31 +111,29 @@ def latency_misses(choice: Candidate, budget) -> list[str]:
     return misses
 
 
-def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True,
-                  host: str | None = None) -> TargetDecision:
+def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True) -> TargetDecision:
     from .api import BenchOptions, bench
     from .protocol import DEPLOY
 
     opts = BenchOptions(run=run_dir, reference=False, protocol=DEPLOY, out=run_dir / "bench" / "deploy" /
-                        target.name, progress=progress, host=host)
-    budget = target.latency_budget_ms
+                        target.name, progress=progress)
+    budget = target.latency_budget_ms.model_dump(exclude_none=True) if target.latency_budget_ms else None
     try:
         doc, _ = bench(target, opts)
     except EdgekitError as exc:  # e.g. a GPU target on a CPU machine with no host: say so, do not fail the run
-        return TargetDecision(target=target.name, status="not-measured", reason=str(exc),
-                              latency_budget_ms=budget.model_dump() if budget else None)
+        return TargetDecision(target=target.name, status="not-measured", reason=str(exc), latency_budget_ms=budget)
     cands = candidates_from(doc["records"], run_dir)
     limit = nme_limit(cands, target, default_increase)
     choice = choose(cands, limit)
     fp = next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)
     decision = TargetDecision(target=target.name, status="chosen" if choice else "none-in-budget", chosen=choice,
                               candidates=cands, nme_limit=limit, fingerprint=fp, host=doc.get("host", "local"),
-                              latency_budget_ms=budget.model_dump(exclude_none=True) if budget else None)
+                              latency_budget_ms=budget)
     if choice is None:
         decision.reason = "no candidate ran within the accuracy budget"
         decision.budget_missed = [f"{target.name}: {decision.reason}"]
     else:
-        decision.budget_missed = [f"{target.name}: {m}" for m in latency_misses(choice, budget)]
+        decision.budget_missed = [f"{target.name}: {m}" for m in latency_misses(choice, target.latency_budget_ms)]
     return decision
 
 
@@ -154,8 +158,6 @@ def deploy_summary(doc: dict) -> dict:
 
 def chosen_files(run_dir: Path) -> dict[str, tuple[str, str]]:
     """target -> (artifact file, runtime) chosen in the run's deploy.json ({} when there is none)."""
-    from ..jsonio import read_json_object
-
     path = run_dir / DEPLOY_FILE
     if not path.exists():
         return {}

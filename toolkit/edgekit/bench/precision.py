@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats import PRECISIONS
+from ..formats import precision_in_name
 
 _ONNX_INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
                   "MatMulInteger", "DynamicQuantizeLinear", "QLinearAdd", "QGemm"}
@@ -55,5 +55,4 @@ def precision_of(path: Path, sidecar: dict) -> str:
         return found
     if sidecar.get("precision"):
         return sidecar["precision"]
-    parts = path.name.split(".")
-    return next((p for p in parts if p in PRECISIONS), "fp32")
+    return precision_in_name(path)

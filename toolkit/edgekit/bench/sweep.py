@@ -208,7 +208,7 @@ class CellRun:
 
     def __init__(self, cell: Cell, ex: Executor, protocol: Protocol, threads: int | None, xnnpack: bool,
                  eval_npz: Path | None, input_shape: list[int]):
-        self.ex, self.eval_npz, self.trials = ex, eval_npz, []
+        self.cell, self.ex, self.eval_npz, self.trials = cell, ex, eval_npz, []
         self.record = {"schema": SCHEMA, "variant": cell.variant, "format": cell.format, "precision": cell.precision,
                        "runtime": cell.runtime, "artifact": str(cell.artifact), "status": cell.status.value,
                        "error": cell.error, "threads": threads, "warnings": []}
@@ -219,11 +219,6 @@ class CellRun:
         self.base = ["--artifact", ex.path(cell.artifact), "--runtime", cell.runtime, "--protocol",
                      json.dumps(protocol.to_dict()), "--input-shape", ",".join(map(str, input_shape)),
                      "--xnnpack" if xnnpack else "--no-xnnpack"] + (["--threads", str(threads)] if threads else [])
-
-    @property
-    def label(self) -> str:
-        r = self.record
-        return f"{r['variant']} {r['precision']} {r['format']}/{r['runtime']}"
 
     def trial(self) -> None:
         if self.done:
@@ -275,7 +270,7 @@ def sweep(cells: list[Cell], target: Target, protocol: Protocol, eval_npz: Path 
                  else [r for r in runs for _ in range(protocol.trials)])
         for run in order:
             if progress:
-                progress.describe(run.label)
+                progress.describe(run.cell.label)
             run.trial()
             if progress:
                 progress.advance()

@@ -50,11 +50,11 @@ class StageContext:
 
         return export_onnx(model, path, self.input_shape, self.output_names, metadata=self.onnx_metadata)
 
-    def score_onnx(self, path: Path) -> dict:
-        """Task metrics of an ONNX file through ONNX Runtime on the evaluation split."""
+    def score_onnx(self, path: Path, spec: str | None = None) -> dict:
+        """Task metrics of an ONNX file through ONNX Runtime, on `spec` (default: the evaluation split)."""
         from ..runtime.ort import OrtSession
 
-        return self.score(OrtSession(path, threads=None).run, self.data.eval)
+        return self.score(OrtSession(path, threads=None).run, spec or self.data.eval)
 
     @property
     def input_size(self) -> int:

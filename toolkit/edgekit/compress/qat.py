@@ -116,7 +116,8 @@ def run_qat(model: nn.Module, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Sta
     trained = strip_fake_quant(qat_model).eval()
     fp32 = export_onnx(trained, out_dir / "model.qat-fp32.onnx", ctx.input_shape, list(OUTPUT_NAMES), onnx_meta)
     artifact, extra = run_ptq(fp32, cfg, scheme, ctx, out_dir)
-    extra["qat"] = {"val_nme_fake_quant": result.best_metrics.get("nme"), "best_epoch": result.best_epoch,
+    extra["qat"] = {"fp32_onnx": fp32.name, "val_nme_fake_quant": result.best_metrics.get("nme"),
+                    "best_epoch": result.best_epoch,
                     "history": result.history}
     return artifact, extra
 

@@ -23,7 +23,6 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from rich.progress import Progress
 
 from ..hashing import sha256_file, sha256_json
-from ..runtime.ort import OrtSession
 from .context import StageContext
 from .stages.quantize import QuantizeConfig
 
@@ -119,8 +118,7 @@ class Int8Builder:
 
 
 def _nme(ctx: StageContext, path: Path) -> float:
-    session = OrtSession(path, threads=None)
-    return ctx.score(session.run, ctx.data.val)["nme"]
+    return ctx.score_onnx(path, ctx.data.val)["nme"]
 
 
 def calibration_images(ctx: StageContext, n: int) -> np.ndarray:

@@ -52,7 +52,7 @@ class ModelState:
         state = replace(self, float_onnx=path("float_onnx"),
                         int8_onnx={k: root / v for k, v in (files.get("int8_onnx") or {}).items()},
                         checkpoint=path("checkpoint") or self.checkpoint)
-        if files.get("checkpoint"):
+        if state.checkpoint is not None and state.checkpoint != self.checkpoint:  # this stage made a new model
             state.module, meta = load_checkpoint(state.checkpoint)
             state.arch = {"arch": meta.arch, "arch_kwargs": meta.arch_kwargs, "pruned": meta.pruned}
         return state

@@ -58,12 +58,12 @@ class Quantize(Stage):
         from ..quantize import run_ptq
 
         fp32 = ctx.export_onnx(state.module, ctx.stage_dir / "model.fp32.onnx")
-        files, per_scheme, extra = {}, {}, {}
+        files, per_scheme, extra, source = {}, {}, {}, fp32
         for i, scheme in enumerate(self.schemes(ctx)):
             if self.config.mode == "qat" and i == 0:  # train once; later schemes quantize the QAT-tuned weights
                 artifact, more = run_qat(state.module, self.config, scheme, ctx, ctx.stage_dir, ctx.onnx_metadata)
+                source = ctx.stage_dir / more["qat"]["fp32_onnx"]
             else:
-                source = ctx.stage_dir / "model.qat-fp32.onnx" if self.config.mode == "qat" else fp32
                 artifact, more = run_ptq(source, self.config, scheme, ctx, ctx.stage_dir)
             files[scheme.tag] = artifact
             per_scheme[scheme.tag] = {k: more.get(k) for k in ("val_nme_int8", "within_budget", "float_layers")}
