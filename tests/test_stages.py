@@ -245,3 +245,51 @@ def test_prune_lands_within_five_percent_of_the_macs_target(tiny_context, steps,
     per_step = [h["macs"] for h in extra["history"] if h["step"] != "top-up"]
     goals = [macs0 * macs_ratio ** ((i + 1) / steps) for i in range(steps)]
     assert all(m <= g for m, g in zip(per_step, goals, strict=True))  # no step goes past its own goal
+
+
+def test_macs_per_channel_matches_the_saving_torch_pruning_measures():
+    # fine_trim ranks groups by importance per MAC saved, so the estimate must hold for every kind of group:
+    # depthwise chains (one layer, in and out), residual pairs, and the flattened map feeding the landmark FC.
+    import torch_pruning as tp
+
+    from edgekit.compress.prune import head_layers, layer_macs, macs_per_channel
+    from edgekit.models.registry import build
+
+    model = build("mobile", width=0.5)
+    example = torch.zeros(1, 3, 112, 112)
+    base = count_macs_params(model, 112)[0]
+    n_groups = len(list(tp.DependencyGraph().build_dependency(model, example_inputs=example)
+                        .get_all_groups(ignored_layers=head_layers(model))))
+    assert n_groups > 10
+    for k in range(n_groups):
+        trial = copy.deepcopy(model)
+        graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example)
+        group = list(graph.get_all_groups(ignored_layers=head_layers(trial)))[k]
+        estimate = macs_per_channel(group, layer_macs(trial, 112)) * 4
+        group.prune(idxs=[0, 1, 2, 3])
+        measured = base - count_macs_params(trial, 112)[0]
+        # torch-pruning's counter adds BN and activation element ops, which the estimate leaves out
+        assert estimate <= measured <= 1.3 * estimate, (k, estimate, measured)
+
+
+def test_taylor_fine_trim_refreshes_gradients_and_meets_the_target(tiny_context):
+    from edgekit.compress.prune import _taylor_gradients, fine_trim
+    from edgekit.models.registry import build
+    from edgekit.train.kd import kd_step
+
+    model = build("mobile", width=0.5).train()
+    reference = copy.deepcopy(model).eval()
+    cfg = PruneConfig(importance="taylor", target={"macs_ratio": 0.8}, channel_multiple=8)
+    step = kd_step(reference, cfg.loss, 112.0)
+    batches = tiny_context.train_batches(4, 1)
+    calls = []
+
+    def gradients(k):
+        calls.append(k)
+        _taylor_gradients(model, step, batches(k))
+
+    macs0 = count_macs_params(model, 112)[0]
+    rounds = fine_trim(model, cfg, 0.8 * macs0, 8, 112, gradients=gradients)
+    assert calls == list(range(rounds)) and rounds > 0  # fresh gradients before every cut
+    assert 0.78 * macs0 <= count_macs_params(model, 112)[0] <= 0.8 * macs0
+    assert all(p.grad is None for p in model.parameters())  # no stale gradient leaks into fine-tuning

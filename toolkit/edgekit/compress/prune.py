@@ -76,29 +76,91 @@ def ratio_for_macs(model: nn.Module, cfg: PruneConfig, target_macs: float, multi
     return lo if above else hi
 
 
+def layer_macs(model: nn.Module, size: int) -> dict[nn.Module, int]:
+    """MACs of each conv and linear layer in one batch-1 forward (hooks read the output's spatial size)."""
+    macs: dict[nn.Module, int] = {}
+
+    def hook(module, _inputs, output):
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            per_pixel = module.out_channels * module.in_channels // module.groups * kh * kw
+            macs[module] = per_pixel * output.shape[-1] * output.shape[-2]
+        else:
+            macs[module] = module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return macs
+
+
+def macs_per_channel(group, macs: dict[nn.Module, int]) -> float:
+    """MACs saved by removing one channel of a group: each layer it touches loses its MACs per output (or
+    input) channel, scaled by how many indices one group channel is there (a flattened map feeds a linear
+    layer `spatial` inputs per channel)."""
+    items = list(group.items)
+    root = max(1, len(items[0][1]))
+    saved: dict[nn.Module, float] = {}
+    for dep, idxs in items:
+        module = dep.target.module
+        if module not in macs:
+            continue
+        out = dep.handler.__name__ == "prune_out_channels"
+        width = (module.out_channels if out else module.in_channels) if isinstance(module, nn.Conv2d) \
+            else (module.out_features if out else module.in_features)
+        # a layer can appear twice in one group (a depthwise conv's in and out): count it once
+        saved[module] = max(saved.get(module, 0.0), macs[module] / width * len(idxs) / root)
+    return sum(saved.values())
+
+
+OVERSHOOT = 0.02  # fine_trim's tolerance under a MACs target
+
+
 def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: int, size: int,
-              max_rounds: int = 200) -> int:
-    """Remove `multiple` channels at a time from the group whose weakest channels matter least (relative to that
-    group's own mean importance), until the MACs target holds. A uniform ratio moves MACs in jumps of 10% or more
-    once channel counts round to a multiple; one group at a time lands within a few percent of the target."""
-    imp = importance("l2" if cfg.importance == "taylor" else cfg.importance)
+              gradients=None, max_rounds: int = 200) -> int:
+    """Remove `multiple` channels at a time from the group where they cost least per MAC saved, until the MACs
+    target holds. The cost is the weakest channels' importance relative to their group's mean, divided by the
+    share of MACs they carry. A uniform ratio moves MACs in jumps of 10% or more once channel counts round to a
+    multiple; one group at a time lands within a few percent of the target. Without the MACs term a converged
+    student (flat importances everywhere) lost its last block's channels 72 -> 16, where each channel saves
+    little, and went from 2.4% to 25.7% NME for 5% of its MACs."""
+    taylor = cfg.importance == "taylor" and gradients is not None
+    # Taylor scores summed over the group and left unnormalised estimate the loss a channel carries, comparable
+    # across groups; magnitudes are not, so those compare within their group only.
+    imp = tp.importance.TaylorImportance(group_reduction="sum", normalizer=None) if taylor \
+        else importance("l2" if cfg.importance == "taylor" else cfg.importance)
     example = torch.zeros(1, 3, size, size)
     ignored = head_layers(model)
     rounds = 0
-    while count_macs_params(model, size)[0] > target_macs and rounds < max_rounds:
+    while (total := count_macs_params(model, size)[0]) > target_macs and rounds < max_rounds:
+        if taylor:
+            gradients(rounds)
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-        best = None
+        macs = layer_macs(model, size)
+        candidates = []
         for group in graph.get_all_groups(ignored_layers=ignored):
             scores = imp(group)
             if scores is None or len(scores) < 2 * multiple:
                 continue
             weakest = torch.argsort(scores)[:multiple]
-            cost = float(scores[weakest].mean() / (scores.mean() + 1e-12))
-            if best is None or cost < best[0]:
-                best = (cost, group, weakest.tolist())
-        if best is None:
+            saved = macs_per_channel(group, macs) * multiple
+            if saved <= 0:
+                continue
+            lost = scores[weakest].sum() if taylor else scores[weakest].mean() / (scores.mean() + 1e-12)
+            cost = float(lost) / (saved / total)
+            # a cut that lands more than 2% under the target is taken only when nothing smaller is left
+            overshoot = total - saved < target_macs * (1 - OVERSHOOT)
+            candidates.append((overshoot, cost, group, weakest.tolist()))
+        if not candidates:
             break
-        best[1].prune(idxs=best[2])
+        _, _, group, idxs = min(candidates, key=lambda c: (c[0], c[1]))
+        group.prune(idxs=idxs)
+        model.zero_grad()
         rounds += 1
     return rounds
 
@@ -154,7 +216,8 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
         if by_macs:
             if r > 0:
                 make_pruner(model, cfg, r, 0, multiple, size).step()
-            fine_trim(model, cfg, goal, multiple, size)
+            fine_trim(model, cfg, goal, multiple, size,
+                      gradients=lambda k, i=i: _taylor_gradients(model, step, batches(30_000 + 100 * i + k)))
         else:
             pruner.step()
         model.zero_grad()
