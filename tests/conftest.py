@@ -19,6 +19,12 @@ def run_cli(*args: str, cwd: Path | None = None, env_extra: dict | None = None) 
                           cwd=cwd or ROOT, env=env, timeout=600)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """The latency table (and any other cache) goes to a test folder, never the user's ~/.cache."""
+    os.environ["EDGEKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -293,3 +293,53 @@ def test_taylor_fine_trim_refreshes_gradients_and_meets_the_target(tiny_context)
     assert calls == list(range(rounds)) and rounds > 0  # fresh gradients before every cut
     assert 0.78 * macs0 <= count_macs_params(model, 112)[0] <= 0.8 * macs0
     assert all(p.grad is None for p in model.parameters())  # no stale gradient leaks into fine-tuning
+
+
+def test_latency_table_measures_each_structure_once_and_is_reused(tmp_path, caplog):
+    from edgekit.compress.latency_table import LatencyTable
+    from edgekit.models.registry import build
+
+    shape, names = (1, 3, 112, 112), NAMES
+    table = LatencyTable.open(tmp_path)
+    first = table.latency_ms(build("mobile", width=0.5), shape, names)
+    assert first > 0 and table.measured == 1
+    # other weights, same structure: read back, not measured
+    assert table.latency_ms(build("mobile", width=0.5), shape, names) == pytest.approx(first, abs=1e-4)
+    assert (table.measured, table.hits) == (1, 1)
+    table.latency_ms(build("mobile", width=0.75), shape, names)
+    assert table.measured == 2
+    # a later process reads the file; another thread count is another table
+    again = LatencyTable.open(tmp_path)
+    assert again.latency_ms(build("mobile", width=0.5), shape, names) == pytest.approx(first, abs=1e-4)
+    assert (again.measured, again.hits) == (0, 1)
+    assert LatencyTable.open(tmp_path, threads=2).path != again.path
+    # a broken file is measured afresh with a warning, never trusted
+    again.path.write_text("{not json")
+    broken = LatencyTable.open(tmp_path)
+    assert broken.entries == {} and "unreadable" in caplog.text
+
+
+def test_prune_to_a_measured_latency(tiny_context):
+    from edgekit.models.registry import build
+
+    model = build("mobile", width=1.0)
+    macs0 = count_macs_params(model, 112)[0]
+    before = tiny_context.latency_ms(model)
+    cfg = PruneConfig(target={"latency_ms": 0.6 * before}, steps=1, channel_multiple=8,
+                      finetune={"epochs": 1, "steps_per_epoch": 1, "batch_size": 4})
+    _, extra = run_prune(model, cfg, tiny_context)
+    latency = extra["latency"]
+    assert latency["before_ms"] == pytest.approx(before, abs=1e-4)  # the table's figure, not a second timing
+    assert 0 < latency["macs_ratio"] < 0.95 and extra["macs_after"] < 0.95 * macs0
+    # measured again after pruning: under the target, or named as a miss
+    assert latency["after_ms"] < before
+    assert latency["after_ms"] <= cfg.target.latency_ms or any("over its" in w for w in extra["warnings"])
+
+
+def test_prune_to_a_latency_already_met_prunes_nothing(tiny_context):
+    from edgekit.models.registry import build
+
+    model = build("mobile", width=0.5)
+    cfg = PruneConfig(target={"latency_ms": 1000.0})
+    pruned, extra = run_prune(model, cfg, tiny_context)
+    assert extra["macs_after"] == extra["macs_before"] and "nothing pruned" in extra["warnings"][0]

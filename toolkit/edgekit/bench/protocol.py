@@ -6,8 +6,6 @@ trial runs in a fresh process (the sweep's job). Standard library only: the devi
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 
@@ -43,15 +41,3 @@ DEPLOY = Protocol(warmup_runs=10, warmup_s=0.2, runs=50, min_s=0.5, trials=3, ba
 # Smoke tests: enough to prove every cell runs, not enough to compare anything.
 QUICK = Protocol(warmup_runs=3, warmup_s=0.1, runs=20, min_s=0.3, trials=2, batch_sizes=(1, 8), throughput_runs=3,
                  throughput_s=0.2, eval_images=64)
-
-
-def timed_runs(fn: Callable[[], object], min_runs: int, min_s: float) -> list[float]:
-    """Call `fn` until at least `min_runs` calls and `min_s` seconds; return each call's seconds."""
-    times: list[float] = []
-    clock = time.perf_counter
-    start = clock()
-    while len(times) < min_runs or clock() - start < min_s:
-        t = clock()
-        fn()
-        times.append(clock() - t)
-    return times

@@ -26,7 +26,8 @@ import numpy as np
 from ..fingerprint import fingerprint
 from ..metrics import evaluate
 from ..runtime import default_runtime, load, preload
-from .protocol import Protocol, timed_runs
+from ..runtime.timing import timed_runs
+from .protocol import Protocol
 
 EVAL_BATCH = 32
 

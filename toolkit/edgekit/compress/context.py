@@ -128,6 +128,14 @@ class StageContext:
         """Metrics on the evaluation split (reported in the stage table)."""
         return self.score(model, self.data.eval)
 
+    def latency_ms(self, model: nn.Module) -> float:
+        """Measured p50 of this model's structure on this machine (the latency table; see latency_table)."""
+        from .latency_table import LatencyTable
+
+        if "latency_table" not in self._cache:
+            self._cache["latency_table"] = LatencyTable.open()
+        return self._cache["latency_table"].latency_ms(model, self.input_shape, self.output_names)
+
     def nme_budget(self, float_nme: float, max_increase: float) -> float:
         """The INT8 NME allowed: relative to the float model's NME."""
         return float_nme * (1.0 + max_increase)

@@ -190,14 +190,44 @@ def _top_up(model: nn.Module, cfg: PruneConfig, target: float, multiple: int, si
     return done
 
 
+def macs_ratio_for_latency(model: nn.Module, cfg: PruneConfig, ctx: StageContext, multiple: int) -> float:
+    """The largest MACs ratio whose one-shot prune measures at or under the latency target (bisected over the
+    latency table; weights do not matter for latency, so the trial copies are pruned by magnitude)."""
+    size, macs0, target = ctx.input_size, count_macs_params(model, ctx.input_size)[0], cfg.target.latency_ms
+    lo, hi = 0.02, 1.0
+    for _ in range(7):
+        mid = (lo + hi) / 2
+        trial = copy.deepcopy(model)
+        make_pruner(trial, cfg, ratio_for_macs(trial, cfg, mid * macs0, multiple, size), 0, multiple, size,
+                    gradients=False).step()
+        fine_trim(trial, cfg, mid * macs0, multiple, size)
+        if ctx.latency_ms(trial) <= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     size = ctx.input_size
     multiple = cfg.channel_multiple or ctx.channel_multiple
     macs0, params0 = count_macs_params(model, size)
+    latency: dict | None = None
+    macs_ratio = cfg.target.macs_ratio
+    if cfg.target.latency_ms is not None:  # a measured latency becomes a MACs ratio, checked again at the end
+        latency = {"target_ms": cfg.target.latency_ms, "before_ms": round(ctx.latency_ms(model), 4)}
+        if latency["before_ms"] <= cfg.target.latency_ms:
+            extra = {"importance": cfg.importance, "macs_before": macs0, "macs_after": macs0, "latency": latency,
+                     "params_before": params0, "params_after": params0, "channels": channel_summary(model),
+                     "warnings": [f"the model already measures {latency['before_ms']:.3f} ms, within the "
+                                  f"{cfg.target.latency_ms} ms target: nothing pruned"]}
+            return model, extra
+        macs_ratio = macs_ratio_for_latency(model, cfg, ctx, multiple)
+        latency["macs_ratio"] = round(macs_ratio, 4)
     reference = copy.deepcopy(model).eval()  # KD teacher for recovery: the unpruned model
     for p in reference.parameters():
         p.requires_grad_(False)
-    by_macs = cfg.target.channel_ratio is None
+    by_macs = macs_ratio is not None
     ratio = 1.0 - cfg.target.channel_ratio if not by_macs else None
     model.train()
     for p in model.parameters():  # the input may come frozen (a teacher); fine-tuning must train it
@@ -208,7 +238,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     history, step_ratios = [], []
     for i in range(cfg.steps):
         if by_macs:  # this step's share of the MACs target: a uniform ratio to just above it, then group by group
-            goal = macs0 * cfg.target.macs_ratio ** ((i + 1) / cfg.steps)
+            goal = macs0 * macs_ratio ** ((i + 1) / cfg.steps)
             r = ratio_for_macs(model, cfg, goal, multiple, size, above=True)
             step_ratios.append(round(r, 4))
         if cfg.importance == "taylor":
@@ -226,7 +256,11 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
                      description=f"prune {i + 1}/{cfg.steps}", progress=ctx.progress)
         macs, params = count_macs_params(model, size)
         history.append({"step": i + 1, "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
-    target = cfg.target.macs_ratio * macs0 if cfg.target.macs_ratio is not None else None
+    target = macs_ratio * macs0 if by_macs else None
+    if latency is not None:  # the scheduled structure differs from the trial's: measure it, trim more if slow
+        measured = ctx.latency_ms(model)
+        if measured > cfg.target.latency_ms:
+            target = min(target, count_macs_params(model, size)[0] * cfg.target.latency_ms / measured)
     top_ups = _top_up(model, cfg, target, multiple, size, step, batches) if target is not None else 0
     if top_ups:
         ft = fit_config(cfg.finetune, ctx.seed + cfg.steps)
@@ -237,8 +271,13 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     macs1, params1 = count_macs_params(model, size)
     warnings_ = []
     if target is not None and macs1 > target:  # every prunable group is at its channel floor
-        warnings_.append(f"prune reached {macs1 / macs0:.3f} of the MACs, not the {cfg.target.macs_ratio} asked for: "
+        warnings_.append(f"prune reached {macs1 / macs0:.3f} of the MACs, not the {target / macs0:.3f} asked for: "
                          f"the layers left are at {multiple} channels or belong to the head")
+    if latency is not None:
+        latency["after_ms"] = round(ctx.latency_ms(model), 4)
+        if latency["after_ms"] > cfg.target.latency_ms:
+            warnings_.append(f"prune measured {latency['after_ms']:.3f} ms after pruning, over its "
+                             f"{cfg.target.latency_ms} ms target")
     extra = {
         "importance": cfg.importance,
         "channel_multiple": multiple,
@@ -252,4 +291,6 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
         "history": history,
         "warnings": warnings_,
     }
+    if latency is not None:
+        extra["latency"] = latency
     return model, extra
