@@ -343,3 +343,27 @@ def test_prune_to_a_latency_already_met_prunes_nothing(tiny_context):
     cfg = PruneConfig(target={"latency_ms": 1000.0})
     pruned, extra = run_prune(model, cfg, tiny_context)
     assert extra["macs_after"] == extra["macs_before"] and "nothing pruned" in extra["warnings"][0]
+
+
+def test_student_width_chosen_by_measured_latency(tiny_context):
+    from edgekit.compress.distill import WIDTHS
+
+    from edgekit.models.registry import build
+
+    target = tiny_context.latency_ms(build("mobile", width=1.0)) * 1.02
+    cfg = DistillConfig(epochs=1, steps_per_epoch=1, batch_size=4)
+    student, arch, extra = run_distill(cfg, StudentSpec(latency_ms=target), tiny_context)
+    chosen = extra["latency"]["width"]
+    assert arch["arch_kwargs"]["width"] == chosen and chosen in WIDTHS
+    measured = extra["latency"]["measured_ms"]
+    assert measured[chosen] <= target  # the chosen width fits ...
+    wider = [w for w in measured if w > chosen]
+    assert all(measured[w] > target for w in wider)  # ... and every wider width tried did not
+    assert 0.75 <= chosen <= 1.25  # the width measured at the target lies near 1.0 (noise allowed)
+
+
+def test_student_latency_target_excludes_width_and_init():
+    with pytest.raises(ValueError, match="latency_ms chooses the width"):
+        StudentSpec(latency_ms=1.0, width=0.5)
+    with pytest.raises(ValueError, match="latency_ms chooses the width"):
+        StudentSpec(latency_ms=1.0, init="zoo:facial68-student-w075")

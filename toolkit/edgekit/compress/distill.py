@@ -20,6 +20,28 @@ if TYPE_CHECKING:  # types only: config.recipe reads the stage registry in this 
 from .stages.distill import DistillConfig
 
 
+WIDTHS = tuple(w / 8 for w in range(2, 17))  # 0.25 .. 2.0: the grid a latency target picks from
+
+
+def width_for_latency(arch: str, ctx: StageContext, latency_ms: float) -> tuple[float, dict[float, float]]:
+    """The widest grid width whose fresh model measures at or under `latency_ms` (bisected: latency grows with
+    width), and every width measured on the way."""
+    seen: dict[float, float] = {}
+
+    def fits(i: int) -> bool:
+        seen[WIDTHS[i]] = round(ctx.latency_ms(build(arch, input_size=ctx.input_size, width=WIDTHS[i])), 4)
+        return seen[WIDTHS[i]] <= latency_ms
+
+    if not fits(0):
+        raise EdgekitError(f"student.latency_ms {latency_ms}: even width {WIDTHS[0]} measures {seen[WIDTHS[0]]:.3f} "
+                           f"ms here; raise the target or give a width")
+    lo, hi = 0, len(WIDTHS)  # WIDTHS[lo] fits; WIDTHS[hi] does not (or is past the end)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return WIDTHS[lo], seen
+
+
 def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:
     """The student and its arch info: pre-trained weights from `spec.init`, else fresh weights."""
     if spec.init is None:
@@ -48,6 +70,11 @@ def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, di
 
 def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext):
     # Seeded here, not only in fit(): fresh student and adapter weights are drawn before the loop starts.
+    latency = None
+    if student_spec.latency_ms is not None:
+        width, seen = width_for_latency(student_spec.arch, ctx, student_spec.latency_ms)
+        latency = {"target_ms": student_spec.latency_ms, "width": width, "measured_ms": seen}
+        student_spec = student_spec.model_copy(update={"width": width, "latency_ms": None})
     torch.manual_seed(ctx.seed)
     student, arch_info = initial_student(student_spec, ctx)
     adapters = None
@@ -66,4 +93,6 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
                  progress=ctx.progress, params=params)
     extra = {"arch": arch_info["arch"], **arch_info["arch_kwargs"], "init": student_spec.init,
              "best_epoch": result.best_epoch, "pool": cfg.pool, "val": result.best_metrics, "history": result.history}
+    if latency is not None:
+        extra["latency"] = latency
     return student, arch_info, extra

@@ -17,19 +17,28 @@ __all__ = ["Accept", "DataSpec", "DistillLoss", "Recipe", "StageItem", "Strict",
 
 class StudentSpec(Strict):
     """The student to distill into. With `init`, its weights (and arch and width) come from a checkpoint, so the
-    distill stage fine-tunes instead of training from random weights."""
+    distill stage fine-tunes instead of training from random weights. With `latency_ms`, the width is the widest
+    whose measured latency meets it (the latency table: ONNX Runtime, FP32, batch 1, 1 thread, this machine)."""
 
     arch: Literal["mobile", "resnet"] | None = None
     width: float | None = Field(None, gt=0.0, le=2.0)
     init: str | None = Field(None, min_length=1, description="zoo:NAME or a .safetensors checkpoint to start from")
+    latency_ms: float | None = Field(None, gt=0.0, description="choose the width by measured latency")
 
     @model_validator(mode="before")
     @classmethod
     def _defaults_without_init(cls, data):
         # Without init: a fresh mobile 0.5. With init, the checkpoint decides; given values must agree with it.
         if isinstance(data, dict) and data.get("init") is None:
-            data = {"arch": "mobile", "width": 0.5, **{k: v for k, v in data.items() if v is not None}}
+            width = None if data.get("latency_ms") is not None else 0.5
+            data = {"arch": "mobile", "width": width, **{k: v for k, v in data.items() if v is not None}}
         return data
+
+    @model_validator(mode="after")
+    def _one_way_to_size(self):
+        if self.latency_ms is not None and (self.init is not None or self.width is not None):
+            raise ValueError("latency_ms chooses the width of a fresh student: drop width and init, or drop it")
+        return self
 
 
 class DataSpec(Strict):
