@@ -347,7 +347,6 @@ def test_prune_to_a_latency_already_met_prunes_nothing(tiny_context):
 
 def test_student_width_chosen_by_measured_latency(tiny_context):
     from edgekit.compress.distill import WIDTHS
-
     from edgekit.models.registry import build
 
     target = tiny_context.latency_ms(build("mobile", width=1.0)) * 1.02

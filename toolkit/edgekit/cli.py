@@ -233,6 +233,9 @@ def compress(
     std: Annotated[str, typer.Option(help="Per-channel std for --model inputs.")] = "1,1,1",
     deploy: Annotated[bool, typer.Option(help="After export, bench each target's artifacts there (short "
                                          "protocol) and choose the fastest within budget: deploy.json.")] = True,
+    latency_budget_ms: Annotated[float | None, typer.Option(min=0.001, help="--recipe auto: the p50 the choice must "
+                                                            "meet; default 1/8 of the teacher's FP32 p50.")] = None,
+    time_budget_min: Annotated[float, typer.Option(min=1, help="--recipe auto: minutes for the grid.")] = 30,
 ) -> None:
     """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
 
@@ -240,13 +243,25 @@ def compress(
     <run dir>/log.txt unless --verbose. Exit codes: 0 done; 1 done, but a budget of the recipe's `accept:` was
     missed, an artifact failed validation, or a target's best artifact misses its latency budget (everything is
     still written; one line names each); 2 bad input (a run directory this call created is removed).
-    """
-    from .compress_cli import byom_spec, run_compress
 
-    byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data)
-    manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
-                            stderr_console=console, verbose=verbose, deploy=deploy)
-    missed = manifest.get("accept", {}).get("missed", [])
+    `--recipe auto` compresses a small grid (zoo students x prune x precision) within --time-budget-min, measures
+    every artifact side by side on the target and picks the most accurate under --latency-budget-ms
+    (runs/auto/auto.json; exit 1 when none fits).
+    """
+    from .compress_cli import byom_spec, run_auto_cli, run_compress
+
+    if recipe == "auto":
+        if model is not None:
+            raise EdgekitError("--recipe auto explores edgekit's zoo students; --model takes a named recipe")
+        missed = run_auto_cli(target, teacher, data, run_dir, seed, workers, not quiet, latency_budget_ms,
+                              time_budget_min, out_console, console, verbose)
+    else:
+        if latency_budget_ms is not None:
+            raise EdgekitError("--latency-budget-ms is for --recipe auto; named recipes read the targets' budgets")
+        byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data)
+        manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
+                                stderr_console=console, verbose=verbose, deploy=deploy)
+        missed = manifest.get("accept", {}).get("missed", [])
     for line in missed:
         console.print(f"[red]budget missed:[/red] {line}", highlight=False, soft_wrap=True)
     if missed:

@@ -139,3 +139,48 @@ def deploy_table(summary: dict, title: str = "") -> Table:
                   f"{100 * d['nme']:.2f}%" if d.get("nme") is not None else "", str(d["candidates"]),
                   "missed" if d["missed"] else "met")
     return t
+
+
+def run_auto_cli(target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int, workers: int,
+                 progress: bool, latency_budget_ms: float | None, time_budget_min: float, console: Console,
+                 stderr_console: Console, verbose: bool) -> list[str]:
+    """`edgekit compress --recipe auto`: returns the missed-budget lines (none when something fits)."""
+    from .auto.search import AutoRun, run_auto
+    from .config.recipe import DataSpec
+
+    targets = resolve_targets(target)
+    if len(targets) != 1:
+        raise EdgekitError(f"--recipe auto measures on one target; got {len(targets)} ({target})")
+    spec = DataSpec() if data is None else DataSpec(train=data, calibration=data)
+    run = AutoRun(target=targets[0], run_dir=run_dir or Path("runs") / "auto", latency_budget_ms=latency_budget_ms,
+                  time_budget_s=60 * time_budget_min, data=spec, seed=seed, workers=workers, progress=progress,
+                  **({"teacher": teacher} if teacher else {}))
+    capture = (contextlib.nullcontext() if verbose
+               else third_party_output_to(run.run_dir / LOG_NAME, console, stderr_console))
+    with capture:
+        result = run_auto(run, log=lambda line: stderr_console.print(line, highlight=False))
+    console.print(auto_table(result, title=f"auto -> {run.run_dir / 'auto.json'}"))
+    chosen = result["chosen"]
+    if chosen is None:
+        return [f"auto: no artifact measured under the {result['budget_ms']:.3f} ms budget ({result['budget_source']})"]
+    console.print(f"chosen: {chosen['file']} on {chosen['runtime']}, p50 {chosen['p50_ms']:.3f} ms (budget "
+                  f"{result['budget_ms']:.3f} ms, {result['budget_source']}), NME {100 * chosen['nme']:.2f}%",
+                  highlight=False)
+    return []
+
+
+def auto_table(result: dict, title: str = "") -> Table:
+    """Every measured artifact of the auto grid, fastest first; the front and the choice marked."""
+    t = Table(title=title, title_justify="left")
+    for col in ("point", "artifact", "runtime", "MMACs", "size", "p50 ms", "NME", ""):
+        t.add_column(col, justify="left" if col in ("point", "artifact", "runtime", "") else "right")
+    front, chosen = set(result["front"]), result.get("chosen") or {}
+    for p in sorted(result["points"], key=lambda p: (p["p50_ms"] is None, p["p50_ms"] or 0)):
+        key = f"{p['file']} {p['runtime']}"
+        mark = "chosen" if (p["file"], p["runtime"]) == (chosen.get("file"), chosen.get("runtime")) else \
+            "front" if key in front else p["status"] if p["status"] != "ok" else ""
+        t.add_row(p["point"], Path(p["file"]).name, p["runtime"], f"{p['macs'] / 1e6:.1f}" if p["macs"] else "",
+                  f"{p['size_bytes'] / 2**20:.2f} MB" if p["size_bytes"] else "",
+                  f"{p['p50_ms']:.3f}" if p["p50_ms"] is not None else "",
+                  f"{100 * p['nme']:.2f}%" if p["nme"] is not None else "", mark)
+    return t

@@ -16,7 +16,7 @@ from ..formats import RUNTIMES
 from .protocol import FULL, QUICK, Protocol
 from .remote import Remote
 from .report import write_outputs
-from .sweep import concrete_runtime, discover, eval_set, from_files, latest_run, sweep
+from .sweep import Cell, concrete_runtime, discover, eval_set, from_files, latest_run, sweep
 
 
 @dataclass
@@ -80,7 +80,6 @@ def resolve_protocol(opts: BenchOptions) -> Protocol:
 
 def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
     """Bench every artifact of a run (or the given files) on `target`; write JSON, table, Pareto PNG and HTML."""
-    _check_reachable(target, opts)
     if opts.artifacts:
         cells, preprocess = from_files(opts.artifacts, target)
         out = opts.out or Path(opts.artifacts[0]).parent / "bench" / target.name
@@ -88,6 +87,15 @@ def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
         run = opts.run or latest_run()
         cells, preprocess = discover(run, target, reference=opts.reference)
         out = opts.out or run / "bench" / target.name
+    doc = bench_cells(target, cells, preprocess, opts)
+    if not opts.artifacts:
+        mark_chosen(doc, run, target.name)
+    return doc, write_outputs(doc, out)
+
+
+def bench_cells(target: Target, cells: list[Cell], preprocess: dict, opts: BenchOptions) -> dict:
+    """Bench the given cells (from one run, files, or several runs) in one sweep; returns the bench document."""
+    _check_reachable(target, opts)
     protocol = resolve_protocol(opts)
     host = opts.host or target.host
     remote = Remote(host, opts.ssh_config, opts.remote_python) if host else None
@@ -101,9 +109,7 @@ def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
             doc = sweep(cells, target, protocol, npz, [1, 3, size, size], remote, opts.threads,
                         progress=_Bar(bar, task))
     doc["data"] = opts.data
-    if not opts.artifacts:
-        mark_chosen(doc, run, target.name)
-    return doc, write_outputs(doc, out)
+    return doc
 
 
 def mark_chosen(doc: dict, run: Path, target: str) -> None:

@@ -59,13 +59,13 @@ def pareto_points(doc: dict) -> list[dict]:
     return pts
 
 
-def frontier(points: list[dict]) -> list[dict]:
-    """Points no other point beats on both latency and NME, fastest first."""
+def frontier(points: list[dict], x: str = "p50", y: str = "nme") -> list[dict]:
+    """Points no other point beats on both latency (`x`) and NME (`y`), fastest first."""
     best, out = float("inf"), []
-    for p in sorted(points, key=lambda p: (p["p50"], p["nme"])):
-        if p["nme"] < best:
+    for p in sorted(points, key=lambda p: (p[x], p[y])):
+        if p[y] < best:
             out.append(p)
-            best = p["nme"]
+            best = p[y]
     return out
 
 
@@ -89,6 +89,8 @@ def pareto_figure(doc: dict):
         front = frontier(pts)
         ax.step([p["p50"] for p in front], [p["nme"] for p in front], where="post", color="0.5", linestyle="--",
                 label="Pareto frontier", zorder=2)
+        if doc.get("latency_budget_ms"):  # --recipe auto: the budget the choice had to meet
+            ax.axvline(doc["latency_budget_ms"], color="red", linestyle=":", label="latency budget", zorder=1)
         ax.set_xscale("log")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     else:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # types only: config.recipe reads the stage registry in this 
     from ..config.recipe import StudentSpec
 from .stages.distill import DistillConfig
 
-
 WIDTHS = tuple(w / 8 for w in range(2, 17))  # 0.25 .. 2.0: the grid a latency target picks from
 
 

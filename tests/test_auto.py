@@ -1,0 +1,70 @@
+"""--recipe auto: a grid compressed, measured in one sweep, the front and the choice under a latency budget."""
+
+import json
+
+import pytest
+
+from conftest import TINY_DATA
+from edgekit.auto.grid import STAGES, Point
+from edgekit.auto.search import AutoRun, run_auto, summarise
+from edgekit.config.catalog import find
+from edgekit.config.recipe import DataSpec
+from edgekit.config.target import load_target
+
+TINY_STAGES = {"distill": {**STAGES["distill"], "pool": 0, "epochs": 1, "steps_per_epoch": 2, "batch_size": 8},
+               "prune": {**STAGES["prune"], "finetune": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4}},
+               "quantize": {**STAGES["quantize"], "calibration": {"images": 40}}}
+
+
+def record(variant, fmt, precision, p50, nme, artifact):
+    return {"variant": variant, "format": fmt, "precision": precision, "runtime": "onnxruntime", "status": "ok",
+            "artifact": artifact, "latency": {"p50": p50, "p90": p50 * 1.1}, "accuracy": {"nme": nme},
+            "size_bytes": 1000}
+
+
+def test_choice_is_the_most_accurate_under_a_default_budget_of_an_eighth_of_the_teacher(tmp_path):
+    run = AutoRun(target=load_target(find("targets", "cpu")), run_dir=tmp_path)
+    doc = {"records": [record("teacher", "onnx", "fp32", 8.0, 0.020, str(tmp_path / "t/model.onnx")),
+                       record("a", "onnx", "int8", 0.5, 0.030, str(tmp_path / "a/x.int8.onnx")),
+                       record("a", "onnx", "fp32", 0.6, 0.031, str(tmp_path / "a/x.fp32.onnx")),  # dominated
+                       record("b", "onnx", "int8", 0.8, 0.025, str(tmp_path / "b/x.int8.onnx")),
+                       record("c", "onnx", "fp32", 1.2, 0.021, str(tmp_path / "c/x.fp32.onnx"))]}
+    out = summarise(run, doc, [], [])
+    assert out["budget_ms"] == pytest.approx(1.0) and "1/8" in out["budget_source"]
+    assert out["chosen"]["file"] == "b/x.int8.onnx"  # c is more accurate but over budget
+    assert out["front"] == ["a/x.int8.onnx onnxruntime", "b/x.int8.onnx onnxruntime", "c/x.fp32.onnx onnxruntime"]
+    tight = summarise(AutoRun(target=run.target, run_dir=tmp_path, latency_budget_ms=0.1), doc, [], [])
+    assert tight["chosen"] is None and tight["budget_source"] == "--latency-budget-ms"
+
+
+def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget_cannot_hold(tiny_teacher, tmp_path):
+    grid = (Point("small", str(tiny_teacher)), Point("small-p80", str(tiny_teacher), prune_macs_ratio=0.8),
+            Point("late", str(tiny_teacher)))
+    run = AutoRun(target=load_target(find("targets", "cpu")), run_dir=tmp_path / "auto", latency_budget_ms=100.0,
+                  teacher=str(tiny_teacher), data=DataSpec(**TINY_DATA), grid=grid, stages=TINY_STAGES,
+                  workers=0, progress=False, eval_images=32, time_budget_s=1e9)
+    run.grid = grid[:2]
+    result = run_auto(run, log=lambda _: None)
+    saved = json.loads((tmp_path / "auto" / "auto.json").read_text())
+    assert saved["schema"] == "edgekit-auto/1" and saved["chosen"] == result["chosen"]
+    points = {(p["point"], p["precision"], p["format"]) for p in saved["points"] if p["status"] == "ok"}
+    assert {("small", "int8", "onnx"), ("small-p80", "int8", "onnx"), ("small", "fp32", "tflite")} <= points
+    assert len(points) >= 4
+    pruned = next(p for p in saved["points"] if p["point"] == "small-p80")
+    small = next(p for p in saved["points"] if p["point"] == "small")
+    assert pruned["macs"] < small["macs"]
+    ok = [p for p in saved["points"] if p["status"] == "ok"]
+    assert saved["chosen"]["nme"] == min(p["nme"] for p in ok)  # a generous budget: the most accurate wins
+    assert saved["teacher_p50_ms"] > 0 and (tmp_path / "auto" / "bench" / "cpu" / "pareto.png").stat().st_size > 0
+    # Rerun with no time left after the first point: the cached point is done again (cheap), the rest skipped.
+    run.grid, run.time_budget_s = grid, 1.0
+    again = run_auto(run, log=lambda _: None)
+    assert [s["point"] for s in again["skipped"]] == ["small-p80", "late"]
+    assert "time budget" in again["skipped"][0]["reason"]
+
+
+def test_auto_options_are_checked(cli):
+    r = cli("compress", "--recipe", "ptq_int8", "--latency-budget-ms", "1")
+    assert r.returncode == 2 and "--latency-budget-ms is for --recipe auto" in r.stderr
+    r = cli("compress", "--recipe", "auto", "--target", "cpu,mobile")
+    assert r.returncode == 2 and "one target" in r.stderr

@@ -1,0 +1,42 @@
+"""The points `--recipe auto` explores: pre-trained zoo students (width, head) x an optional prune, each
+distilled briefly, quantized, and exported for the target, so every point yields FP32 and INT8 artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config.recipe import DataSpec, Recipe
+
+# A short fine-tune from a converged student: a gentle learning rate (1e-3 made such students worse).
+DISTILL = {"pool": 6000, "epochs": 3, "steps_per_epoch": 100, "batch_size": 64, "lr": 2e-4,
+           "loss": {"landmarks": "wing", "ground_truth": 0.5, "states": 1.0, "temperature": 2.0}}
+PRUNE = {"importance": "taylor", "steps": 1, "finetune": {"epochs": 3, "steps_per_epoch": 100, "lr": 5e-4}}
+QUANTIZE = {"mode": "ptq", "calibration": {"images": 256, "method": "percentile", "percentile": 99.999},
+            "fallback": {"max_nme_increase": 0.01, "max_float_params": 100000}}
+STAGES = {"distill": DISTILL, "prune": PRUNE, "quantize": QUANTIZE}
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    student: str  # zoo:NAME or a checkpoint
+    prune_macs_ratio: float | None = None
+
+    def recipe(self, teacher: str, data: DataSpec, stages_cfg: dict | None = None) -> Recipe:
+        cfg = stages_cfg or STAGES
+        stages = [{"distill": cfg["distill"]}]
+        if self.prune_macs_ratio is not None:
+            stages.append({"prune": {**cfg["prune"], "target": {"macs_ratio": self.prune_macs_ratio}}})
+        stages.append({"quantize": cfg["quantize"]})
+        return Recipe.model_validate({"name": f"auto-{self.name}", "teacher": teacher,
+                                      "student": {"init": self.student}, "data": data.model_dump(),
+                                      "stages": stages, "description": f"--recipe auto point {self.name}"})
+
+
+# Narrowest first: when the time budget runs out, the points left out are the slow ones.
+GRID = (
+    Point("w050", "zoo:facial68-student-w050"),
+    Point("w075", "zoo:facial68-student-w075"),
+    Point("w075-h32", "zoo:facial68-student-w075-h32"),
+    Point("w075-h32-p80", "zoo:facial68-student-w075-h32", prune_macs_ratio=0.8),
+)

@@ -1,0 +1,131 @@
+"""Run the auto grid within a time budget, measure every artifact side by side, and choose.
+
+Each grid point is an ordinary compress run in `<run dir>/<point>/` (cached like any run, so a rerun resumes).
+Every artifact the target can run, from every point, plus the teacher's FP32 ONNX, is then benched in one
+interleaved sweep on the target: latencies from one sweep are comparable, latencies from separate runs on a
+shared machine are not. The budget defaults to 1/8 of the teacher's FP32 p50 from that same sweep. The choice
+is the lowest NME with p50 under the budget; `auto.json` (`edgekit-auto/1`) holds every point, the front and the
+choice, and `bench/<target>/pareto.png` plots the front with the budget.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..artifact_record import Status
+from ..atomic import write_json
+from ..config.recipe import DataSpec
+from ..config.target import Target
+from ..errors import EdgekitError
+from .grid import GRID, STAGES, Point
+
+SCHEMA = "edgekit-auto/1"
+AUTO_FILE = "auto.json"
+DEFAULT_BUDGET_FRACTION = 1 / 8  # of the teacher's FP32 p50, when no --latency-budget-ms is given
+MEASURE_RESERVE_S = 180.0  # kept free in the time budget for the final sweep
+
+
+@dataclass
+class AutoRun:
+    target: Target
+    run_dir: Path
+    latency_budget_ms: float | None = None
+    time_budget_s: float = 30 * 60
+    teacher: str = "zoo:facial68-teacher"
+    data: DataSpec = field(default_factory=DataSpec)
+    grid: tuple[Point, ...] = GRID
+    stages: dict = field(default_factory=lambda: dict(STAGES))  # per kind, the config every point uses
+    seed: int = 0
+    workers: int = 1
+    progress: bool = True
+    eval_images: int = 500
+
+
+def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, dict]], list[dict]]:
+    """Compress grid points in order until the next one would not fit the time budget."""
+    from ..pipeline import CompressRun, compress
+
+    start, done, skipped, longest = time.monotonic(), [], [], 0.0
+    for point in run.grid:
+        elapsed = time.monotonic() - start
+        if done and elapsed + longest + MEASURE_RESERVE_S > run.time_budget_s:
+            skipped.append({"point": point.name, "reason": f"time budget: {elapsed / 60:.1f} of "
+                                                           f"{run.time_budget_s / 60:.0f} min used"})
+            continue
+        log(f"auto: point {point.name} ({len(done) + 1}/{len(run.grid)})")
+        t0 = time.monotonic()
+        manifest = compress(CompressRun(recipe=point.recipe(run.teacher, run.data, run.stages), run_dir=run.run_dir / point.name,
+                                        targets=[run.target], progress=run.progress, seed=run.seed,
+                                        workers=run.workers, deploy=False))
+        longest = max(longest, time.monotonic() - t0)
+        done.append((point, run.run_dir / point.name, manifest))
+    return done, skipped
+
+
+def measure(run: AutoRun, done: list[tuple[Point, Path, dict]]) -> dict:
+    """One interleaved sweep over every point's artifacts and the teacher's FP32 ONNX."""
+    from ..bench.api import BenchOptions, bench_cells
+    from ..bench.protocol import DEPLOY
+    from ..bench.sweep import discover
+
+    cells, preprocess = [], None
+    for i, (point, run_dir, _) in enumerate(done):
+        found, pre = discover(run_dir, run.target, reference=i == 0)
+        preprocess = preprocess or pre
+        for c in found:
+            c.variant = c.variant if c.variant == "teacher" else point.name
+        cells += found
+    opts = BenchOptions(protocol=replace(DEPLOY, eval_images=run.eval_images), progress=run.progress,
+                        data=run.data.eval)
+    return bench_cells(run.target, cells, preprocess, opts)
+
+
+def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, dict]], skipped: list[dict]) -> dict:
+    from ..bench.report import frontier
+
+    macs = {point.name: manifest["steps"][-1].get("macs") for point, _, manifest in done}
+    teacher = next((r for r in doc["records"] if r["variant"] == "teacher" and r["format"] == "onnx"
+                    and r["status"] == Status.OK and r.get("latency")), None)
+    if run.latency_budget_ms is not None:
+        budget, source = run.latency_budget_ms, "--latency-budget-ms"
+    elif teacher is not None:
+        budget, source = teacher["latency"]["p50"] * DEFAULT_BUDGET_FRACTION, "1/8 of the teacher's FP32 p50"
+    else:
+        raise EdgekitError("auto: the teacher's FP32 ONNX did not run on this target, so there is no default "
+                           "budget; give --latency-budget-ms")
+    points = []
+    for r in doc["records"]:
+        if r["variant"] == "teacher":
+            continue
+        lat, acc = r.get("latency") or {}, r.get("accuracy") or {}
+        points.append({"point": r["variant"], "file": str(Path(r["artifact"]).relative_to(run.run_dir)),
+                       "format": r["format"], "precision": r["precision"], "runtime": r["runtime"],
+                       "status": r["status"], "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"),
+                       "nme": acc.get("nme"), "size_bytes": r.get("size_bytes"), "macs": macs.get(r["variant"])})
+    measured = [p for p in points if p["status"] == Status.OK and p["p50_ms"] is not None and p["nme"] is not None]
+    under = [p for p in measured if p["p50_ms"] <= budget]
+    chosen = min(under, key=lambda p: (p["nme"], p["p50_ms"])) if under else None
+    return {"schema": SCHEMA, "target": run.target.name, "budget_ms": budget, "budget_source": source,
+            "teacher_p50_ms": teacher["latency"]["p50"] if teacher else None,
+            "teacher_nme": (teacher.get("accuracy") or {}).get("nme") if teacher else None,
+            "points": points, "front": [f"{p['file']} {p['runtime']}" for p in frontier(measured, x="p50_ms")],
+            "chosen": chosen, "skipped": skipped, "fingerprint": next(
+                (r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)}
+
+
+def run_auto(run: AutoRun, log=print) -> dict:
+    """Compress the grid, measure, choose; writes auto.json and the bench report with the front plotted."""
+    from ..bench.report import write_outputs
+
+    started = time.monotonic()
+    done, skipped = compress_points(run, log)
+    log("auto: measuring every artifact side by side")
+    doc = measure(run, done)
+    result = summarise(run, doc, done, skipped)
+    doc["latency_budget_ms"] = result["budget_ms"]  # the Pareto plot draws it
+    result["bench"] = {k: str(v) for k, v in write_outputs(doc, run.run_dir / "bench" / run.target.name).items()}
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    write_json(run.run_dir / AUTO_FILE, result)
+    return result
