@@ -109,7 +109,8 @@ def test_prune_reaches_the_macs_target_on_channel_multiples_keeping_heads(tiny_c
 
 def test_ptq_writes_a_per_channel_qdq_model_that_runs_and_warns_on_small_calibration(tiny_context, tmp_path):
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
-    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}), QuantScheme(), tiny_context, tmp_path)
+    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, ort_format="qdq"), QuantScheme(),
+                         tiny_context, tmp_path)
     ops = onnx_ops(out)
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     weights_dq = [n for n in onnx.load(str(out)).graph.node
@@ -123,16 +124,44 @@ def test_ptq_writes_a_per_channel_qdq_model_that_runs_and_warns_on_small_calibra
     assert extra["quantized_layers"] > 0
 
 
+def test_ort_format_auto_times_qdq_against_qoperator_and_keeps_the_faster(tiny_context, tmp_path):
+    from edgekit.compress.quantize import FORMAT_MARGIN
+
+    fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
+    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None), QuantScheme(),
+                         tiny_context, tmp_path)
+    fmt = extra["ort_format"]
+    assert set(fmt["p50_ms"]) == {"qdq", "qoperator"} and min(fmt["p50_ms"].values()) > 0
+    faster = fmt["p50_ms"]["qoperator"] < fmt["p50_ms"]["qdq"] * (1 - FORMAT_MARGIN)
+    assert fmt["chosen"] == ("qoperator" if faster else "qdq")
+    assert ("QLinearConv" in onnx_ops(out)) == (fmt["chosen"] == "qoperator")  # the file is the chosen form
+    assert not (tmp_path / "model.qop.onnx").exists()
+
+
+def test_forced_qoperator_is_fused_int8_with_the_same_accuracy(tiny_context, tmp_path):
+    fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
+    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None, ort_format="qoperator"),
+                         QuantScheme(), tiny_context, tmp_path)
+    ops = onnx_ops(out)
+    assert "QLinearConv" in ops and "Conv" not in ops
+    nme = extra["ort_format"]["val_nme"]
+    assert extra["ort_format"]["chosen"] == "qoperator" and abs(nme["qoperator"] - nme["qdq"]) < 0.1 * nme["qdq"]
+    lm, st = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"image": np.zeros((2, 3, 112, 112), np.float32)})
+    assert lm.shape == (2, 68, 2) and st.shape == (2, 3)
+
+
 def test_symmetric_scheme_has_zero_points_of_zero(tiny_context, tmp_path):
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
-    out, _ = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None),
-                     QuantScheme(symmetric_activations=True), tiny_context, tmp_path)
+    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None),
+                         QuantScheme(symmetric_activations=True), tiny_context, tmp_path)
     model = onnx.load(str(out))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     zps = [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
            and len(n.input) > 2 and n.input[2] in inits]
     assert zps and all(np.all(z == 0) for z in zps)
     assert {z.dtype for z in zps} <= {np.dtype(np.int8), np.dtype(np.int32)}  # int32 only for biases, no uint8
+    assert extra["ort_format"] is None  # TensorRT's scheme stays QDQ
 
 
 def test_qat_fine_tunes_with_fake_quant_and_exports_qdq(tiny_context, tmp_path):

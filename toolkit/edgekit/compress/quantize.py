@@ -100,7 +100,8 @@ class Int8Builder:
         self.reader = ArrayReader("image", calibration)
         self.nodes = quantizable_nodes(self.pre)
 
-    def build(self, out: Path, exclude: list[str] | None = None, only: list[str] | None = None) -> Path:
+    def build(self, out: Path, exclude: list[str] | None = None, only: list[str] | None = None,
+              fmt: QuantFormat = QuantFormat.QDQ) -> Path:
         act = QuantType.QInt8 if self.scheme.symmetric_activations else QuantType.QUInt8
         extra = {"ActivationSymmetric": self.scheme.symmetric_activations, "WeightSymmetric": True}
         if self.cfg.calibration.method == "percentile":
@@ -109,7 +110,7 @@ class Int8Builder:
         # ORT's calibrators print progress to stdout; keep the CLI's output to our own table and bars.
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            quantize_static(str(self.pre), str(out), self.reader, quant_format=QuantFormat.QDQ,
+            quantize_static(str(self.pre), str(out), self.reader, quant_format=fmt,
                             per_channel=self.cfg.per_channel, reduce_range=self.scheme.reduce_range,
                             activation_type=act, weight_type=QuantType.QInt8, nodes_to_quantize=only,
                             nodes_to_exclude=exclude or [], calibrate_method=METHODS[self.cfg.calibration.method],
@@ -154,6 +155,10 @@ def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Stag
             if nme_int8 <= budget:
                 break
         trial.replace(out)
+    ort_format = None
+    if not scheme.symmetric_activations:  # the ONNX Runtime CPU scheme; TensorRT's symmetric one needs QDQ
+        ort_format = choose_ort_format(builder, out, float_layers, nme_int8, budget, cfg.ort_format, ctx, out_dir)
+        nme_int8 = ort_format["val_nme"][ort_format["chosen"]]
     for tmp in (builder.pre,):
         tmp.unlink(missing_ok=True)
     extra = {
@@ -168,9 +173,50 @@ def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Stag
         "float_layers": float_layers,
         "sensitivity": sensitivity,
         "quantized_layers": len(builder.nodes) - len(float_layers),
+        "ort_format": ort_format,
         "warnings": warnings_,
     }
     return out, extra
+
+
+FORMAT_MARGIN = 0.03  # QOperator must measure this much faster to replace QDQ (the portable form)
+
+
+def choose_ort_format(builder: Int8Builder, qdq: Path, float_layers: list[str], nme_qdq: float,
+                      budget: float | None, wanted: str, ctx: StageContext, out_dir: Path) -> dict:
+    """Keep the QDQ model, or replace it by the same quantization in QOperator form when that is asked for, or
+    (auto) when it runs faster in ONNX Runtime here, timed side by side, and keeps the NME budget."""
+    if wanted == "qdq":
+        return {"chosen": "qdq", "val_nme": {"qdq": nme_qdq}, "p50_ms": None}
+    qop = out_dir / "model.qop.onnx"
+    builder.build(qop, exclude=float_layers, fmt=QuantFormat.QOperator)
+    nme = {"qdq": nme_qdq, "qoperator": _nme(ctx, qop)}
+    p50 = side_by_side_ms({"qdq": qdq, "qoperator": qop}, ctx.input_shape) if wanted == "auto" else None
+    if wanted == "qoperator":
+        keep = "qoperator"
+    else:
+        faster = p50["qoperator"] < p50["qdq"] * (1 - FORMAT_MARGIN)
+        keep = "qoperator" if faster and (budget is None or nme["qoperator"] <= budget) else "qdq"
+    if keep == "qoperator":
+        qop.replace(qdq)
+    else:
+        qop.unlink(missing_ok=True)
+    return {"chosen": keep, "val_nme": nme, "p50_ms": p50}
+
+
+def side_by_side_ms(paths: dict[str, Path], input_shape: tuple[int, ...], rounds: int = 5) -> dict[str, float]:
+    """Median p50 per file in ONNX Runtime (1 thread), rounds alternating between the files so a slow moment on
+    a shared machine lands on all of them."""
+    from ..runtime import load
+    from ..runtime.timing import median_ms
+
+    sample = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
+    sessions = {k: load(p, "onnxruntime", threads=1) for k, p in paths.items()}
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    for _ in range(rounds):
+        for k, s in sessions.items():
+            times[k].append(median_ms(lambda s=s: s.run(sample), warmup_runs=5, runs=30, min_s=0.1))
+    return {k: round(float(np.median(v)), 4) for k, v in times.items()}
 
 
 def _sensitivity(builder: Int8Builder, ctx: StageContext, nme_fp32: float, out_dir: Path) -> list[dict]:
