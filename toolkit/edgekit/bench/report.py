@@ -75,6 +75,7 @@ def pareto_figure(doc: dict):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     pts = pareto_points(doc)
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
@@ -92,6 +93,9 @@ def pareto_figure(doc: dict):
         if doc.get("latency_budget_ms"):  # --recipe auto: the budget the choice had to meet
             ax.axvline(doc["latency_budget_ms"], color="red", linestyle=":", label="latency budget", zorder=1)
         ax.set_xscale("log")
+        plain = matplotlib.ticker.FormatStrFormatter("%g")  # 0.3, not 3x10^-1
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     else:
         ax.text(0.5, 0.5, "no cell finished with latency and accuracy", ha="center", transform=ax.transAxes)
