@@ -183,6 +183,8 @@ def recipes_list() -> None:
     from .config.recipe import load_recipe
 
     _catalog_list("recipes", load_recipe)
+    out_console.print("Built in: auto (a grid of zoo students x prune x precision, measured on the target; "
+                      "edgekit compress --recipe auto --help)", highlight=False)
 
 
 @recipes_app.command("show")

@@ -46,7 +46,7 @@ class DataSpec(Strict):
 
     train: str = "synth:train"
     val: str = "synth:val:300"
-    eval: str = "synth:test:500"
+    eval: str = "synth:test:1000"
     calibration: str = "synth:train:512"
 
 
