@@ -398,6 +398,9 @@ def gate(
     raise typer.Exit(EXIT_CODES[report["verdict"]])
 
 
+app.command("predict")(__import__("edgekit.predict_cli", fromlist=["predict"]).predict)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv)
