@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from .errors import EdgekitError
+from .predict_cli import predict as predict_command
 
 app = typer.Typer(help="edgekit: turn a facial-feature CNN into small, fast, verified on-device models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -398,7 +399,7 @@ def gate(
     raise typer.Exit(EXIT_CODES[report["verdict"]])
 
 
-app.command("predict")(__import__("edgekit.predict_cli", fromlist=["predict"]).predict)
+app.command("predict")(predict_command)
 
 
 def main(argv: list[str] | None = None) -> None:

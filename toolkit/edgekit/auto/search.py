@@ -56,9 +56,9 @@ def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, dict]], 
             continue
         log(f"auto: point {point.name} ({len(done) + 1}/{len(run.grid)})")
         t0 = time.monotonic()
-        manifest = compress(CompressRun(recipe=point.recipe(run.teacher, run.data, run.stages), run_dir=run.run_dir / point.name,
-                                        targets=[run.target], progress=run.progress, seed=run.seed,
-                                        workers=run.workers, deploy=False))
+        recipe = point.recipe(run.teacher, run.data, run.stages)
+        manifest = compress(CompressRun(recipe=recipe, run_dir=run.run_dir / point.name, targets=[run.target],
+                                        progress=run.progress, seed=run.seed, workers=run.workers, deploy=False))
         longest = max(longest, time.monotonic() - t0)
         done.append((point, run.run_dir / point.name, manifest))
     return done, skipped

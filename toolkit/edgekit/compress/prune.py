@@ -1,7 +1,9 @@
 """Structured pruning stage with torch-pruning (DepGraph): remove whole channels, keep every head's shape.
 
-The target is a MACs ratio or a channel ratio, reached in `steps` iterative steps with KD fine-tuning from the
-unpruned model between them. Channel counts round to the target's `channel_multiple`.
+The target is a MACs ratio, a channel ratio or a latency measured here (`latency_ms`, through the latency table:
+turned into a MACs ratio by bisection, then checked again on the result), reached in `steps` iterative steps
+with KD fine-tuning from the unpruned model between them. Channel counts round to the target's
+`channel_multiple`.
 
 A MACs target is met step by step: step i aims at macs0 * ratio^((i+1)/steps) (geometric, so each step removes
 the same share of what is left), and the channel ratio that lands there is bisected on the *current* model. The
