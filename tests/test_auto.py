@@ -1,6 +1,7 @@
 """--recipe auto: a grid compressed, measured in one sweep, the front and the choice under a latency budget."""
 
 import json
+import shutil
 
 import pytest
 
@@ -68,3 +69,10 @@ def test_auto_options_are_checked(cli):
     assert r.returncode == 2 and "--latency-budget-ms is for --recipe auto" in r.stderr
     r = cli("compress", "--recipe", "auto", "--target", "cpu,mobile")
     assert r.returncode == 2 and "one target" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU here can measure the jetson target")
+def test_auto_refuses_a_target_it_cannot_measure_before_compressing(cli, tmp_path):
+    r = cli("compress", "--recipe", "auto", "--target", "jetson", "--run-dir", str(tmp_path / "a"))
+    assert r.returncode == 2 and "cannot be benched on this machine" in r.stderr
+    assert not (tmp_path / "a").exists()  # nothing half-made left behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -155,10 +156,16 @@ def run_auto_cli(target: str, teacher: str | None, data: str | None, run_dir: Pa
     run = AutoRun(target=targets[0], run_dir=run_dir or Path("runs") / "auto", latency_budget_ms=latency_budget_ms,
                   time_budget_s=60 * time_budget_min, data=spec, seed=seed, workers=workers, progress=progress,
                   **({"teacher": teacher} if teacher else {}))
+    fresh = not run.run_dir.exists()
     capture = (contextlib.nullcontext() if verbose
                else third_party_output_to(run.run_dir / LOG_NAME, console, stderr_console))
-    with capture:
-        result = run_auto(run, log=lambda line: stderr_console.print(line, highlight=False))
+    try:
+        with capture:
+            result = run_auto(run, log=lambda line: stderr_console.print(line, highlight=False))
+    except EdgekitError:
+        if fresh:  # bad input leaves nothing behind, as for named recipes
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise
     console.print(auto_table(result, title=f"auto -> {run.run_dir / 'auto.json'}"))
     chosen = result["chosen"]
     if chosen is None:

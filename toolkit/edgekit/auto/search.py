@@ -117,8 +117,10 @@ def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, dict]], ski
 
 def run_auto(run: AutoRun, log=print) -> dict:
     """Compress the grid, measure, choose; writes auto.json and the bench report with the front plotted."""
+    from ..bench.api import BenchOptions, check_reachable
     from ..bench.report import write_outputs
 
+    check_reachable(run.target, BenchOptions())  # before the grid's minutes, not after them
     started = time.monotonic()
     done, skipped = compress_points(run, log)
     log("auto: measuring every artifact side by side")

@@ -52,7 +52,7 @@ def runtime_usable_here(runtime: str) -> tuple[bool, str]:
     return True, ""
 
 
-def _check_reachable(target: Target, opts: BenchOptions) -> None:
+def check_reachable(target: Target, opts: BenchOptions) -> None:
     """Fail early, with what to do, when none of the target's runtimes can run here and no device is named."""
     if opts.host or target.host:
         return
@@ -95,7 +95,7 @@ def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
 
 def bench_cells(target: Target, cells: list[Cell], preprocess: dict, opts: BenchOptions) -> dict:
     """Bench the given cells (from one run, files, or several runs) in one sweep; returns the bench document."""
-    _check_reachable(target, opts)
+    check_reachable(target, opts)
     protocol = resolve_protocol(opts)
     host = opts.host or target.host
     remote = Remote(host, opts.ssh_config, opts.remote_python) if host else None
