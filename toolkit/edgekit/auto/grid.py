@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..compress.stages.distill import Distill
+from ..compress.stages.prune import Prune
+from ..compress.stages.quantize import Quantize
 from ..config.recipe import DataSpec, Recipe
 
 # A short fine-tune from a converged student: a gentle learning rate (1e-3 made such students worse).
@@ -13,7 +16,7 @@ DISTILL = {"pool": 6000, "epochs": 3, "steps_per_epoch": 100, "batch_size": 64, 
 PRUNE = {"importance": "taylor", "steps": 1, "finetune": {"epochs": 3, "steps_per_epoch": 100, "lr": 5e-4}}
 QUANTIZE = {"mode": "ptq", "calibration": {"images": 256, "method": "percentile", "percentile": 99.999},
             "fallback": {"max_nme_increase": 0.01, "max_float_params": 100000}}
-STAGES = {"distill": DISTILL, "prune": PRUNE, "quantize": QUANTIZE}
+STAGES = {Distill.kind: DISTILL, Prune.kind: PRUNE, Quantize.kind: QUANTIZE}  # per stage kind, every point's
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,10 @@ class Point:
 
     def recipe(self, teacher: str, data: DataSpec, stages_cfg: dict | None = None) -> Recipe:
         cfg = stages_cfg or STAGES
-        stages = [{"distill": cfg["distill"]}]
+        stages = [{Distill.kind: cfg[Distill.kind]}]
         if self.prune_macs_ratio is not None:
-            stages.append({"prune": {**cfg["prune"], "target": {"macs_ratio": self.prune_macs_ratio}}})
-        stages.append({"quantize": cfg["quantize"]})
+            stages.append({Prune.kind: {**cfg[Prune.kind], "target": {"macs_ratio": self.prune_macs_ratio}}})
+        stages.append({Quantize.kind: cfg[Quantize.kind]})
         return Recipe.model_validate({"name": f"auto-{self.name}", "teacher": teacher,
                                       "student": {"init": self.student}, "data": data.model_dump(),
                                       "stages": stages, "description": f"--recipe auto point {self.name}"})

@@ -80,6 +80,7 @@ def resolve_protocol(opts: BenchOptions) -> Protocol:
 
 def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
     """Bench every artifact of a run (or the given files) on `target`; write JSON, table, Pareto PNG and HTML."""
+    check_reachable(target, opts)  # first: "cannot run here" says more than "no artifacts for it"
     if opts.artifacts:
         cells, preprocess = from_files(opts.artifacts, target)
         out = opts.out or Path(opts.artifacts[0]).parent / "bench" / target.name
