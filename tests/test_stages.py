@@ -395,3 +395,12 @@ def test_student_latency_target_excludes_width_and_init():
         StudentSpec(latency_ms=1.0, width=0.5)
     with pytest.raises(ValueError, match="latency_ms chooses the width"):
         StudentSpec(latency_ms=1.0, init="zoo:facial68-student-w075")
+
+
+def test_prune_to_an_unreachable_latency_is_one_clear_error(tiny_context):
+    from edgekit.errors import EdgekitError
+    from edgekit.models.registry import build
+
+    cfg = PruneConfig(target={"latency_ms": 1e-4})
+    with pytest.raises(EdgekitError, match="latency_ms 0.0001: even at .* raise the target"):
+        run_prune(build("mobile", width=0.5), cfg, tiny_context)
