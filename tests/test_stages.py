@@ -404,3 +404,19 @@ def test_prune_to_an_unreachable_latency_is_one_clear_error(tiny_context):
     cfg = PruneConfig(target={"latency_ms": 1e-4})
     with pytest.raises(EdgekitError, match="latency_ms 0.0001: even at .* raise the target"):
         run_prune(build("mobile", width=0.5), cfg, tiny_context)
+
+
+def test_fine_trim_spreads_a_cut_no_group_loses_more_than_max_step_cut():
+    from edgekit.compress.prune import fine_trim
+    from edgekit.models.registry import build
+    from edgekit.models.resize import channel_summary
+
+    model = build("mobile", width=1.0)
+    before = channel_summary(model)
+    macs0 = count_macs_params(model, 112)[0]
+    cfg = PruneConfig(target={"macs_ratio": 0.8}, channel_multiple=8, max_step_cut=0.25)
+    fine_trim(model, cfg, 0.8 * macs0, 8, 112)
+    after = channel_summary(model)
+    assert count_macs_params(model, 112)[0] <= 0.8 * macs0
+    assert all(a >= 0.75 * b for a, b in zip(after, before, strict=True)), (before, after)
+    assert after[0] == before[0] == 16  # the 16-channel stem cannot lose 8 channels (50%) under a 25% cap

@@ -139,7 +139,7 @@ def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: 
         else importance("l2" if cfg.importance == "taylor" else cfg.importance)
     example = torch.zeros(1, 3, size, size)
     ignored = head_layers(model)
-    rounds = 0
+    rounds, first_seen = 0, {}  # a group's channel count when this call first saw it, by its root layer
     while (total := count_macs_params(model, size)[0]) > target_macs and rounds < max_rounds:
         if taylor:
             gradients(rounds)
@@ -150,6 +150,9 @@ def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: 
             scores = imp(group)
             if scores is None or len(scores) < 2 * multiple:
                 continue
+            start = first_seen.setdefault(group.items[0][0].target.module, len(scores))
+            if start - len(scores) + multiple > cfg.max_step_cut * start:
+                continue  # first-order scores miss what halving a thin early layer costs: spread the cut
             weakest = torch.argsort(scores)[:multiple]
             saved = macs_per_channel(group, macs) * multiple
             if saved <= 0:

@@ -32,6 +32,8 @@ class PruneConfig(Strict):
     target: PruneTarget
     steps: int = Field(3, ge=1, le=50, description="iterative pruning steps, KD fine-tuning between them")
     channel_multiple: int | None = Field(None, ge=1, le=128, description="default: the target's")
+    max_step_cut: float = Field(0.5, gt=0.0, le=1.0, description="the largest share of a group's channels one "
+                                                                 "step's group-by-group trim may remove")
     finetune: TrainSpec = TrainSpec(epochs=1, steps_per_epoch=40, lr=1e-3)
     loss: DistillLoss = DistillLoss()
 
