@@ -76,7 +76,7 @@ class LatencyTable:
         from ..convert.onnx import export_onnx
         from ..models.registry import count_macs_params
         from ..runtime import load
-        from ..runtime.timing import median_ms
+        from ..runtime.timing import alternating_median_ms
 
         training = model.training
         with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +85,7 @@ class LatencyTable:
             session = load(path, self.runtime, threads=self.threads)
             sample = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
             # three rounds, median of their medians: one slow second on a shared machine moves one round only
-            p50 = float(np.median([median_ms(lambda: session.run(sample)) for _ in range(3)]))
+            p50 = alternating_median_ms({"p50": lambda: session.run(sample)}, runs=60, min_s=0.3)["p50"]
         self.entries[key] = {"p50_ms": round(p50, 5), "macs": count_macs_params(model, tuple(input_shape))[0],
                              "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.measured += 1

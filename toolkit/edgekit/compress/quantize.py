@@ -205,18 +205,14 @@ def choose_ort_format(builder: Int8Builder, qdq: Path, float_layers: list[str], 
 
 
 def side_by_side_ms(paths: dict[str, Path], input_shape: tuple[int, ...], rounds: int = 5) -> dict[str, float]:
-    """Median p50 per file in ONNX Runtime (1 thread), rounds alternating between the files so a slow moment on
-    a shared machine lands on all of them."""
+    """Median p50 per file in ONNX Runtime (1 thread), rounds alternating between the files."""
     from ..runtime import load
-    from ..runtime.timing import median_ms
+    from ..runtime.timing import alternating_median_ms
 
     sample = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
     sessions = {k: load(p, "onnxruntime", threads=1) for k, p in paths.items()}
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(rounds):
-        for k, s in sessions.items():
-            times[k].append(median_ms(lambda s=s: s.run(sample), warmup_runs=5, runs=30, min_s=0.1))
-    return {k: round(float(np.median(v)), 4) for k, v in times.items()}
+    p50 = alternating_median_ms({k: (lambda s=s: s.run(sample)) for k, s in sessions.items()}, rounds=rounds)
+    return {k: round(v, 4) for k, v in p50.items()}
 
 
 def _sensitivity(builder: Int8Builder, ctx: StageContext, nme_fp32: float, out_dir: Path) -> list[dict]:

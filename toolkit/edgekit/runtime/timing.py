@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def timed_runs(fn: Callable[[], object], min_runs: int, min_s: float) -> list[float]:
@@ -27,3 +27,14 @@ def median_ms(fn: Callable[[], object], warmup_runs: int = 10, runs: int = 60, m
     structures (the bench's fresh-process trials stay the published figure)."""
     timed_runs(fn, warmup_runs, 0.05)
     return 1000 * statistics.median(timed_runs(fn, runs, min_s))
+
+
+def alternating_median_ms(calls: Mapping[str, Callable[[], object]], rounds: int = 3, runs: int = 30,
+                          min_s: float = 0.1) -> dict[str, float]:
+    """Median of per-round medians for each call, rounds alternating between the calls, so a slow moment on a
+    shared machine lands on all of them rather than on one."""
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, fn in calls.items():
+            times[k].append(median_ms(fn, warmup_runs=5, runs=runs, min_s=min_s))
+    return {k: statistics.median(v) for k, v in times.items()}
