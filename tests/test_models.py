@@ -100,7 +100,7 @@ def test_byom_refuses_pickled_objects(tmp_path):
         ("no_such_module:f", {}, "cannot import 'no_such_module'"),
         ("byom_models:missing", {}, "has no callable 'missing'"),
         ("byom_models:not_a_module", {}, "expected a torch nn.Module"),
-        ("byom_models:multi_head", {"landmarks_output": "logits"}, "expected (N, 68, 2) or (N, 136)"),
+        ("byom_models:multi_head", {"landmarks_output": "logits"}, "needs (N, 136) or (N, 68, 2)"),
         ("byom_models:multi_head", {"landmarks_output": "nope"}, "is not an output"),
     ],
 )

@@ -1,14 +1,15 @@
 """Landmark and part-state quality metrics (numpy only: the device-side runner imports this).
 
-All landmark errors are normalised by the inter-ocular distance (outer eye corners 36 and 45 of the ground
-truth), the 300-W convention. NME, failure rate and AUC are reported as fractions; multiply by 100 for %.
+Landmark errors are normalised by the scheme's distance: for the default `ibug68`, the inter-ocular distance
+(outer eye corners 36 and 45 of the ground truth), the 300-W convention; see `edgekit.schemes`. NME, failure rate and AUC are reported as fractions; multiply by 100 for %.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .landmarks import OUTER_EYE_CORNERS, REGIONS, STATE_NAMES
+from .landmarks import STATE_NAMES
+from .schemes import IBUG68, Scheme
 
 FAILURE_THRESHOLD = 0.10
 
@@ -21,21 +22,22 @@ def _check_shapes(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pred, gt
 
 
-def interocular(gt: np.ndarray) -> np.ndarray:
-    """Per-image outer-eye-corner distance, shape (N,)."""
-    a, b = OUTER_EYE_CORNERS
-    return np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+def interocular(gt: np.ndarray, scheme: Scheme | None = None) -> np.ndarray:
+    """Per-image normalising distance (outer eye corners for ibug68), shape (N,)."""
+    return (scheme or IBUG68).normaliser(np.asarray(gt, dtype=np.float64))
 
 
-def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-point error normalised by the inter-ocular distance, shape (N, P)."""
+def point_errors(pred: np.ndarray, gt: np.ndarray, scheme: Scheme | None = None) -> np.ndarray:
+    """Per-point error normalised by the scheme's distance, shape (N, P)."""
     pred, gt = _check_shapes(pred, gt)
-    norm = np.maximum(interocular(gt), 1e-12)
+    if scheme is None and gt.shape[1] != IBUG68.points:
+        raise ValueError(f"{gt.shape[1]} points need a landmark scheme (the default ibug68 has 68)")
+    norm = np.maximum(interocular(gt, scheme), 1e-12)
     return np.linalg.norm(pred - gt, axis=-1) / norm[:, None]
 
 
-def nme_per_image(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    return point_errors(pred, gt).mean(axis=1)
+def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: Scheme | None = None) -> np.ndarray:
+    return point_errors(pred, gt, scheme).mean(axis=1)
 
 
 def failure_rate(nme: np.ndarray, threshold: float = FAILURE_THRESHOLD) -> float:
@@ -53,9 +55,9 @@ def auc(nme: np.ndarray, threshold: float = FAILURE_THRESHOLD) -> float:
     return float(np.mean(np.clip(1.0 - nme / threshold, 0.0, 1.0)))
 
 
-def region_nme(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    err = point_errors(pred, gt)
-    return {name: float(err[:, a:b].mean()) for name, (a, b) in REGIONS.items()}
+def region_nme(pred: np.ndarray, gt: np.ndarray, scheme: Scheme | None = None) -> dict[str, float]:
+    err = point_errors(pred, gt, scheme)
+    return {name: float(err[:, a:b].mean()) for name, (a, b) in (scheme or IBUG68).regions.items()}
 
 
 def binary_scores(pred_positive: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -81,17 +83,18 @@ def evaluate(
     gt_landmarks: np.ndarray,
     state_logits: np.ndarray | None = None,
     gt_states: np.ndarray | None = None,
+    scheme: Scheme | None = None,
 ) -> dict:
     """All task metrics as one JSON-ready dict."""
-    nme = nme_per_image(pred_landmarks, gt_landmarks)
+    nme = nme_per_image(pred_landmarks, gt_landmarks, scheme)
     out: dict = {
         "n": int(nme.shape[0]),
         "nme": float(nme.mean()),
         "failure_rate": failure_rate(nme),
         "auc": auc(nme),
-        "region_nme": region_nme(pred_landmarks, gt_landmarks),
+        "region_nme": region_nme(pred_landmarks, gt_landmarks, scheme),
     }
-    if state_logits is not None and gt_states is not None:
+    if state_logits is not None and gt_states is not None and np.asarray(gt_states).size:
         states = state_scores(state_logits, gt_states)
         out["states"] = states
         out["state_accuracy"] = float(np.mean([s["accuracy"] for s in states.values()]))

@@ -19,9 +19,9 @@ from torch import nn
 
 from . import __version__
 from .artifact_record import Status
-from .atomic import write_json
+from .atomic import write_bytes, write_json
 from .bench.deploy import DEPLOY_FILE, decide, deploy_summary
-from .compress.byom import ByomContext, ByomSpec
+from .compress.byom import FIDELITY_BUDGET, ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState, registry
 from .config.recipe import Recipe
@@ -31,7 +31,10 @@ from .errors import EdgekitError
 from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
 from .fingerprint import package_versions
 from .hashing import code_hash, sha256_file, sha256_json
-from .models.byom import load_byom
+from .compress.stages.distill import Distill
+from .compress.stages.prune import Prune
+from .compress.stages.quantize import Quantize
+from .models.byom import OrtModule, load_user_model
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve
 from .models.registry import count_macs_params
 from .thirdparty_log import LOG_NAME
@@ -105,22 +108,29 @@ class Pipeline:
                       seed=r.seed, workers=r.workers, student=r.recipe.student, recipe_name=r.recipe.name,
                       int8_schemes=int8_schemes(r.targets))
         if r.byom is not None:
-            unsupported = [s.kind for s in r.recipe.stages if not s.stage.any_model]
-            if unsupported:
-                takes = [k for k, c in registry().items() if c.any_model]
-                raise EdgekitError(f"recipe {r.recipe.name!r} has {', '.join(unsupported)} stages; bring-your-own "
-                                   f"models take {' and '.join(takes)} stages (recipes ptq_int8, fp16)")
             b = r.byom
-            model = load_byom(b.factory, b.weights, b.input_shape, b.output_names, b.landmarks_output)
-            meta = CheckpointMeta(arch=b.factory, input_size=b.input_shape[-1], mean=b.mean, std=b.std,
+            model = load_user_model(b)
+            meta = CheckpointMeta(arch=b.model, input_size=model.input_shape[-1], mean=b.mean, std=b.std,
                                   outputs=tuple(model.output_names))
-            ctx = ByomContext(model, b, r.recipe.data.calibration, meta=meta, **common)
-            ident = sha256_json({"factory": b.factory, "weights": sha256_file(Path(b.weights)) if b.weights else None,
-                                 "shape": b.input_shape, "mean": b.mean, "std": b.std})
-            return model.module, ctx, ident, b.factory
+            ctx = ByomContext(model, meta=meta, **common)
+            source = Path(b.model) if b.source != "factory" else None
+            ident = sha256_json({"model": b.model, "file": sha256_file(source) if source else None,
+                                 "weights": sha256_file(Path(b.weights)) if b.weights else None,
+                                 "spec": {k: v for k, v in b.__dict__.items() if k not in ("model", "weights")}})
+            if model.module is None and self._needs_torch():
+                model.torch_module(ctx.arrays(r.recipe.data.calibration)["x"][:16])
+            return model.module or model.reference, ctx, ident, b.model
         path = resolve(r.teacher or r.recipe.teacher)
         model, meta = load_checkpoint(path)
         return model, StageContext(teacher=model, meta=meta, **common), sha256_file(path), str(path)
+
+    def _needs_torch(self) -> bool:
+        """Does an ONNX user model have to be converted to PyTorch: pruning, QAT, or a TFLite export of it."""
+        kinds = [(item.stage.kind, getattr(item.config, "mode", None)) for item in self.run.recipe.stages]
+        if any(k == Prune.kind or (k == Quantize.kind and mode != "ptq") for k, mode in kinds):
+            return True
+        distilled = any(k == Distill.kind for k, _ in kinds)
+        return not distilled and any("tflite" in t.formats for t in self.run.targets)
 
     def execute(self) -> dict:
         """The cache loop: each stage runs unless its folder holds a record with the same key."""
@@ -162,11 +172,12 @@ class Pipeline:
             state.key = key
         artifacts = []
         (self.dir / DEPLOY_FILE).unlink(missing_ok=True)  # a decision about older artifacts is void
-        if r.targets and r.byom is None:
+        if r.targets:
             artifacts = self._export(ctx, state)
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         manifest["artifacts"] = artifacts
-        manifest["accept"] = acceptance(r.recipe.accept, steps, artifacts) if r.byom is None else {"met": True}
+        labeled = r.byom is None or ctx.labeled()
+        manifest["accept"] = acceptance(r.recipe.accept if labeled else None, steps, artifacts)
         write_json(self.dir / MANIFEST, manifest)  # bench reads the finished run
         if r.deploy and artifacts:
             self._deploy(manifest)
@@ -185,14 +196,24 @@ class Pipeline:
     def _export(self, ctx: StageContext, state: ModelState) -> list[dict]:
         calib = ctx.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]
         evaluation = ctx.arrays(ctx.data.eval)
+        own = self.run.byom is not None
+        absolute = own and not evaluation["labeled"]  # NME is fidelity to the original: the budget is absolute
+        budget = self.run.recipe.export_nme_budget
+        if absolute:
+            budget = min(budget, FIDELITY_BUDGET)
+        labels = evaluation["landmarks"][:PARITY_SAMPLES] if evaluation["landmarks"] is not None else None
+        preprocess = {"input_size": ctx.meta.input_size, "mean": list(ctx.meta.mean), "std": list(ctx.meta.std),
+                      "layout": "NCHW", "color": "RGB"}
+        if own:
+            preprocess["outputs"] = ctx.contract.to_json()  # how bench reads landmarks from these outputs
         src = ExportSources(float_model=state.module.eval(), fp32_onnx=state.float_onnx, int8_onnx=state.int8_onnx,
                             input_shape=ctx.input_shape, calibration=calib,
-                            samples=evaluation["x"][:PARITY_SAMPLES], labels=evaluation["landmarks"][:PARITY_SAMPLES],
-                            key=state.key, preprocess={"input_size": ctx.meta.input_size, "mean": list(ctx.meta.mean),
-                                                 "std": list(ctx.meta.std), "layout": "NCHW", "color": "RGB"},
-                            nme_budget=self.run.recipe.export_nme_budget,
-                            selection=_selection_set(ctx), max_float_layers=self.run.recipe.max_float_layers,
-                            max_float_params=self.run.recipe.max_float_params)
+                            samples=evaluation["x"][:PARITY_SAMPLES], labels=labels,
+                            key=state.key, preprocess=preprocess, nme_budget=budget,
+                            selection=_selection_set(ctx) if labels is not None else None,
+                            max_float_layers=self.run.recipe.max_float_layers,
+                            max_float_params=self.run.recipe.max_float_params, contract=ctx.contract,
+                            absolute_budget=absolute)
         return export_all(src, self.run.targets, self.dir / "exports", progress=self.run.progress)
 
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, name: str) -> Step:
@@ -203,7 +224,11 @@ class Pipeline:
         if done is not None:
             return Step(**{**done["step"], "cached": True})
         start = time.perf_counter()
-        artifact = ctx.export_onnx(teacher, stage_dir / "model.fp32.onnx")
+        if isinstance(teacher, OrtModule):  # your ONNX model: the float ONNX is the file itself, as given
+            artifact = stage_dir / "model.fp32.onnx"
+            write_bytes(artifact, teacher.path.read_bytes())
+        else:
+            artifact = ctx.export_onnx(teacher, stage_dir / "model.fp32.onnx")
         macs, params = count_macs_params(teacher, ctx.input_shape)
         step = Step(name=name, kind="source", key=key, params=params, macs=macs, size_bytes=artifact.stat().st_size,
                     metrics=ctx.evaluate(teacher), artifact=str(artifact.relative_to(self.dir)),
@@ -232,6 +257,10 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
     teacher_nme, final = steps[0].metrics.get("nme"), steps[-1]
     nme = final.metrics.get("nme")
     missed = []
+    if accept is None:  # your own model on unlabeled data: the recipe's NME budgets have no ground truth
+        from .config.recipe import Accept
+
+        accept = Accept()
     if accept.max_nme_ratio is not None and nme is not None and teacher_nme:
         ratio = nme / teacher_nme
         if ratio > accept.max_nme_ratio:
@@ -245,6 +274,9 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
             change = par.get("relative_nme_change")
             detail = (f"NME +{100 * change:.1f}% over its float model (budget +{100 * par['nme_budget']:.1f}%)"
                       if change is not None and "nme_budget" in par else "parity check failed")
+            if "nme_budget_absolute" in par:
+                detail = (f"landmarks move {100 * par['nme_change']:.2f}% of the normalising distance from the "
+                          f"original's (budget {100 * par['nme_budget_absolute']:.2f}%)")
             missed.append(f"artifact {a['file']}: {detail}")
     return {"met": not missed, "missed": missed, "teacher_nme": teacher_nme, "final_nme": nme,
             "budgets": accept.model_dump()}

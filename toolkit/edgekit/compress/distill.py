@@ -41,6 +41,42 @@ def width_for_latency(arch: str, ctx: StageContext, latency_ms: float) -> tuple[
     return WIDTHS[lo], seen
 
 
+def probability_outputs(ctx: StageContext) -> list[str]:
+    """Names of the teacher's outputs that are probabilities (non-negative, summing to 1 on the last axis)."""
+    ref, c = ctx.arrays(ctx.data.val)["reference"], ctx.contract
+    return [c.names[i] for i in c.other_indices
+            if ref[i].ndim >= 2 and ref[i].shape[-1] > 1 and (ref[i] >= 0).all()
+            and abs(ref[i].sum(-1) - 1).max() < 1e-3]
+
+
+def contract_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict, dict]:
+    """A student for your own model's output contract. With `init` (an edgekit checkpoint) every tensor whose
+    name and shape match is copied: the backbone always, the landmark head too when scheme and size agree."""
+    width = spec.width
+    init_meta = None
+    if spec.init is not None:
+        from ..models.checkpoint import read_meta
+
+        init_meta = read_meta(spec.init)
+        width = init_meta.arch_kwargs.get("width", 1.0)
+        head = {k: init_meta.arch_kwargs[k] for k in ("head_channels", "head_hidden") if k in init_meta.arch_kwargs}
+    else:
+        head = {}
+    kwargs = {"width": width, "contract": ctx.contract.to_json(), "probabilities": probability_outputs(ctx), **head}
+    student = build("mobile-contract", input_size=ctx.input_size, **kwargs)
+    if ctx.contract.landmark_index is not None:
+        student.head.init_landmark_bias(ctx.mean_teacher_landmarks())
+    info = {}
+    if init_meta is not None:
+        source, _ = load_checkpoint(spec.init)
+        own = student.state_dict()
+        same = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+        student.load_state_dict(same, strict=False)
+        info = {"init_tensors_copied": len(same), "init_tensors_total": len(own)}
+    student.train()
+    return student, {"arch": "mobile-contract", "arch_kwargs": kwargs}, info
+
+
 def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:
     """The student and its arch info: pre-trained weights from `spec.init`, else fresh weights."""
     if spec.init is None:
@@ -75,13 +111,27 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         latency = {"target_ms": student_spec.latency_ms, "width": width, "measured_ms": seen}
         student_spec = student_spec.model_copy(update={"width": width, "latency_ms": None})
     torch.manual_seed(ctx.seed)
-    student, arch_info = initial_student(student_spec, ctx)
+    own_model = ctx.canonical(ctx.teacher) is not ctx.teacher  # your own model is the teacher
+    init_info: dict = {}
+    if own_model:
+        student, arch_info, init_info = contract_student(student_spec, ctx)
+    else:
+        student, arch_info = initial_student(student_spec, ctx)
+    warnings: list[str] = []
+    if own_model and cfg.pool:
+        # A pool reuses teacher outputs under flips, which needs the scheme's flip pairs to be right; the live
+        # teacher sees exactly the augmented input instead.
+        warnings.append(f"distill.pool {cfg.pool} ignored: your own model teaches live, on each augmented batch")
+        cfg = cfg.model_copy(update={"pool": 0})
+    if own_model and cfg.loss.features > 0:
+        warnings.append("distill.loss.features ignored: your own model has no forward_features()")
+        cfg = cfg.model_copy(update={"loss": cfg.loss.model_copy(update={"features": 0.0})})
     adapters = None
     if cfg.loss.features > 0:
         if not hasattr(ctx.teacher, "forward_features"):
             raise EdgekitError("distill.loss.features > 0 needs a teacher with forward_features(); set it to 0")
         adapters = FeatureAdapters(student.feature_channels, ctx.teacher.feature_channels)
-    step = kd_step(ctx.teacher, cfg.loss, float(ctx.input_size), adapters)
+    step = kd_step(ctx.teacher, cfg.loss, float(ctx.input_size), adapters, view=ctx.canonical)
     params = list(student.parameters()) + (list(adapters.parameters()) if adapters else [])
     if cfg.pool:
         pool = TeacherPool(ctx, cfg.pool, features=adapters is not None)
@@ -91,7 +141,8 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
     result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.validate, description="distillation",
                  progress=ctx.progress, params=params)
     extra = {"arch": arch_info["arch"], **arch_info["arch_kwargs"], "init": student_spec.init,
-             "best_epoch": result.best_epoch, "pool": cfg.pool, "val": result.best_metrics, "history": result.history}
+             "best_epoch": result.best_epoch, "pool": cfg.pool, "val": result.best_metrics, "history": result.history,
+             **init_info, "warnings": warnings}
     if latency is not None:
         extra["latency"] = latency
     return student, arch_info, extra

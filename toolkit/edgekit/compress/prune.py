@@ -37,15 +37,48 @@ def importance(name: str):
     }[name]()
 
 
-def head_layers(model: nn.Module) -> list[nn.Module]:
+def head_layers(model: nn.Module, size: int | None = None) -> list[nn.Module]:
     """Every layer of the task head keeps its output channels. The last ones are the model's outputs; the landmark
     branch's channel reduction and hidden layer cost under 1% of the MACs but are the bottleneck every landmark
     passes through: pruning them took a width-0.75 student from 2.95% to 3.77% NME for 20% of its MACs
     (benchmarks/RESULTS.md). The backbone channels feeding the head stay prunable."""
     head = getattr(model, "head", None)
     if head is None:
-        return []
+        return output_layers(model, (1, 3, size, size) if size else None)
     return [m for m in head.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+_PARAMETRIC = (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)
+
+
+def output_layers(model: nn.Module, shape: tuple[int, ...] | None) -> list[nn.Module]:
+    """Your own model has no `head`: keep the last Conv/Linear on every path to an output, so no output changes
+    shape. Found by walking the autograd graph back from each output until a layer's own output is reached."""
+    if shape is None:
+        return []
+    made: dict = {}
+    hooks = [m.register_forward_hook(lambda mod, _i, o: made.setdefault(o.grad_fn, mod))
+             for m in model.modules() if isinstance(m, _PARAMETRIC)]
+    try:
+        with torch.enable_grad():
+            out = model(torch.zeros(*shape))
+    finally:
+        for h in hooks:
+            h.remove()
+    outs = [out] if isinstance(out, torch.Tensor) else list(out.values() if isinstance(out, dict) else out)
+    found, seen = [], set()
+    stack = [t.grad_fn for t in outs if t.grad_fn is not None]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if fn in made:
+            if made[fn] not in found:
+                found.append(made[fn])
+            continue
+        stack.extend(f for f, _ in fn.next_functions)
+    return found
 
 
 def make_pruner(model: nn.Module, cfg: PruneConfig, ratio: float, steps: int, multiple: int, size: int,
@@ -58,7 +91,7 @@ def make_pruner(model: nn.Module, cfg: PruneConfig, ratio: float, steps: int, mu
         importance=importance(name),
         pruning_ratio=ratio,
         iterative_steps=max(1, steps),
-        ignored_layers=head_layers(model),
+        ignored_layers=head_layers(model, size),
         round_to=multiple,
     )
 
@@ -138,7 +171,7 @@ def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: 
     imp = tp.importance.TaylorImportance(group_reduction="sum", normalizer=None) if taylor \
         else importance("l2" if cfg.importance == "taylor" else cfg.importance)
     example = torch.zeros(1, 3, size, size)
-    ignored = head_layers(model)
+    ignored = head_layers(model, size)
     rounds, first_seen = 0, {}  # a group's channel count when this call first saw it, by its root layer
     while (total := count_macs_params(model, size)[0]) > target_macs and rounds < max_rounds:
         if taylor:
@@ -246,7 +279,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     for p in model.parameters():  # the input may come frozen (a teacher); fine-tuning must train it
         p.requires_grad_(True)
     pruner = None if by_macs else make_pruner(model, cfg, ratio, cfg.steps, multiple, size)
-    step = kd_step(reference, cfg.loss, float(size))
+    step = kd_step(reference, cfg.loss, float(size), view=ctx.canonical)
     batches = ctx.train_batches(cfg.finetune.batch_size, cfg.finetune.steps_per_epoch)
     history, step_ratios = [], []
     for i in range(cfg.steps):

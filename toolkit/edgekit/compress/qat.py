@@ -18,7 +18,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..config.base import DistillLoss
 from ..convert.onnx import export_onnx
-from ..models.registry import OUTPUT_NAMES
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
@@ -108,13 +107,13 @@ def run_qat(model: nn.Module, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Sta
     qat_model = insert_fake_quant(fold_batchnorm(copy.deepcopy(model)), scheme.symmetric_activations)
     for p in qat_model.parameters():  # the input may come frozen (the teacher, in a quantize-only recipe)
         p.requires_grad_(True)
-    step = kd_step(reference, DistillLoss(features=0.0), float(ctx.input_size))
+    step = kd_step(reference, DistillLoss(features=0.0), float(ctx.input_size), view=ctx.canonical)
     batches = ctx.train_batches(cfg.qat.batch_size, cfg.qat.steps_per_epoch)
     ft = fit_config(cfg.qat, ctx.seed)
     ft.channels_last = False
     result = fit(qat_model, ft, batches, step, ctx.validate, description="QAT", progress=ctx.progress)
     trained = strip_fake_quant(qat_model).eval()
-    fp32 = export_onnx(trained, out_dir / "model.qat-fp32.onnx", ctx.input_shape, list(OUTPUT_NAMES), onnx_meta)
+    fp32 = export_onnx(trained, out_dir / "model.qat-fp32.onnx", ctx.input_shape, ctx.output_names, onnx_meta)
     artifact, extra = run_ptq(fp32, cfg, scheme, ctx, out_dir)
     extra["qat"] = {"fp32_onnx": fp32.name, "val_nme_fake_quant": result.best_metrics.get("nme"),
                     "best_epoch": result.best_epoch,

@@ -53,8 +53,14 @@ class ModelState:
                         int8_onnx={k: root / v for k, v in (files.get("int8_onnx") or {}).items()},
                         checkpoint=path("checkpoint") or self.checkpoint)
         if state.checkpoint is not None and state.checkpoint != self.checkpoint:  # this stage made a new model
-            state.module, meta = load_checkpoint(state.checkpoint)
-            state.arch = {"arch": meta.arch, "arch_kwargs": meta.arch_kwargs, "pruned": meta.pruned}
+            if state.checkpoint.suffix == ".pt2":
+                from ..models.export_archive import load_archive
+
+                state.module = load_archive(state.checkpoint)
+                state.arch = {**self.arch, "pruned": True}
+            else:
+                state.module, meta = load_checkpoint(state.checkpoint)
+                state.arch = {"arch": meta.arch, "arch_kwargs": meta.arch_kwargs, "pruned": meta.pruned}
         return state
 
 
@@ -131,12 +137,19 @@ def model_output(model: nn.Module, arch: dict, ctx: StageContext, name: str,
                  extra: dict) -> tuple[ModelState, StageReport]:
     """The end of a stage that makes a new float model: checkpoint, ONNX and evaluation, in the stage folder."""
     from ..models.checkpoint import CheckpointMeta, save_checkpoint
+    from ..models.registry import FAMILIES
 
     meta = ctx.meta
-    checkpoint = ctx.stage_dir / "model.safetensors"
-    save_checkpoint(checkpoint, model, CheckpointMeta(
-        arch=arch["arch"], arch_kwargs=arch["arch_kwargs"], pruned=arch["pruned"], input_size=meta.input_size,
-        mean=meta.mean, std=meta.std, provenance={"recipe": ctx.recipe_name, "stage": name, "key": ctx.stage_key}))
+    if arch["arch"] in FAMILIES:
+        checkpoint = ctx.stage_dir / "model.safetensors"
+        save_checkpoint(checkpoint, model, CheckpointMeta(
+            arch=arch["arch"], arch_kwargs=arch["arch_kwargs"], pruned=arch["pruned"], input_size=meta.input_size,
+            mean=meta.mean, std=meta.std, outputs=tuple(ctx.output_names),
+            provenance={"recipe": ctx.recipe_name, "stage": name, "key": ctx.stage_key}))
+    else:  # your own (pruned) module: no family rebuilds it, so it is kept as a torch.export archive
+        from ..models.export_archive import save_archive
+
+        checkpoint = save_archive(model, ctx.stage_dir / "model.pt2", ctx.input_shape)
     onnx_path = ctx.export_onnx(model, ctx.stage_dir / "model.fp32.onnx")
     state = ModelState(module=model, arch=arch, float_onnx=onnx_path, checkpoint=checkpoint)
     warnings = extra.pop("warnings", [])

@@ -26,12 +26,15 @@ class DistillLoss(Strict):
     states: float = Field(1.0, ge=0.0, description="weight of the temperature-scaled state KL")
     temperature: float = Field(2.0, gt=0.0)
     features: float = Field(0.0, ge=0.0, description="weight of the feature loss through 1x1 adapters; 0 = off")
+    outputs: float = Field(1.0, ge=0.0, description="weight of the other outputs' MSE (a user model's box, "
+                           "probabilities...), relative to the teacher's energy")
 
 
 class Fallback(Strict):
     """Float fallback of INT8: keep the most sensitive layers float until the NME budget holds."""
 
-    # Relative NME budget of INT8 (0.05 = +5%). Bring-your-own models: absolute fidelity error to the original.
+    # Relative NME budget of INT8 (0.05 = +5%). Your own model on unlabeled data: landmark NME against the
+    # original model, absolute (0.01 = 1% of the normalising distance), or the other outputs' relative error.
     max_nme_increase: float = Field(0.05, ge=0.0)
     max_float_layers: int = Field(20, ge=0)
     # Layers with more weights than this stay INT8 whatever their sensitivity: a big float layer (a student's

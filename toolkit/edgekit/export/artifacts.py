@@ -23,6 +23,7 @@ from ..convert.fp16 import onnx_to_fp16
 from ..errors import EdgekitError
 from ..formats import FORMATS, format_of
 from ..hashing import code_hash, sha256_file, sha256_json
+from ..outputs import OutputContract
 from ..runtime import load as load_runtime
 from .parity import parity
 from .tensorrt import EngineSpec, build_engine, qdq_zero_points_are_zero, tensorrt_available, write_build_script
@@ -76,6 +77,8 @@ class ExportSources:
     max_float_layers: int = 20  # most layers an INT8 TFLite model may keep in float to meet nme_budget
     max_float_params: int | None = None  # layers with more weights stay INT8 (file size)
     selection: tuple[np.ndarray, np.ndarray] | None = None  # labeled (inputs, landmarks) that choose those layers
+    contract: OutputContract | None = None  # how to read the outputs (None: edgekit's landmarks, states)
+    absolute_budget: bool = False  # labels are the original model's own outputs: nme_budget is absolute
 
 
 def _onnx_io(path: Path) -> dict:
@@ -116,7 +119,8 @@ def _build(p: Planned, src: ExportSources, out_dir: Path, targets: list[Target],
         if p.precision == "int8" and src.selection is not None and src.nme_budget is not None:
             choice = choose_float_modules(src.float_model, src.input_shape, src.calibration, *src.selection,
                                           src.nme_budget, src.max_float_layers, progress=progress,
-                                          max_params=src.max_float_params)
+                                          max_params=src.max_float_params, contract=src.contract,
+                                          absolute=src.absolute_budget)
             float_modules, extra["fallback"] = choice.float_modules, choice.as_dict()
         export_tflite(src.float_model, path, src.input_shape, p.precision, calibration=src.calibration,
                       float_modules=float_modules)
@@ -188,7 +192,7 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
             if format_of(path) != "tensorrt":  # an engine is checked where it runs
                 session = load_runtime(path, threads=None)  # the file type picks ORT or LiteRT
                 record.parity = parity(session.run, src.float_model, src.samples, p.precision, src.labels,
-                                       src.nme_budget)
+                                       src.nme_budget, src.contract, src.absolute_budget)
                 if not record.parity["passed"]:
                     record.status = Status.VALIDATION_FAILED
         except _Deferred as d:

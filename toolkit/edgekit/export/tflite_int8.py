@@ -22,6 +22,7 @@ from rich.progress import Progress
 from torch import nn
 
 from .. import metrics
+from ..outputs import OutputContract, edgekit_contract
 
 # aten ops whose module is a unit of the fallback: the compute ops PT2E annotates (activations and pooling
 # follow their producer).
@@ -103,11 +104,11 @@ def fake_quantized(model: nn.Module | torch.fx.GraphModule, input_shape: tuple[i
     return quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
 
 
-def _nme(graph, samples: np.ndarray, labels: np.ndarray) -> float:
+def _nme(graph, samples: np.ndarray, labels: np.ndarray, contract: OutputContract) -> float:
     with torch.no_grad():
-        lm = np.concatenate([graph(torch.from_numpy(np.ascontiguousarray(samples[i:i + RANK_CHUNK])))[0].numpy()
-                             for i in range(0, len(samples), RANK_CHUNK)])
-    return float(metrics.nme_per_image(lm.reshape(labels.shape), labels).mean())
+        lm = np.concatenate([contract.decode(graph(torch.from_numpy(np.ascontiguousarray(
+            samples[i:i + RANK_CHUNK])))).numpy() for i in range(0, len(samples), RANK_CHUNK)])
+    return float(metrics.nme_per_image(lm.reshape(labels.shape), labels, contract.scheme).mean())
 
 
 @dataclass
@@ -132,16 +133,20 @@ class FallbackChoice:
 
 def choose_float_modules(model: nn.Module, input_shape: tuple[int, ...], calibration: np.ndarray,
                          samples: np.ndarray, labels: np.ndarray, max_nme_increase: float, max_layers: int = 20,
-                         progress: bool = False, max_params: int | None = None) -> FallbackChoice:
-    """The fewest most sensitive layers to keep in float so INT8 NME <= float NME x (1 + max_nme_increase)."""
+                         progress: bool = False, max_params: int | None = None,
+                         contract: OutputContract | None = None, absolute: bool = False) -> FallbackChoice:
+    """The fewest most sensitive layers to keep in float so INT8 NME <= float NME x (1 + max_nme_increase), or
+    <= float NME + max_nme_increase when `absolute` (labels are the original model's own landmarks)."""
+    contract = contract or edgekit_contract(input_shape[-1])
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(samples))[0].numpy()
-    nme_float = float(metrics.nme_per_image(ref.reshape(labels.shape), labels).mean())
-    budget = nme_float * (1.0 + max_nme_increase)
+        ref = contract.decode(model.eval()(torch.from_numpy(samples))).numpy()
+    nme_float = float(metrics.nme_per_image(ref.reshape(labels.shape), labels, contract.scheme).mean())
+    budget = nme_float + max_nme_increase if absolute else nme_float * (1.0 + max_nme_increase)
     graph = _exported(model, input_shape, dynamic_batch=True)  # exported once, copied per candidate
 
     def nme_with(quantizer, images: np.ndarray) -> float:
-        return _nme(fake_quantized(graph, input_shape, images, quantizer, chunk=RANK_CHUNK), samples, labels)
+        return _nme(fake_quantized(graph, input_shape, images, quantizer, chunk=RANK_CHUNK), samples, labels,
+                    contract)
 
     full = nme_with(selective_quantizer(), calibration)
     choice = FallbackChoice([], nme_float, full, budget, full)
@@ -153,7 +158,7 @@ def choose_float_modules(model: nn.Module, input_shape: tuple[int, ...], calibra
         task = bar.add_task("TFLite INT8 sensitivity", total=len(units))
         for unit in units:
             nme = nme_with(selective_quantizer(only=[unit]), calibration[:RANK_CALIBRATION])
-            rows.append({"layer": unit, "nme_increase": nme / nme_float - 1.0})
+            rows.append({"layer": unit, "nme_increase": nme / max(nme_float, 1e-9) - 1.0})
             bar.advance(task)
     rows.sort(key=lambda r: -r["nme_increase"])
     choice.sensitivity = rows

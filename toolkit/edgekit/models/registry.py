@@ -5,10 +5,11 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import EdgekitError
+from .contract_student import ContractStudent
 from .student import MobileFace
 from .teacher import ResNetFace
 
-FAMILIES: dict[str, type[nn.Module]] = {"resnet": ResNetFace, "mobile": MobileFace}
+FAMILIES: dict[str, type[nn.Module]] = {"resnet": ResNetFace, "mobile": MobileFace, "mobile-contract": ContractStudent}
 OUTPUT_NAMES = ("landmarks", "states")
 
 

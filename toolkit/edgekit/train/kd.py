@@ -41,13 +41,19 @@ def feature_loss(adapted: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(adapted, teacher) / teacher.pow(2).mean().clamp_min(1e-6)
 
 
-def kd_step(teacher: nn.Module, loss: DistillLoss, scale: float, adapters: FeatureAdapters | None = None):
-    """Build step(model, batch) -> (loss, logs) for the training loop. The teacher is frozen."""
+def kd_step(teacher: nn.Module, loss: DistillLoss, scale: float, adapters: FeatureAdapters | None = None,
+            view=None):
+    """Build step(model, batch) -> (loss, logs) for the training loop. The teacher is frozen. `view` (the stage
+    context's `canonical`) maps a model to (landmarks, states, *other outputs) for your own models' outputs."""
     lm_loss = LANDMARK_LOSSES[loss.landmarks]
     teacher.eval()
+    if view is not None:
+        teacher = view(teacher)
 
     def step(model: nn.Module, batch):
+        model = view(model) if view is not None else model
         x = batch.images.to(memory_format=input_format(model))
+        t_rest: tuple = ()
         if batch.teacher_landmarks is not None:  # targets precomputed once for a pool
             t_lm, t_st, t_feat = batch.teacher_landmarks, batch.teacher_states, batch.teacher_features
         else:
@@ -56,23 +62,29 @@ def kd_step(teacher: nn.Module, loss: DistillLoss, scale: float, adapters: Featu
                     t_feat = teacher.forward_features(x)
                     t_lm, t_st = teacher.head(t_feat)
                 else:
-                    t_lm, t_st = teacher(x)
+                    t_lm, t_st, *t_rest = teacher(x)
         if adapters is not None:
             s_feat = model.forward_features(x)
             s_lm, s_st = model.head(s_feat)
+            s_rest: list = []
         else:
-            s_lm, s_st = model(x)
+            s_lm, s_st, *s_rest = model(x)
         logs = {}
-        total = lm_loss(s_lm, t_lm, scale)
+        total = lm_loss(s_lm, t_lm, scale) if s_lm.numel() else s_lm.new_zeros(())
         logs["kd_landmarks"] = total.item()
-        if batch.landmarks is not None and loss.ground_truth > 0:
+        # Labels of another scheme (68-point synthetic faces for a 5-point model) cannot supervise.
+        if batch.landmarks is not None and loss.ground_truth > 0 and batch.landmarks.shape == s_lm.shape:
             gt = lm_loss(s_lm, batch.landmarks, scale)
             total = total + loss.ground_truth * gt
             logs["gt_landmarks"] = gt.item()
-        if loss.states > 0:
+        if loss.states > 0 and s_st.numel():
             kl = binary_kl(s_st, t_st, loss.temperature)
             total = total + loss.states * kl
             logs["kd_states"] = kl.item()
+        if loss.outputs > 0 and s_rest:
+            mse = sum(feature_loss(s.reshape(t.shape), t) for s, t in zip(s_rest, t_rest, strict=True))
+            total = total + loss.outputs * mse
+            logs["kd_outputs"] = float(mse)
         if adapters is not None and loss.features > 0:
             f = feature_loss(adapters(s_feat), t_feat)
             total = total + loss.features * f

@@ -1,0 +1,27 @@
+"""Your own model after a stage changed it (pruned, fine-tuned): kept as a `torch.export` archive (.pt2).
+
+No edgekit family can rebuild a user's pruned module from weights alone, and pickling the module would break
+the no-pickle rule; a .pt2 holds the graph and the weights and loads without unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..atomic import atomic_path
+
+
+def save_archive(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> Path:
+    model = model.eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (torch.zeros(2, *input_shape[1:]),), dynamic_shapes=({0: batch},))
+    with atomic_path(path) as tmp:
+        torch.export.save(program, str(tmp))
+    return path
+
+
+def load_archive(path: Path) -> nn.Module:
+    return torch.export.load(str(path)).module()
