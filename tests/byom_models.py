@@ -73,3 +73,87 @@ class HostileLandmarks(nn.Module):
 
 def hostile_landmarks():
     return HostileLandmarks()
+
+
+# Three model styles for the "your own model" acceptance tests: none is an edgekit family.
+def _face_bias(points: int, eyes: tuple[int, int]) -> torch.Tensor:
+    """Unit coordinates spread over the crop, with the two normalising points 0.4 apart: outputs look like a
+    face layout, so NME against them is well defined."""
+    g = torch.Generator().manual_seed(points)
+    xy = 0.25 + 0.5 * torch.rand(points, 2, generator=g)
+    xy[eyes[0]], xy[eyes[1]] = torch.tensor([0.3, 0.4]), torch.tensor([0.7, 0.4])
+    return xy
+
+
+def _separable(cin: int, cout: int, stride: int) -> nn.Sequential:
+    pad = [nn.ZeroPad2d((0, 1, 0, 1))] if stride == 2 else []
+    return nn.Sequential(*pad, nn.Conv2d(cin, cin, 3, stride, 0 if stride == 2 else 1, groups=cin), nn.ReLU(),
+                         nn.Conv2d(cin, cout, 1), nn.ReLU())
+
+
+class StyleA(nn.Module):
+    """68 points as (N, 136) interleaved; no BatchNorm; ZeroPad2d((0,1,0,1)) before stride-2 convolutions;
+    depthwise-separable blocks; meant for mean-only normalisation; no state output."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 16, 3, 2), nn.ReLU())
+        self.blocks = nn.Sequential(_separable(16, 24, 2), _separable(24, 24, 1), _separable(24, 32, 2))
+        self.fc = nn.Linear(32 * 8 * 8, 136)
+        with torch.no_grad():
+            self.fc.weight.mul_(0.05)
+            self.fc.bias.copy_(_face_bias(68, (36, 45)).reshape(-1))
+
+    def forward(self, x):
+        return self.fc(self.blocks(self.stem(x)).flatten(1))
+
+
+class StyleB(nn.Module):
+    """5 points; three outputs: box (N, 4), 10 planar coordinates (x..x, y..y), 2-way softmax; PReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.PReLU(16),
+                                  nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.PReLU(32),
+                                  nn.Conv2d(32, 32, 3, 2, 1), nn.PReLU(32), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.box, self.points, self.face = nn.Linear(32, 4), nn.Linear(32, 10), nn.Linear(32, 2)
+        with torch.no_grad():
+            self.points.weight.mul_(0.05)
+            self.points.bias.copy_(_face_bias(5, (0, 1)).T.reshape(-1))  # planar: x0..x4, y0..y4
+
+    def forward(self, x):
+        f = self.body(x)
+        return self.box(f), self.points(f), torch.softmax(self.face(f), dim=1)
+
+
+class StyleC(nn.Module):
+    """98 points as (N, 98, 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
+                                  nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.fc = nn.Linear(128, 196)
+        with torch.no_grad():
+            self.fc.weight.mul_(0.05)
+            self.fc.bias.copy_(_face_bias(98, (60, 72)).reshape(-1))
+
+    def forward(self, x):
+        return self.fc(self.body(x)).view(-1, 98, 2)
+
+
+def style_a():
+    return StyleA()
+
+
+def style_b():
+    return StyleB()
+
+
+def style_c():
+    return StyleC()
+
+
+def raising_factory():
+    raise RuntimeError("CUDA out of memory (the user's own bug)")

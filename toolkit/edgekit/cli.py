@@ -225,15 +225,25 @@ def compress(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
     verbose: Annotated[bool, typer.Option(help="Also show third-party libraries' output (oneDNN banners, "
                                           "deprecation warnings); by default it goes to <run dir>/log.txt.")] = False,
-    model: Annotated[str | None, typer.Option(help="Bring your own model: 'package.module:factory'.")] = None,
-    weights: Annotated[Path | None, typer.Option(help="Weights for --model: .safetensors or a weights-only "
-                                                  "torch state dict.")] = None,
-    input_shape: Annotated[str | None, typer.Option(help="Input shape for --model, e.g. 1,3,112,112.")] = None,
+    model: Annotated[str | None, typer.Option(help="Your own model: 'package.module:factory', a .onnx or a .pt2 "
+                                              "file (README, 'Your model').")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights for a --model factory: .safetensors or a "
+                                                  "weights-only torch state dict.")] = None,
+    input_shape: Annotated[str | None, typer.Option(help="--model input N,C,H,W (N,H,W,C with --layout NHWC); "
+                                                    "read from an ONNX model where fixed.")] = None,
     output_names: Annotated[str | None, typer.Option(help="Comma-separated names for --model's outputs.")] = None,
-    landmarks_output: Annotated[str | None, typer.Option(help="Which --model output holds landmarks (N,68,2) "
-                                                         "or (N,136), if any.")] = None,
-    mean: Annotated[str, typer.Option(help="Per-channel mean for --model inputs (on 0..1 pixels).")] = "0,0,0",
-    std: Annotated[str, typer.Option(help="Per-channel std for --model inputs.")] = "1,1,1",
+    landmarks_output: Annotated[str | None, typer.Option(help="Which --model output holds landmarks: (N,K,2) "
+                                                         "or (N,2K).")] = None,
+    landmarks_layout: Annotated[str, typer.Option(help="xy (x0,y0,x1,y1... or (N,K,2)) or planar "
+                                                  "(x0..xK-1,y0..yK-1).")] = "xy",
+    landmarks_units: Annotated[str, typer.Option(help="unit ([0,1] of the crop) or pixels of the input.")] = "unit",
+    scheme: Annotated[str, typer.Option(help="Landmark scheme: ibug68, wflw98, five, or a .yaml file.")] = "ibug68",
+    states_output: Annotated[str | None, typer.Option(help="Which --model output holds part-state logits.")] = None,
+    mean: Annotated[str, typer.Option(help="--model input mean per channel on 0..1 pixels (1 or 3 values).")] = "0",
+    std: Annotated[str, typer.Option(help="--model input std per channel (1 or 3 values).")] = "1",
+    color: Annotated[str, typer.Option(help="--model input channel order: RGB or BGR.")] = "RGB",
+    layout: Annotated[str, typer.Option(help="--model input layout: NCHW or NHWC.")] = "NCHW",
+    eval_data: Annotated[str | None, typer.Option(help="--model: data to score on; default --data.")] = None,
     deploy: Annotated[bool, typer.Option(help="After export, bench each target's artifacts there (short "
                                          "protocol) and choose the fastest within budget: deploy.json.")] = True,
     latency_budget_ms: Annotated[float | None, typer.Option(min=0.001, help="--recipe auto: the p50 the choice must "
@@ -261,9 +271,11 @@ def compress(
     else:
         if latency_budget_ms is not None:
             raise EdgekitError("--latency-budget-ms is for --recipe auto; named recipes read the targets' budgets")
-        byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data)
+        byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data,
+                         landmarks_layout=landmarks_layout, landmarks_units=landmarks_units, scheme=scheme,
+                         states_output=states_output, color=color, layout=layout)
         manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
-                                stderr_console=console, verbose=verbose, deploy=deploy)
+                                stderr_console=console, verbose=verbose, deploy=deploy, eval_data=eval_data)
         missed = manifest.get("accept", {}).get("missed", [])
     for line in missed:
         console.print(f"[red]budget missed:[/red] {line}", highlight=False, soft_wrap=True)

@@ -35,24 +35,33 @@ def _floats(option: str, text: str, n: int | None = None) -> tuple[float, ...]:
     return values
 
 
-def byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data) -> ByomSpec | None:
+def byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data, **kw) -> ByomSpec | None:
     if model is None:
         if any(v is not None for v in (weights, input_shape, output_names, landmarks_output)):
             raise EdgekitError("--weights, --input-shape, --output-names and --landmarks-output need --model")
         return None
-    if input_shape is None:
-        raise EdgekitError("--model needs --input-shape N,C,H,W (e.g. 1,3,112,112)")
     if data is None:
-        raise EdgekitError("--model needs --data: a folder of images to calibrate and check fidelity on")
-    shape = tuple(int(v) for v in _floats("--input-shape", input_shape))
+        raise EdgekitError("--model needs --data: face images to train, calibrate and check fidelity on (a folder "
+                           "of crops, labeled or not, or synth)")
+    shape = tuple(int(v) for v in _floats("--input-shape", input_shape)) if input_shape else None
     return ByomSpec(model, str(weights) if weights else None, shape,
                     [n.strip() for n in output_names.split(",")] if output_names else None, landmarks_output,
-                    _floats("--mean", mean, 3), _floats("--std", std, 3))
+                    mean=_per_channel("--mean", mean), std=_per_channel("--std", std), **kw)
+
+
+def _per_channel(option: str, text: str) -> tuple[float, ...]:
+    values = _floats(option, text)
+    if len(values) not in (1, 3):
+        raise EdgekitError(f"{option} {text!r}: expected 1 or 3 comma-separated numbers")
+    if option == "--std" and any(v <= 0 for v in values):
+        raise EdgekitError(f"{option} {text!r}: values must be > 0")
+    return values * 3 if len(values) == 1 else values
 
 
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
                  workers: int, progress: bool, console: Console, byom: ByomSpec | None = None,
-                 stderr_console: Console | None = None, verbose: bool = True, deploy: bool = True) -> dict:
+                 stderr_console: Console | None = None, verbose: bool = True, deploy: bool = True,
+                 eval_data: str | None = None) -> dict:
     """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal."""
     path = find("recipes", recipe)
     rec = load_recipe(path)
@@ -61,7 +70,8 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     targets = resolve_targets(target)
     out = run_dir or Path("runs") / rec.name
     if byom is not None:
-        rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": data, "val": data})})
+        held = eval_data or data
+        rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": held, "val": held})})
     capture = (contextlib.nullcontext() if verbose or stderr_console is None
                else third_party_output_to(out / LOG_NAME, console, stderr_console))
     with capture:
@@ -94,17 +104,16 @@ def step_table(manifest: dict, title: str = "") -> Table:
 
 
 def fidelity_table(manifest: dict, title: str = "") -> Table:
-    """Bring-your-own runs: size and fidelity to the original model, per output."""
+    """Your own model's runs: size, landmark NME (against labels, or the original when unlabeled) and each other
+    output's relative error against the original."""
     t = Table(title=title, title_justify="left")
-    for col in ("step", "params", "MMACs", "size", "output", "max abs err", "mean abs err", "landmark NME"):
-        t.add_column(col, justify="left" if col in ("step", "output") else "right")
+    for col in ("step", "params", "MMACs", "size", "landmark NME", "other outputs (relative error)"):
+        t.add_column(col, justify="left" if col in ("step", "other outputs (relative error)") else "right")
     for s in manifest["steps"]:
         m = s["metrics"]
-        lm = m.get("landmark_nme_vs_original")
-        for i, (name, e) in enumerate(m["outputs"].items()):
-            head = (s["name"], f"{s['params'] / 1e6:.2f}M", f"{s['macs'] / 1e6:.1f}", f"{s['size_bytes'] / 1e6:.2f} MB")
-            t.add_row(*(head if i == 0 else ("",) * 4), name, f"{e['max_abs']:.4g}", f"{e['mean_abs']:.4g}",
-                      f"{100 * lm:.2f}%" if (lm is not None and i == 0) else "")
+        others = ", ".join(f"{k} {100 * v['relative']:.2f}%" for k, v in m.get("outputs", {}).items())
+        t.add_row(s["name"], f"{s['params'] / 1e6:.2f}M", f"{s['macs'] / 1e6:.1f}", f"{s['size_bytes'] / 1e6:.2f} MB",
+                  f"{100 * m['nme']:.2f}%" if "region_nme" in m else "", others)
     return t
 
 
@@ -120,10 +129,10 @@ def artifact_table(records: list[dict], title: str = "") -> Table:
         if float_layers:  # the TFLite INT8 fallback kept these in float to meet the export budget
             status += f", {len(float_layers)} float layer{'s' if len(float_layers) > 1 else ''}"
         t.add_row(r["file"], ",".join(r["targets"]), status, size,
-                  f"{p['landmarks_max_abs_diff']:.2e}" if p else "",
-                  f"{100 * p['nme_vs_pytorch']:.3f}%" if p else "",
+                  f"{p.get('landmarks_max_abs_diff', p.get('max_abs_diff_scaled', 0)):.2e}" if p else "",
+                  f"{100 * p['nme_vs_pytorch']:.3f}%" if "nme_vs_pytorch" in p else "",
                   f"{100 * p['nme_change']:+.3f}" if "nme_change" in p else "",
-                  f"{100 * p['state_agreement']:.1f}%" if p else "")
+                  f"{100 * p['state_agreement']:.1f}%" if "state_agreement" in p else "")
     return t
 
 

@@ -57,8 +57,11 @@ def output_layers(model: nn.Module, shape: tuple[int, ...] | None) -> list[nn.Mo
     if shape is None:
         return []
     made: dict = {}
-    hooks = [m.register_forward_hook(lambda mod, _i, o: made.setdefault(o.grad_fn, mod))
-             for m in model.modules() if isinstance(m, _PARAMETRIC)]
+
+    def record(mod, _inputs, out) -> None:  # returns None: a forward hook's return value replaces the output
+        made.setdefault(out.grad_fn, mod)
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, _PARAMETRIC)]
     try:
         with torch.enable_grad():
             out = model(torch.zeros(*shape))

@@ -6,20 +6,24 @@ the no-pickle rule; a .pt2 holds the graph and the weights and loads without unp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
 
 
 def save_archive(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> Path:
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.export.export(model, (torch.zeros(2, *input_shape[1:]),), dynamic_shapes=({0: batch},))
-    with atomic_path(path) as tmp:
+    tmp = path.with_name(f".{path.stem}.partial.pt2")  # torch.export wants the .pt2 suffix; renamed when whole
+    try:
         torch.export.save(program, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -84,7 +84,7 @@ def kd_step(teacher: nn.Module, loss: DistillLoss, scale: float, adapters: Featu
         if loss.outputs > 0 and s_rest:
             mse = sum(feature_loss(s.reshape(t.shape), t) for s, t in zip(s_rest, t_rest, strict=True))
             total = total + loss.outputs * mse
-            logs["kd_outputs"] = float(mse)
+            logs["kd_outputs"] = mse.item()
         if adapters is not None and loss.features > 0:
             f = feature_loss(adapters(s_feat), t_feat)
             total = total + loss.features * f
