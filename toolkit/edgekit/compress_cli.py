@@ -70,8 +70,9 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     targets = resolve_targets(target)
     out = run_dir or Path("runs") / rec.name
     if byom is not None:
-        held = eval_data or data
-        rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": held, "val": held})})
+        # Validation (early stopping) on --data, against its labels or the original model; the reported figures
+        # on --eval-data when given (a labeled set scores against ground truth).
+        rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": eval_data or data, "val": data})})
     capture = (contextlib.nullcontext() if verbose or stderr_console is None
                else third_party_output_to(out / LOG_NAME, console, stderr_console))
     with capture:

@@ -229,7 +229,13 @@ class Pipeline:
             write_bytes(artifact, teacher.path.read_bytes())
         else:
             artifact = ctx.export_onnx(teacher, stage_dir / "model.fp32.onnx")
-        macs, params = count_macs_params(teacher, ctx.input_shape)
+        measured = teacher
+        if isinstance(teacher, OrtModule):  # MACs are counted in PyTorch: convert if the file allows it
+            try:
+                measured = ctx.byom.torch_module(ctx.arrays(ctx.data.calibration)["x"][:16])
+            except EdgekitError as exc:
+                log.warning("MACs of %s not counted: %s", teacher.path.name, exc)
+        macs, params = count_macs_params(measured, ctx.input_shape)
         step = Step(name=name, kind="source", key=key, params=params, macs=macs, size_bytes=artifact.stat().st_size,
                     metrics=ctx.evaluate(teacher), artifact=str(artifact.relative_to(self.dir)),
                     wall_s=time.perf_counter() - start)

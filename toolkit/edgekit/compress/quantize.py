@@ -167,7 +167,8 @@ def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Stag
                    "calibration_images": int(len(images))},
         "val_nme_fp32": nme_fp32,
         "val_nme_int8": nme_int8,
-        "nme_increase": nme_int8 / nme_fp32 - 1.0,
+        # Against the original itself (your own model, unlabeled) the float NME is 0: no ratio to give.
+        "nme_increase": nme_int8 / nme_fp32 - 1.0 if nme_fp32 > 0 else None,
         "budget": budget,
         "within_budget": budget is None or nme_int8 <= budget,
         "float_layers": float_layers,
@@ -223,7 +224,7 @@ def _sensitivity(builder: Int8Builder, ctx: StageContext, nme_fp32: float, out_d
         task = bar.add_task("INT8 sensitivity", total=len(builder.nodes))
         for node in builder.nodes:
             builder.build(probe, only=[node])
-            rows.append({"node": node, "nme_increase": _nme(ctx, probe) / nme_fp32 - 1.0})
+            rows.append({"node": node, "nme_increase": _nme(ctx, probe) / max(nme_fp32, 1e-9) - 1.0})
             bar.advance(task)
     probe.unlink(missing_ok=True)
     return sorted(rows, key=lambda r: -r["nme_increase"])

@@ -90,6 +90,48 @@ def to_opset17(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     return model
 
 
+def _tidy(module):
+    """Rewrite two onnx2torch modules that pruning and torch.export cannot see through, when their second input
+    is a constant: PRelu's slope becomes an nn.PReLU weight (so torch-pruning prunes it with its channels), and
+    Reshape's target shape a Python tuple (onnx2torch tests it for zeros at run time, a data-dependent branch
+    torch.export refuses)."""
+    import torch
+    from torch import nn
+
+    graph = module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_module" or len(node.args) != 2 or getattr(node.args[1], "op", None) != "get_attr":
+            continue
+        kind = type(module.get_submodule(node.target)).__name__
+        value = _attr(module, node.args[1].target)
+        if kind == "OnnxPReLU" and value.ndim >= 1 and all(d == 1 for d in value.shape[1:]):
+            prelu = nn.PReLU(value.shape[0])
+            with torch.no_grad():
+                prelu.weight.copy_(value.reshape(-1))
+            module.add_submodule(node.target, prelu)
+            node.args = (node.args[0],)
+        elif kind == "OnnxReshape":
+            shape = [int(v) for v in value.tolist()]
+            if shape and shape[0] == 0 and -1 not in shape:
+                shape[0] = -1  # "copy the batch dimension"
+            if 0 in shape:
+                continue
+            with graph.inserting_before(node):
+                new = graph.call_function(torch.reshape, (node.args[0], tuple(shape)))
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
+    graph.eliminate_dead_code()
+    module.recompile()
+    return module
+
+
+def _attr(module, target: str):
+    obj = module
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def onnx_to_torch(path: Path, check_inputs: np.ndarray):
     """Convert, then check the torch module against ONNX Runtime on `check_inputs` (model-ready floats)."""
     import onnxslim
@@ -102,7 +144,7 @@ def onnx_to_torch(path: Path, check_inputs: np.ndarray):
 
     try:
         model = to_opset17(onnxslim.slim(onnx.load(str(path))), path)
-        module = onnx2torch.convert(model).eval()
+        module = _tidy(onnx2torch.convert(model)).eval()
     except EdgekitError:
         raise
     except NotImplementedError as exc:

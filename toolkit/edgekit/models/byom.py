@@ -115,6 +115,9 @@ class OrtModule(nn.Module):
         self.path, self.session = path, OrtSession(path, threads=None)
         self.bgr, self.nhwc = (adapter.bgr, adapter.nhwc) if adapter else (False, False)
 
+    def __deepcopy__(self, memo):  # frozen and stateless on the torch side: a copy is the same model
+        return self
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         a = x.detach().float().numpy()
         if self.bgr:
