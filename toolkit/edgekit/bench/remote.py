@@ -18,7 +18,8 @@ from ..config.target import HOST_PATTERN
 from ..errors import EdgekitError
 
 # The modules the device-side runner needs: numpy-only code plus the runtime wrappers (torch_eager stays home).
-RUNNER_MODULES = ("__init__.py", "fingerprint.py", "formats.py", "metrics.py", "landmarks.py", "bench/__init__.py",
+RUNNER_MODULES = ("__init__.py", "fingerprint.py", "formats.py", "metrics.py", "landmarks.py", "schemes.py",
+                  "outputs.py", "errors.py", "bench/__init__.py",
                   "bench/protocol.py", "bench/runner.py", "runtime/__init__.py", "runtime/ort.py",
                   "runtime/litert.py", "runtime/tensorrt.py", "runtime/timing.py")
 _REMOTE_DIR = re.compile(r"^/[A-Za-z0-9/._-]+$")

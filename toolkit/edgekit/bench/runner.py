@@ -53,11 +53,19 @@ def _fixed_batch(session) -> int | None:
 
 
 def accuracy(session, data: dict) -> dict:
+    """Task metrics; `data["contract"]` (JSON), when present, says how to read your own model's outputs."""
     x, landmarks = data["x"], data["landmarks"]
     step = _fixed_batch(session) or EVAL_BATCH
     outs = [session.run(x[i:i + step]) for i in range(0, len(x), step)]
-    pred = np.concatenate([o[0] for o in outs]).reshape(len(x), -1, 2)
-    logits = np.concatenate([o[1] for o in outs]) if len(outs[0]) > 1 and "states" in data else None
+    outputs = [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+    if "contract" in data:
+        from ..outputs import OutputContract
+
+        c = OutputContract.from_json(json.loads(str(data["contract"])))
+        logits = outputs[c.state_index] if c.state_index is not None and "states" in data else None
+        return evaluate(np.asarray(c.decode(outputs)), landmarks, logits, data.get("states"), scheme=c.scheme)
+    pred = outputs[0].reshape(len(x), -1, 2)
+    logits = outputs[1] if len(outputs) > 1 and "states" in data else None
     return evaluate(pred, landmarks, logits, data.get("states"))
 
 

@@ -153,6 +153,14 @@ def eval_set(data: str, n: int, preprocess: dict, out: Path) -> Path:
         raise EdgekitError(f"bench accuracy needs labeled data; {data!r} has unlabeled images")
     arrays = {"x": normalize(np.stack([s.image for s in samples]), preprocess["mean"], preprocess["std"]),
               "landmarks": np.stack([s.landmarks for s in samples]).astype(np.float32)}
+    contract = preprocess.get("outputs")  # your own model: how to read its outputs, and its scheme
+    if contract is not None:
+        points = contract["scheme"]["points"]
+        if arrays["landmarks"].shape[1] != points:
+            raise EdgekitError(f"--data {data!r} has {arrays['landmarks'].shape[1]}-point labels; the model's "
+                               f"scheme {contract['scheme']['name']} has {points}: bench without --data, or give "
+                               "data labeled in that scheme")
+        arrays["contract"] = np.array(json.dumps(contract))  # a unicode array: np.load reads it without pickle
     if all(s.states is not None for s in samples):
         arrays["states"] = np.stack([s.states for s in samples]).astype(np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from .context import StageContext
 
 __all__ = ["ByomContext", "ByomSpec", "FIDELITY_BUDGET"]
 
+# A folder of thousands of crops trains; validation and calibration read its first images only (sorted names).
+HELD_IMAGES = 1000
 # Unlabeled data: an INT8 or FP16 model may move landmarks by at most 1% of the normalising distance against
 # the float model (or the other outputs by 1% relative error), unless the recipe sets its own budget.
 FIDELITY_BUDGET = 0.01
@@ -31,6 +33,9 @@ class ByomContext(StageContext):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (1, *self.byom.input_shape[1:])
+
+    def array_limit(self, spec: str) -> int | None:
+        return None if spec == self.data.eval else HELD_IMAGES
 
     def labeled(self) -> bool:
         return bool(self.arrays(self.data.eval)["labeled"])

@@ -118,6 +118,9 @@ class StageContext:
         key = ("arrays", spec)
         if key not in self._cache:
             ds = self.dataset(spec)
+            limit = self.array_limit(spec)
+            if limit is not None and len(ds) > limit:
+                ds = torch.utils.data.Subset(ds, range(limit))
             batches = list(loader(ds, 128, mean=self.meta.mean, std=self.meta.std))
             x = np.concatenate([b.images.numpy() for b in batches])
             labels = batches[0].landmarks
@@ -136,6 +139,10 @@ class StageContext:
             self._cache[key] = {"x": x, "landmarks": glm, "states": gst, "reference": reference,
                                 "labeled": labeled}
         return self._cache[key]
+
+    def array_limit(self, spec: str) -> int | None:
+        """At most this many images of `spec` are held in memory for scoring (None: all)."""
+        return None
 
     def score(self, model, spec: str) -> dict:
         """Task metrics of a torch model, or of any callable mapping a normalised batch to its outputs: landmark

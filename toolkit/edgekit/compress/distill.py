@@ -111,7 +111,7 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         latency = {"target_ms": student_spec.latency_ms, "width": width, "measured_ms": seen}
         student_spec = student_spec.model_copy(update={"width": width, "latency_ms": None})
     torch.manual_seed(ctx.seed)
-    own_model = ctx.canonical(ctx.teacher) is not ctx.teacher  # your own model is the teacher
+    own_model = getattr(ctx, "byom", None) is not None  # your own model is the teacher
     init_info: dict = {}
     if own_model:
         student, arch_info, init_info = contract_student(student_spec, ctx)
@@ -119,8 +119,8 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         student, arch_info = initial_student(student_spec, ctx)
     warnings: list[str] = []
     if own_model and cfg.pool:
-        # A pool reuses teacher outputs under flips, which needs the scheme's flip pairs to be right; the live
-        # teacher sees exactly the augmented input instead.
+        # A pool reuses the teacher's outputs for flipped images, an approximation of running it on them; your
+        # model teaches live instead, on exactly the augmented input the student sees.
         warnings.append(f"distill.pool {cfg.pool} ignored: your own model teaches live, on each augmented batch")
         cfg = cfg.model_copy(update={"pool": 0})
     if own_model and cfg.loss.features > 0:
