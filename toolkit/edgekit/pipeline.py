@@ -138,6 +138,7 @@ class Pipeline:
         self.dir.mkdir(parents=True, exist_ok=True)
         multiple = max([t.channel_multiple for t in r.targets] or [8])
         teacher, ctx, teacher_hash, teacher_path = self._source(multiple)
+        self._ctx = ctx
         for p in teacher.parameters():
             p.requires_grad_(False)
         ctx.onnx_metadata = _onnx_meta(ctx, self.recipe_hash)
@@ -187,7 +188,11 @@ class Pipeline:
     def _deploy(self, manifest: dict) -> None:
         """Measure each target's artifacts there (locally, or over its host:) and choose; budget misses join
         the recipe's."""
-        doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress)
+        data = "synth:test"
+        if self.run.byom is not None:  # score on the run's eval data when it has labels in the model's scheme
+            data = self.run.recipe.data.eval if self._ctx.labeled() else None
+        doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
+                     data=data)
         manifest["deploy"] = deploy_summary(doc)
         missed = [m for d in doc["targets"].values() for m in d["budget_missed"]]
         manifest["accept"]["missed"] = manifest["accept"].get("missed", []) + missed

@@ -111,12 +111,16 @@ def latency_misses(choice: Candidate, budget) -> list[str]:
     return misses
 
 
-def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True) -> TargetDecision:
+def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True,
+                  data: str | None = "synth:test") -> TargetDecision:
+    """`data=None`: no labels to score on here (your own model on unlabeled crops); accuracy then rests on each
+    artifact's export parity check, and the choice is by latency alone."""
     from .api import BenchOptions, bench
     from .protocol import DEPLOY
 
     opts = BenchOptions(run=run_dir, reference=False, protocol=DEPLOY, out=run_dir / "bench" / "deploy" /
-                        target.name, progress=progress)
+                        target.name, progress=progress, data=data or "synth:test",
+                        eval_images=0 if data is None else None)
     budget = target.latency_budget_ms.model_dump(exclude_none=True) if target.latency_budget_ms else None
     try:
         doc, _ = bench(target, opts)
@@ -137,9 +141,10 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
     return decision
 
 
-def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True) -> dict:
+def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True,
+           data: str | None = "synth:test") -> dict:
     """Decide every target and write deploy.json; returns its document."""
-    decisions = [decide_target(run_dir, t, default_increase, progress) for t in targets]
+    decisions = [decide_target(run_dir, t, default_increase, progress, data) for t in targets]
     doc = {"schema": SCHEMA, "run": str(run_dir), "tie": TIE, "targets": {d.target: asdict(d) for d in decisions}}
     write_json(run_dir / DEPLOY_FILE, doc)
     return doc
