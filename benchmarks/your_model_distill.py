@@ -43,7 +43,7 @@ def main() -> None:
     cmd = [sys.executable, "-m", "edgekit.cli", "compress", "--recipe", "distill_int8", "--target", "cpu",
            "--model", str(onnx_path), "--landmarks-output", "landmarks", "--states-output", "states",
            "--mean", mean, "--std", std, "--data", str(crops), "--eval-data", "synth:test:1000",
-           "--run-dir", str(args.out / "run"), "--quiet", "--no-deploy"]
+           "--run-dir", str(args.out / "run"), "--quiet"]
     print(" ".join(cmd), flush=True)
     start = time.perf_counter()
     done = subprocess.run(cmd)

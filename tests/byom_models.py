@@ -157,3 +157,18 @@ def style_c():
 
 def raising_factory():
     raise RuntimeError("CUDA out of memory (the user's own bug)")
+
+
+class NhwcBgr(nn.Module):
+    """Style (a) behind an NHWC, BGR input: the convention of many TensorFlow-born and OpenCV pipelines."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = StyleA()
+
+    def forward(self, x):  # x: (N, H, W, 3) BGR
+        return self.inner(x.permute(0, 3, 1, 2).flip(1))
+
+
+def nhwc_bgr():
+    return NhwcBgr()

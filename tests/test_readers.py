@@ -53,7 +53,6 @@ def test_pts_folder_loads_and_converts_one_based_coordinates(pts_folder):
     "mutate, message, line",
     [
         (lambda p: write_pts(p, face_points()[:30], n_points=68, close=False), "truncated", 33),
-        (lambda p: write_pts(p, face_points()[:30], n_points=30), "n_points is 30, expected 68", 2),
         (lambda p: write_pts(p, face_points()[:67], n_points=68), "has 67 points, expected 68", 71),
         (lambda p: p.write_text("version: 1\nn_points: 68\n{\n1.0 2.0\n1.0 abc\n"), "expected 'x y'", 5),
         (lambda p: p.write_text("version: 1\nn_points: sixty\n{\n"), "expected an integer", 2),
@@ -69,6 +68,41 @@ def test_bad_pts_names_file_and_line(tmp_path, mutate, message, line):
     assert message in text and str(p) in text
     if line is not None:
         assert f"{p}:{line}:" in text
+
+
+def test_pts_of_any_point_count_but_one_count_per_folder(tmp_path):
+    """98- or 5-point .pts files read as they are; a folder mixing counts names the odd file."""
+    from edgekit.data.datasets import pts_folder as open_pts_folder
+
+    write_pts(tmp_path / "five.pts", face_points()[:5], n_points=5)
+    assert read_pts(tmp_path / "five.pts").shape == (5, 2)
+    with pytest.raises(EdgekitError, match=r"n_points is 5, expected 68"):
+        read_pts(tmp_path / "five.pts", points=68)
+    write_image(tmp_path / "five.jpg")
+    write_pts(tmp_path / "six.pts", face_points()[:6], n_points=6)
+    write_image(tmp_path / "six.jpg")
+    with pytest.raises(EdgekitError, match=r"six.pts:2: n_points is 6, expected 5"):
+        open_pts_folder(tmp_path)
+
+
+def test_wflw_list_and_k_point_csv(tmp_path):
+    from edgekit.data import open_dataset
+
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(20, 90, (98, 2))
+    (tmp_path / "WFLW_images" / "0--Parade").mkdir(parents=True)
+    write_image(tmp_path / "WFLW_images" / "0--Parade" / "a.jpg")
+    (tmp_path / "ann").mkdir()
+    line = " ".join(f"{v:.3f}" for v in pts.ravel()) + " 10 10 100 100 0 1 0 0 1 0 0--Parade/a.jpg"
+    (tmp_path / "ann" / "list_98pt_rect_attr_test.txt").write_text(line + "\n")
+    ds = open_dataset(tmp_path / "ann" / "list_98pt_rect_attr_test.txt", size=64)
+    assert len(ds) == 1 and ds[0].landmarks.shape == (98, 2) and ds.kind == "WFLW list"
+    (tmp_path / "ann" / "bad.txt").write_text("1 2 3 a.jpg\n")
+    with pytest.raises(EdgekitError, match=r"bad.txt:1: expected 207 fields"):
+        open_dataset(tmp_path / "ann" / "bad.txt")
+    write_image(tmp_path / "b.jpg")
+    write_csv(tmp_path / "five.csv", [["b.jpg", *pts[:5].ravel()]])
+    assert open_dataset(tmp_path / "five.csv", size=64)[0].landmarks.shape == (5, 2)
 
 
 def test_cli_reports_truncated_pts_with_exit_code_2(pts_folder, cli):

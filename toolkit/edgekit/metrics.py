@@ -1,7 +1,8 @@
 """Landmark and part-state quality metrics (numpy only: the device-side runner imports this).
 
 Landmark errors are normalised by the scheme's distance: for the default `ibug68`, the inter-ocular distance
-(outer eye corners 36 and 45 of the ground truth), the 300-W convention; see `edgekit.schemes`. NME, failure rate and AUC are reported as fractions; multiply by 100 for %.
+(outer eye corners 36 and 45 of the ground truth), the 300-W convention; see `edgekit.schemes`. NME, failure
+rate and AUC are reported as fractions; multiply by 100 for %.
 """
 
 from __future__ import annotations

@@ -23,7 +23,10 @@ from .atomic import write_bytes, write_json
 from .bench.deploy import DEPLOY_FILE, decide, deploy_summary
 from .compress.byom import FIDELITY_BUDGET, ByomContext, ByomSpec
 from .compress.context import StageContext
-from .compress.stage import ModelState, registry
+from .compress.stage import ModelState
+from .compress.stages.distill import Distill
+from .compress.stages.prune import Prune
+from .compress.stages.quantize import Quantize
 from .config.recipe import Recipe
 from .config.target import Target, int8_schemes
 from .data.datasets import data_fingerprint
@@ -31,9 +34,6 @@ from .errors import EdgekitError
 from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
 from .fingerprint import package_versions
 from .hashing import code_hash, sha256_file, sha256_json
-from .compress.stages.distill import Distill
-from .compress.stages.prune import Prune
-from .compress.stages.quantize import Quantize
 from .models.byom import OrtModule, load_user_model
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve
 from .models.registry import count_macs_params

@@ -34,6 +34,11 @@ class ByomContext(StageContext):
     def input_shape(self) -> tuple[int, ...]:
         return (1, *self.byom.input_shape[1:])
 
+    def augmentation(self) -> dict:
+        """Your model teaches on exactly what the student sees, so geometric augmentation costs no label accuracy:
+        flips (the scheme's pairs), a small random similarity, and photometric jitter."""
+        return {**super().augmentation(), "warp": True}
+
     def array_limit(self, spec: str) -> int | None:
         return None if spec == self.data.eval else HELD_IMAGES
 

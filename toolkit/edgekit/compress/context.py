@@ -98,18 +98,23 @@ class StageContext:
             def synth(epoch: int):
                 ds = SynthFaces(split, size=self.input_size, length=per_epoch,
                                 offset=(self.seed * 1000 + epoch) * per_epoch)
-                return loader(Augmented(ds, self.seed, epoch), batch_size, workers=self.workers,
-                              mean=self.meta.mean, std=self.meta.std)
+                return loader(Augmented(ds, self.seed, epoch, **self.augmentation()), batch_size,
+                              workers=self.workers, mean=self.meta.mean, std=self.meta.std)
 
             return synth
         base = self.dataset(spec)
 
         def real(epoch: int):
             idx = np.random.default_rng([self.seed, epoch]).permutation(np.resize(np.arange(len(base)), per_epoch))
-            subset = torch.utils.data.Subset(Augmented(base, self.seed, epoch), idx.tolist())
+            subset = torch.utils.data.Subset(Augmented(base, self.seed, epoch, **self.augmentation()), idx.tolist())
             return loader(subset, batch_size, workers=self.workers, mean=self.meta.mean, std=self.meta.std)
 
         return real
+
+    def augmentation(self) -> dict:
+        """How training batches are augmented: flips with the scheme's pairs (edgekit's own recipes: flips and
+        photometric jitter only, as their published figures were trained)."""
+        return {"permutation": self.scheme.flip_permutation()}
 
     def arrays(self, spec: str) -> dict:
         """A split materialised once as normalised inputs plus targets: labels in this scheme, or else the

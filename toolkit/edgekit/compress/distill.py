@@ -70,7 +70,11 @@ def contract_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, d
     if init_meta is not None:
         source, _ = load_checkpoint(spec.init)
         own = student.state_dict()
-        same = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+        given = dict(source.state_dict())
+        if ctx.contract.state_index is not None:  # an edgekit student's state head feeds your state output
+            for kind in ("weight", "bias"):
+                given[f"head.others.{ctx.contract.state_index}.{kind}"] = given.pop(f"head.states.{kind}", None)
+        same = {k: v for k, v in given.items() if v is not None and k in own and own[k].shape == v.shape}
         student.load_state_dict(same, strict=False)
         info = {"init_tensors_copied": len(same), "init_tensors_total": len(own)}
     student.train()

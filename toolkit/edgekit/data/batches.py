@@ -15,7 +15,7 @@ from .transforms import DEFAULT_MEAN, DEFAULT_STD, augment, normalize
 @dataclass
 class Batch:
     images: torch.Tensor  # (N, 3, H, W) float32, normalised
-    landmarks: torch.Tensor | None  # (N, 68, 2) or None when the data is unlabeled
+    landmarks: torch.Tensor | None  # (N, K, 2) or None when the data is unlabeled
     states: torch.Tensor | None  # (N, 3) or None
     # Precomputed teacher outputs (distillation from a pool); None means run the teacher on `images`.
     teacher_landmarks: torch.Tensor | None = None
@@ -26,8 +26,9 @@ class Batch:
 class Augmented(Dataset):
     """Applies label-preserving augmentation, seeded per (seed, epoch, index) so runs reproduce."""
 
-    def __init__(self, base, seed: int, epoch: int = 0, flip_p: float = 0.5):
+    def __init__(self, base, seed: int, epoch: int = 0, flip_p: float = 0.5, permutation=None, warp: bool = False):
         self.base, self.seed, self.epoch, self.flip_p = base, seed, epoch, flip_p
+        self.permutation, self.warp = permutation, warp  # the scheme's flip pairs; small random similarity
 
     def __len__(self) -> int:
         return len(self.base)
@@ -35,7 +36,7 @@ class Augmented(Dataset):
     def __getitem__(self, i: int) -> Sample:
         s = self.base[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        img, lm, st = augment(rng, s.image, s.landmarks, s.states, self.flip_p)
+        img, lm, st = augment(rng, s.image, s.landmarks, s.states, self.flip_p, self.permutation, self.warp)
         return Sample(img, lm, st, s.source)
 
 

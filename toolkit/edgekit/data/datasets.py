@@ -2,8 +2,9 @@
 
 `open_dataset(spec)` picks one from a string, so every command takes the same `--data`:
   synth[:split[:N]]      SynthFaces, split train|val|test (default test), N images (default 1000)
-  DIR with .pts files    300-W/iBUG layout, each image next to its .pts
-  FILE.csv               path + 136 coordinates (+ optional states) per row
+  DIR with .pts files    300-W/iBUG layout, each image next to its .pts (any n_points, the same in every file)
+  FILE.csv               path + 2K coordinates (+ optional states) per row, any K (136 for iBUG)
+  FILE.txt               a WFLW annotation list (98 points), images beside it or in WFLW_images/
   DIR with images        unlabeled face crops (calibration, distillation with teacher pseudo-labels)
 """
 
@@ -13,7 +14,16 @@ from pathlib import Path
 
 from ..errors import EdgekitError
 from .crop import center_square, crop_from_landmarks
-from .formats import IMAGE_EXTS, LabeledImage, check_image, image_next_to, read_image, read_landmark_csv, read_pts
+from .formats import (
+    IMAGE_EXTS,
+    LabeledImage,
+    check_image,
+    image_next_to,
+    read_image,
+    read_landmark_csv,
+    read_pts,
+    read_wflw,
+)
 from .sample import Sample
 from .synthface import SPLIT_SEEDS, SynthFaces
 
@@ -42,8 +52,16 @@ def pts_folder(root: Path, size: int = 112) -> LabeledImages:
     if not files:
         raise EdgekitError("no .pts files found (expected the 300-W layout: image.jpg next to image.pts)",
                            path=root)
-    ds = LabeledImages([LabeledImage(image_next_to(p), read_pts(p)) for p in files], size)
+    first = read_pts(files[0])  # every file must have its point count (any scheme: 68, 98, 5...)
+    ds = LabeledImages([LabeledImage(image_next_to(p), first if p == files[0] else read_pts(p, len(first)))
+                        for p in files], size)
     ds.kind = "300-W folder"
+    return ds
+
+
+def wflw_list(path: Path, size: int = 112) -> LabeledImages:
+    ds = LabeledImages(read_wflw(path), size)
+    ds.kind = "WFLW list"
     return ds
 
 
@@ -98,8 +116,10 @@ def open_dataset(spec: str | Path, size: int = 112):
     if not path.exists():
         raise EdgekitError("data not found; expected synth[:split[:N]], a folder, or a .csv file", path=path)
     if path.is_file():
+        if path.suffix.lower() == ".txt":
+            return wflw_list(path, size)
         if path.suffix.lower() != ".csv":
-            raise EdgekitError("expected a .csv landmark file or a folder", path=path)
+            raise EdgekitError("expected a .csv landmark file, a WFLW .txt annotation list or a folder", path=path)
         return landmark_csv(path, size)
     if next(path.rglob("*.pts"), None) is not None:
         return pts_folder(path, size)

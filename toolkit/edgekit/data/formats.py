@@ -1,10 +1,11 @@
-"""Parsers for real landmark data: 300-W/iBUG `.pts`, landmark CSV files, and images.
+"""Parsers for real landmark data: 300-W/iBUG `.pts` (any n_points), WFLW annotation lists (98 points), landmark
+CSV files (any point count), and images.
 
 Every problem raises EdgekitError naming the file and, where there is one, the line.
 
 Coordinate conventions (converted here to edgekit's continuous pixel coordinates, pixel i spanning [i, i+1)):
 - `.pts` (300-W): 1-based pixel centres, the Matlab convention of the original annotations -> subtract 0.5;
-- CSV: 0-based pixel centres, the OpenCV/numpy convention -> add 0.5.
+- CSV and WFLW: 0-based pixel centres, the OpenCV/numpy convention -> add 0.5.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import EdgekitError
-from ..landmarks import NUM_POINTS, STATE_NAMES
+from ..landmarks import STATE_NAMES
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 PTS_OFFSET = -0.5
@@ -27,19 +28,19 @@ CSV_OFFSET = 0.5
 @dataclass(frozen=True)
 class LabeledImage:
     image_path: Path
-    landmarks: np.ndarray  # (68, 2) continuous pixel coordinates in the full image
+    landmarks: np.ndarray  # (K, 2) continuous pixel coordinates in the full image
     states: np.ndarray | None = None  # (3,) in {0, 1}, or None when the source has no states
 
 
-def read_pts(path: str | Path) -> np.ndarray:
-    """Parse a 300-W `.pts` file into (68, 2) continuous pixel coordinates."""
+def read_pts(path: str | Path, points: int | None = None) -> np.ndarray:
+    """Parse a 300-W `.pts` file into (K, 2) continuous pixel coordinates; `points` checks K when given."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise EdgekitError(f"cannot read .pts file ({exc.__class__.__name__})", path=path) from None
     if not lines:
-        raise EdgekitError("empty .pts file; expected 'version: 1', 'n_points: 68', '{', 68 'x y' lines, '}'",
+        raise EdgekitError("empty .pts file; expected 'version: 1', 'n_points: K', '{', K 'x y' lines, '}'",
                            path=path)
     declared = None
     i = 0
@@ -57,12 +58,11 @@ def read_pts(path: str | Path) -> np.ndarray:
         i += 1
     if declared is None:
         raise EdgekitError("missing 'n_points:' header", path=path, line=1)
-    if declared != NUM_POINTS:
-        raise EdgekitError(f"n_points is {declared}, expected {NUM_POINTS} (iBUG 68-point scheme)", path=path,
-                           line=i)
+    if declared < 1 or (points is not None and declared != points):
+        raise EdgekitError(f"n_points is {declared}, expected {points or 'a positive count'}", path=path, line=i)
     if i == len(lines):
         raise EdgekitError("missing '{' before the points", path=path, line=len(lines))
-    points = []
+    coords = []
     for j in range(i + 1, len(lines)):
         text = lines[j].strip()
         if text == "}":
@@ -71,15 +71,15 @@ def read_pts(path: str | Path) -> np.ndarray:
         try:
             if len(parts) != 2:
                 raise ValueError
-            points.append((float(parts[0]), float(parts[1])))
+            coords.append((float(parts[0]), float(parts[1])))
         except ValueError:
             raise EdgekitError(f"expected 'x y' (two numbers), got {text!r}", path=path, line=j + 1) from None
     else:
-        raise EdgekitError(f"truncated: file ends after {len(points)} of {NUM_POINTS} points with no closing '}}'",
+        raise EdgekitError(f"truncated: file ends after {len(coords)} of {declared} points with no closing '}}'",
                            path=path, line=len(lines))
-    if len(points) != NUM_POINTS:
-        raise EdgekitError(f"has {len(points)} points, expected {NUM_POINTS}", path=path, line=j + 1)
-    arr = np.asarray(points, np.float32) + PTS_OFFSET
+    if len(coords) != declared:
+        raise EdgekitError(f"has {len(coords)} points, expected {declared}", path=path, line=j + 1)
+    arr = np.asarray(coords, np.float32) + PTS_OFFSET
     if not np.all(np.isfinite(arr)):
         raise EdgekitError("contains non-finite coordinates", path=path)
     return arr
@@ -115,23 +115,26 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_landmark_csv(path: str | Path) -> list[LabeledImage]:
-    """Rows of `path, x0, y0, ..., x67, y67[, left_eye_open, right_eye_open, mouth_open]`.
-
-    An optional header row starts with `path`. Image paths are relative to the CSV's folder.
+    """Rows of `path, x0, y0, ..., xK-1, yK-1[, left_eye_open, right_eye_open, mouth_open]`, K the same on every
+    row (68 for iBUG; any K for your scheme). An even number of columns after the path is K points; an odd one
+    ends with the three states. An optional header row starts with `path`. Image paths are relative to the
+    CSV's folder.
     """
     path = Path(path)
-    n_coords = 2 * NUM_POINTS
     rows: list[LabeledImage] = []
+    n_coords = None
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             for lineno, row in enumerate(csv.reader(fh), start=1):
                 if not row or (lineno == 1 and row[0].strip().lower() == "path"):
                     continue
-                if len(row) not in (1 + n_coords, 1 + n_coords + len(STATE_NAMES)):
-                    raise EdgekitError(
-                        f"expected {1 + n_coords} columns (path + {n_coords} coordinates) or "
-                        f"{1 + n_coords + len(STATE_NAMES)} (with {', '.join(STATE_NAMES)}), got {len(row)}",
-                        path=path, line=lineno)
+                coords = len(row) - 1 - (len(STATE_NAMES) if (len(row) - 1) % 2 else 0)
+                if coords < 2 or (n_coords is not None and coords != n_coords):
+                    want = (f"{1 + n_coords} columns (path + {n_coords} coordinates) or "
+                            f"{1 + n_coords + len(STATE_NAMES)} (with {', '.join(STATE_NAMES)})") if n_coords \
+                        else "path, then x y pairs, then optionally the three states"
+                    raise EdgekitError(f"expected {want}, got {len(row)}", path=path, line=lineno)
+                n_coords = coords
                 try:
                     values = np.array([float(v) for v in row[1:]], np.float32)
                 except ValueError:
@@ -144,13 +147,45 @@ def read_landmark_csv(path: str | Path) -> list[LabeledImage]:
                         raise EdgekitError(f"states must be 0 or 1, got {row[1 + n_coords:]}", path=path,
                                            line=lineno)
                 image = (path.parent / row[0].strip()).resolve()
-                rows.append(LabeledImage(image, values[:n_coords].reshape(NUM_POINTS, 2) + CSV_OFFSET, states))
+                rows.append(LabeledImage(image, values[:n_coords].reshape(-1, 2) + CSV_OFFSET, states))
     except OSError as exc:
         raise EdgekitError(f"cannot read CSV ({exc.strerror or exc})", path=path) from None
     except UnicodeDecodeError:
         raise EdgekitError("not a UTF-8 text CSV file", path=path) from None
     if not rows:
         raise EdgekitError("CSV has no data rows", path=path)
+    return rows
+
+
+WFLW_FIELDS = 98 * 2 + 4 + 6 + 1  # 98 x y, box x_min y_min x_max y_max, 6 attribute flags, image path
+
+
+def read_wflw(path: str | Path) -> list[LabeledImage]:
+    """A WFLW annotation list (`list_98pt_rect_attr_*.txt`): per line 196 coordinates, the face box, six
+    attribute flags (pose, expression, illumination, make-up, occlusion, blur) and the image path. Images are
+    looked up relative to the list's folder, then in a `WFLW_images` folder beside it or above it."""
+    path = Path(path)
+    roots = [path.parent] + [p / "WFLW_images" for p in (path.parent, *path.parents)]
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EdgekitError(f"cannot read WFLW list ({exc.__class__.__name__})", path=path) from None
+    for lineno, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != WFLW_FIELDS:
+            raise EdgekitError(f"expected {WFLW_FIELDS} fields (196 coordinates, 4 box, 6 attributes, image), got "
+                               f"{len(parts)}", path=path, line=lineno)
+        try:
+            values = np.array([float(v) for v in parts[:196]], np.float32)
+        except ValueError:
+            raise EdgekitError("coordinates must be numbers", path=path, line=lineno) from None
+        image = next((r / parts[-1] for r in roots if (r / parts[-1]).is_file()), roots[0] / parts[-1])
+        rows.append(LabeledImage(image, values.reshape(98, 2) + CSV_OFFSET))
+    if not rows:
+        raise EdgekitError("WFLW list has no lines", path=path)
     return rows
 
 

@@ -17,11 +17,16 @@ def normalize(images: np.ndarray, mean=DEFAULT_MEAN, std=DEFAULT_STD) -> np.ndar
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def hflip(image: np.ndarray, landmarks: np.ndarray | None, states: np.ndarray | None):
-    """Mirror a crop; landmark indices and left/right states swap so labels stay iBUG-correct."""
+def hflip(image: np.ndarray, landmarks: np.ndarray | None, states: np.ndarray | None,
+          permutation: np.ndarray | None = None):
+    """Mirror a crop; landmark indices (by `permutation`, default iBUG 68) and left/right states swap so labels
+    stay correct. Labels of another point count with no permutation cannot be mirrored and are dropped."""
     image = np.ascontiguousarray(image[:, ::-1])
+    perm = FLIP_PERMUTATION if permutation is None else permutation
+    if landmarks is not None and len(landmarks) != len(perm):
+        landmarks = None
     if landmarks is not None:
-        landmarks = landmarks[FLIP_PERMUTATION].copy()
+        landmarks = landmarks[perm].copy()
         landmarks[:, 0] = 1.0 - landmarks[:, 0]
     if states is not None:
         states = states[STATE_FLIP_PERMUTATION].copy()
@@ -36,7 +41,25 @@ def photometric(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-def augment(rng: np.random.Generator, image, landmarks, states, flip_p: float = 0.5):
+def geometric(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray | None):
+    """A small random similarity (rotation +-15 deg, scale 0.9-1.1, shift +-5%) about the crop centre, applied
+    to the image and, exactly, to the landmarks (unit coordinates)."""
+    import cv2
+
+    size = image.shape[0]
+    m = cv2.getRotationMatrix2D((size / 2.0, size / 2.0), rng.uniform(-15, 15), rng.uniform(0.9, 1.1))
+    m[:, 2] += rng.uniform(-0.05, 0.05, 2) * size
+    image = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if landmarks is not None:
+        px = landmarks * size
+        landmarks = ((px @ m[:, :2].T + m[:, 2]) / size).astype(np.float32)
+    return image, landmarks
+
+
+def augment(rng: np.random.Generator, image, landmarks, states, flip_p: float = 0.5,
+            permutation: np.ndarray | None = None, warp: bool = False):
     if rng.random() < flip_p:
-        image, landmarks, states = hflip(image, landmarks, states)
+        image, landmarks, states = hflip(image, landmarks, states, permutation)
+    if warp:
+        image, landmarks = geometric(rng, image, landmarks)
     return photometric(rng, image), landmarks, states

@@ -1,7 +1,7 @@
 """Parity after every export: the artifact through its own runtime against the PyTorch model, on N samples.
 
-FP32 must match to 1e-4 of each output's scale (landmarks: normalised crop units). For FP16 and INT8 the result reports the NME change
-and the part-state agreement; the recipe's budget, not a fixed tolerance, decides those.
+FP32 must match to 1e-4 of each output's scale (landmarks: normalised crop units). For FP16 and INT8 the result
+reports the NME change and the part-state agreement; the recipe's budget, not a fixed tolerance, decides those.
 """
 
 from __future__ import annotations

@@ -220,8 +220,10 @@ def _onnx_input_shape(path: Path, given, layout: str) -> tuple[int, ...]:
 
 
 def _load_pt2(path: Path) -> nn.Module:
+    from .export_archive import load_archive
+
     try:
-        return torch.export.load(str(path)).module()
+        return load_archive(path)
     except Exception as exc:  # noqa: BLE001 - a bad or foreign archive
         raise EdgekitError(f"not a torch.export archive torch {torch.__version__} can load ({exc.__class__.__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''})", path=path) from None
@@ -268,7 +270,8 @@ def load_user_model(spec: ByomSpec) -> ByomModel:
         try:
             raw = reference(torch.zeros(*shape))
         except Exception as exc:  # noqa: BLE001 - ORT refuses the shape or the file
-            raise EdgekitError(f"ONNX Runtime cannot run it on {shape}: {str(exc).splitlines()[0]}", path=path) from None
+            raise EdgekitError(f"ONNX Runtime cannot run it on {shape}: {str(exc).splitlines()[0]}",
+                               path=path) from None
         natural = reference.session.output_names
         names = _output_names(dict(zip(natural, raw, strict=True)), spec.output_names) if spec.output_names else natural
     else:

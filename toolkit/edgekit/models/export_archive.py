@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 
-
 def save_archive(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> Path:
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -27,5 +26,17 @@ def save_archive(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> 
     return path
 
 
+class ArchivedModule(nn.Module):
+    """A loaded .pt2 as an ordinary module. torch.export's module refuses train()/eval() (its mode was fixed at
+    export), so it is held outside the module tree: it runs, exports and teaches, but is not trained again."""
+
+    def __init__(self, graph_module: nn.Module):
+        super().__init__()
+        self.__dict__["graph_module"] = graph_module
+
+    def forward(self, x: torch.Tensor):
+        return self.graph_module(x)
+
+
 def load_archive(path: Path) -> nn.Module:
-    return torch.export.load(str(path)).module()
+    return ArchivedModule(torch.export.load(str(path)).module())
