@@ -188,3 +188,28 @@ def test_converter_parity_failure_is_one_line(tmp_path, crops, onnx_files, monke
     with pytest.raises(EdgekitError, match="converted PyTorch model differs from ONNX Runtime"):
         run_recipe("prune_int8", spec_for("c", "onnx", onnx_files), crops, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_student_by_mmacs_and_your_own_student_and_qat(crops, onnx_files, tmp_path, cli):
+    """The distilled student sized by a MACs target; `--student pkg.mod:factory`; QAT on your own module."""
+    RECIPES["distill_mmacs"] = RECIPES["distill_int8"].replace("{arch: mobile, width: 0.25}", "{mmacs: 1.5}")
+    manifest = run_recipe("distill_mmacs", spec_for("b", "factory", onnx_files), crops, tmp_path / "m",
+                          targets="cpu")
+    student = manifest["steps"][1]
+    assert student["macs"] <= 1.5e6 and student["extra"]["mmacs_target"]["width"] >= 0.25
+
+    recipe = tmp_path / "d.yaml"
+    recipe.write_text("name: d\n" + RECIPES["distill_int8"])
+    r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:style_a", "--input-shape", "1,3,64,64",
+            "--landmarks-output", "output0", "--mean", "0.5", "--student", "byom_models:tiny_student_a",
+            "--data", str(crops), "--target", "cpu", "--run-dir", str(tmp_path / "s"), "--quiet", "--no-deploy")
+    assert r.returncode == 0, r.stderr
+    done = json.loads((tmp_path / "s" / "manifest.json").read_text())["steps"]
+    assert done[1]["extra"]["arch"] == "byom_models:tiny_student_a"
+    assert (tmp_path / "s" / "01-distill" / "model.pt2").exists()  # your student, kept as a torch.export archive
+    assert done[1]["macs"] < done[0]["macs"] / 2
+
+    RECIPES["qat_int8"] = ("stages:\n  - quantize: {mode: qat, calibration: {images: 16}, "
+                           "qat: {epochs: 1, steps_per_epoch: 2, batch_size: 8, lr: 0.00001}}\n")
+    manifest = run_recipe("qat_int8", spec_for("a", "factory", onnx_files), crops, tmp_path / "q", targets="cpu")
+    assert manifest["steps"][-1]["extra"]["qat"]["history"] and manifest["accept"]["met"]

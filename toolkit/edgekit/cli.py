@@ -244,6 +244,8 @@ def compress(
     color: Annotated[str, typer.Option(help="--model input channel order: RGB or BGR.")] = "RGB",
     layout: Annotated[str, typer.Option(help="--model input layout: NCHW or NHWC.")] = "NCHW",
     eval_data: Annotated[str | None, typer.Option(help="--model: data to score on; default --data.")] = None,
+    student: Annotated[str | None, typer.Option(help="Your own student for distill stages: "
+                                                "'package.module:factory' (outputs as the teacher's).")] = None,
     deploy: Annotated[bool, typer.Option(help="After export, bench each target's artifacts there (short "
                                          "protocol) and choose the fastest within budget: deploy.json.")] = True,
     latency_budget_ms: Annotated[float | None, typer.Option(min=0.001, help="--recipe auto: the p50 the choice must "
@@ -275,7 +277,8 @@ def compress(
                          landmarks_layout=landmarks_layout, landmarks_units=landmarks_units, scheme=scheme,
                          states_output=states_output, color=color, layout=layout)
         manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
-                                stderr_console=console, verbose=verbose, deploy=deploy, eval_data=eval_data)
+                                stderr_console=console, verbose=verbose, deploy=deploy, eval_data=eval_data,
+                                student=student)
         missed = manifest.get("accept", {}).get("missed", [])
     for line in missed:
         console.print(f"[red]budget missed:[/red] {line}", highlight=False, soft_wrap=True)

@@ -61,12 +61,16 @@ def _per_channel(option: str, text: str) -> tuple[float, ...]:
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
                  workers: int, progress: bool, console: Console, byom: ByomSpec | None = None,
                  stderr_console: Console | None = None, verbose: bool = True, deploy: bool = True,
-                 eval_data: str | None = None) -> dict:
+                 eval_data: str | None = None, student: str | None = None) -> dict:
     """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal."""
     path = find("recipes", recipe)
     rec = load_recipe(path)
     if data is not None:
         rec = rec.model_copy(update={"data": rec.data.model_copy(update={"train": data, "calibration": data})})
+    if student is not None:
+        from .config.recipe import StudentSpec
+
+        rec = rec.model_copy(update={"student": StudentSpec(factory=student)})
     targets = resolve_targets(target)
     out = run_dir or Path("runs") / rec.name
     if byom is not None:

@@ -81,6 +81,40 @@ def contract_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, d
     return student, {"arch": "mobile-contract", "arch_kwargs": kwargs}, info
 
 
+def width_for_mmacs(arch: str, ctx: StageContext, mmacs: float, kwargs: dict | None = None) -> float:
+    """The widest grid width whose fresh model has at most `mmacs` million MACs (MACs grow with width)."""
+    from ..models.registry import count_macs_params
+
+    fits = [w for w in WIDTHS
+            if count_macs_params(build(arch, input_size=ctx.input_size, width=w, **(kwargs or {})),
+                                 ctx.input_size)[0] <= mmacs * 1e6]
+    if not fits:
+        raise EdgekitError(f"student.mmacs {mmacs}: even width {WIDTHS[0]} has more MACs; raise it")
+    return fits[-1]
+
+
+def factory_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:
+    """Your own student module: its outputs must have the teacher's count and shapes."""
+    from ..models.byom import OutputAdapter, load_factory
+
+    try:
+        model = load_factory(spec.factory)()
+    except EdgekitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's factory raised: one line
+        raise EdgekitError(f"student.factory {spec.factory!r} raised {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise EdgekitError(f"student.factory {spec.factory!r} returned {type(model).__name__}, not an nn.Module")
+    student = OutputAdapter(model, list(ctx.output_names))
+    with torch.no_grad():
+        shapes = [tuple(t.shape[1:]) for t in student.eval()(torch.zeros(*ctx.input_shape))]
+    want = [tuple(s) for s in ctx.contract.shapes]
+    if shapes != want:
+        raise EdgekitError(f"student.factory {spec.factory!r} outputs shapes {shapes}; the teacher's are {want}")
+    student.train()
+    return student, {"arch": spec.factory, "arch_kwargs": {}}
+
+
 def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:
     """The student and its arch info: pre-trained weights from `spec.init`, else fresh weights."""
     if spec.init is None:
@@ -117,8 +151,17 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
     torch.manual_seed(ctx.seed)
     own_model = getattr(ctx, "byom", None) is not None  # your own model is the teacher
     init_info: dict = {}
-    if own_model:
-        student, arch_info, init_info = contract_student(student_spec, ctx)
+    if student_spec.mmacs is not None:
+        arch = "mobile-contract" if own_model else student_spec.arch
+        kwargs = {"contract": ctx.contract.to_json()} if own_model else {}
+        width = width_for_mmacs(arch, ctx, student_spec.mmacs, kwargs)
+        init_info["mmacs_target"] = {"mmacs": student_spec.mmacs, "width": width}
+        student_spec = student_spec.model_copy(update={"width": width, "mmacs": None})
+    if student_spec.factory is not None:
+        student, arch_info = factory_student(student_spec, ctx)
+    elif own_model:
+        student, arch_info, copied = contract_student(student_spec, ctx)
+        init_info.update(copied)
     else:
         student, arch_info = initial_student(student_spec, ctx)
     warnings: list[str] = []
@@ -127,7 +170,7 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         # model teaches live instead, on exactly the augmented input the student sees.
         warnings.append(f"distill.pool {cfg.pool} ignored: your own model teaches live, on each augmented batch")
         cfg = cfg.model_copy(update={"pool": 0})
-    if own_model and cfg.loss.features > 0:
+    if (own_model or student_spec.factory) and cfg.loss.features > 0:
         warnings.append("distill.loss.features ignored: your own model has no forward_features()")
         cfg = cfg.model_copy(update={"loss": cfg.loss.model_copy(update={"features": 0.0})})
     adapters = None

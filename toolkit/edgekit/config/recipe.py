@@ -18,26 +18,36 @@ __all__ = ["Accept", "DataSpec", "DistillLoss", "Recipe", "StageItem", "Strict",
 class StudentSpec(Strict):
     """The student to distill into. With `init`, its weights (and arch and width) come from a checkpoint, so the
     distill stage fine-tunes instead of training from random weights. With `latency_ms`, the width is the widest
-    whose measured latency meets it (the latency table: ONNX Runtime, FP32, batch 1, 1 thread, this machine)."""
+    whose measured latency meets it (the latency table: ONNX Runtime, FP32, batch 1, 1 thread, this machine);
+    with `mmacs`, the widest whose multiply-accumulates fit. With `factory` (`pkg.module:factory`), your own
+    student module, whose outputs must match the teacher's."""
 
     arch: Literal["mobile", "resnet"] | None = None
     width: float | None = Field(None, gt=0.0, le=2.0)
     init: str | None = Field(None, min_length=1, description="zoo:NAME or a .safetensors checkpoint to start from")
     latency_ms: float | None = Field(None, gt=0.0, description="choose the width by measured latency")
+    mmacs: float | None = Field(None, gt=0.0, description="choose the width by MACs (millions)")
+    factory: str | None = Field(None, min_length=3, description="your own student: pkg.module:factory")
 
     @model_validator(mode="before")
     @classmethod
     def _defaults_without_init(cls, data):
         # Without init: a fresh mobile 0.5. With init, the checkpoint decides; given values must agree with it.
-        if isinstance(data, dict) and data.get("init") is None:
-            width = None if data.get("latency_ms") is not None else 0.5
+        if isinstance(data, dict) and data.get("init") is None and data.get("factory") is None:
+            width = None if data.get("latency_ms") is not None or data.get("mmacs") is not None else 0.5
             data = {"arch": "mobile", "width": width, **{k: v for k, v in data.items() if v is not None}}
         return data
 
     @model_validator(mode="after")
     def _one_way_to_size(self):
-        if self.latency_ms is not None and (self.init is not None or self.width is not None):
-            raise ValueError("latency_ms chooses the width of a fresh student: drop width and init, or drop it")
+        for key in ("latency_ms", "mmacs"):
+            if getattr(self, key) is not None and (self.init is not None or self.width is not None):
+                raise ValueError(f"{key} chooses the width of a fresh student: drop width and init, or drop it")
+        if self.latency_ms is not None and self.mmacs is not None:
+            raise ValueError("give latency_ms or mmacs, not both")
+        if self.factory is not None and any(getattr(self, k) is not None for k in
+                                            ("arch", "width", "init", "latency_ms", "mmacs")):
+            raise ValueError("factory is your own student: drop arch, width, init, latency_ms and mmacs")
         return self
 
 
