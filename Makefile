@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[tflite,dev]"
+	@# onnx2torch (ONNX models pruned or trained in PyTorch) without its torchvision: that wheel needs the CUDA
+	@# torch and cannot load beside the CPU build (docs/NOTES.md).
+	$(PY) -m pip install -q --no-deps -c $(CONSTRAINTS) onnx2torch
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -35,6 +38,7 @@ test-latest:
 	@test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c constraints.txt -e ".[tflite,dev]"
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --no-deps onnx2torch
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/tested-versions.txt
 	$(LATEST_VENV)/bin/python -m pytest
 

@@ -140,7 +140,11 @@ def onnx_to_torch(path: Path, check_inputs: np.ndarray):
     from ..runtime.ort import OrtSession
 
     _torchvision_stand_in()
-    import onnx2torch
+    try:
+        import onnx2torch
+    except ImportError:
+        raise EdgekitError("pruning, QAT or a TFLite export of an ONNX model converts it to PyTorch with onnx2torch: "
+                           "pip install --no-deps onnx2torch", path=path) from None
 
     try:
         model = to_opset17(onnxslim.slim(onnx.load(str(path))), path)
