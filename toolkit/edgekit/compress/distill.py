@@ -95,17 +95,9 @@ def width_for_mmacs(arch: str, ctx: StageContext, mmacs: float, kwargs: dict | N
 
 def factory_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict]:
     """Your own student module: its outputs must have the teacher's count and shapes."""
-    from ..models.byom import OutputAdapter, load_factory
+    from ..models.byom import OutputAdapter, build_from_factory
 
-    try:
-        model = load_factory(spec.factory)()
-    except EdgekitError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's factory raised: one line
-        raise EdgekitError(f"student.factory {spec.factory!r} raised {exc.__class__.__name__}: {exc}") from None
-    if not isinstance(model, nn.Module):
-        raise EdgekitError(f"student.factory {spec.factory!r} returned {type(model).__name__}, not an nn.Module")
-    student = OutputAdapter(model, list(ctx.output_names))
+    student = OutputAdapter(build_from_factory(spec.factory, "student.factory"), list(ctx.output_names))
     with torch.no_grad():
         shapes = [tuple(t.shape[1:]) for t in student.eval()(torch.zeros(*ctx.input_shape))]
     want = [tuple(s) for s in ctx.contract.shapes]

@@ -48,18 +48,31 @@ class ByomSpec:
         return suffix[1:] if suffix in (".onnx", ".pt2") else "factory"
 
 
-def load_factory(spec: str):
+def load_factory(spec: str, option: str = "--model"):
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise EdgekitError(f"--model {spec!r}: expected 'package.module:factory', a .onnx or a .pt2 file")
+        raise EdgekitError(f"{option} {spec!r}: expected 'package.module:factory', a .onnx or a .pt2 file")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise EdgekitError(f"--model {spec!r}: cannot import {module_name!r} ({exc})") from None
+        raise EdgekitError(f"{option} {spec!r}: cannot import {module_name!r} ({exc})") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise EdgekitError(f"--model {spec!r}: {module_name} has no callable {attr!r}")
+        raise EdgekitError(f"{option} {spec!r}: {module_name} has no callable {attr!r}")
     return factory
+
+
+def build_from_factory(spec: str, option: str = "--model") -> nn.Module:
+    """Call a user's factory: whatever it raises, or a non-module it returns, is one line naming it."""
+    try:
+        model = load_factory(spec, option)()
+    except EdgekitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's factory raised: name it, no traceback
+        raise EdgekitError(f"{option} {spec!r}: the factory raised {exc.__class__.__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise EdgekitError(f"{option} {spec!r}: factory returned {type(model).__name__}, expected a torch nn.Module")
+    return model
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -229,23 +242,19 @@ def _load_pt2(path: Path) -> nn.Module:
                            f"{str(exc).splitlines()[0] if str(exc) else ''})", path=path) from None
 
 
+def _model_file(spec: ByomSpec, holds: str) -> Path:
+    path = Path(spec.model)
+    if not path.is_file():
+        raise EdgekitError("model file not found", path=path)
+    if spec.weights:
+        raise EdgekitError(f"--weights is for --model pkg.module:factory; {holds} holds its weights")
+    return path
+
+
 def _build_torch(spec: ByomSpec) -> nn.Module:
     if spec.source == "pt2":
-        path = Path(spec.model)
-        if not path.is_file():
-            raise EdgekitError("model file not found", path=path)
-        if spec.weights:
-            raise EdgekitError("--weights is for --model pkg.module:factory; a .pt2 archive holds its weights")
-        return _load_pt2(path)
-    try:
-        model = load_factory(spec.model)()
-    except EdgekitError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's factory raised: name it, no traceback
-        raise EdgekitError(f"--model {spec.model!r}: the factory raised {exc.__class__.__name__}: {exc}") from None
-    if not isinstance(model, nn.Module):
-        raise EdgekitError(f"--model {spec.model!r}: factory returned {type(model).__name__}, expected a torch "
-                           "nn.Module")
+        return _load_pt2(_model_file(spec, "a .pt2 archive"))
+    model = build_from_factory(spec.model)
     if spec.weights is not None:
         missing, unexpected = model.load_state_dict(read_state_dict(spec.weights), strict=False)
         if missing or unexpected:
@@ -260,11 +269,7 @@ def load_user_model(spec: ByomSpec) -> ByomModel:
     scheme = load_scheme(spec.scheme)
     bgr, nhwc = spec.color == "BGR", spec.layout == "NHWC"
     if spec.source == "onnx":
-        path = Path(spec.model)
-        if not path.is_file():
-            raise EdgekitError("model file not found", path=path)
-        if spec.weights:
-            raise EdgekitError("--weights is for --model pkg.module:factory; an ONNX file holds its weights")
+        path = _model_file(spec, "an ONNX file")
         shape = _onnx_input_shape(path, spec.input_shape, spec.layout)
         module, reference = None, OrtModule(path, OutputAdapter(nn.Identity(), [], bgr, nhwc))
         try:
