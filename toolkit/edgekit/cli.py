@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from .errors import EdgekitError
+from .gate_cli import gate as gate_command
 from .predict_cli import predict as predict_command
 
 app = typer.Typer(help="edgekit: turn a facial-feature CNN into small, fast, verified on-device models.",
@@ -26,8 +27,8 @@ console = Console(stderr=True)
 # Tables are wide; when stdout is a file or pipe, rich would wrap them at 80 columns.
 out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
-DATA_HELP = ("synth[:train|val|test[:N]], a 300-W folder (image next to .pts), a landmark .csv, or a folder of "
-             "unlabeled face crops.")
+DATA_HELP = ("synth[:train|val|test[:N]], a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt list, "
+             "or a folder of unlabeled face crops.")
 DEFAULT_TEACHER = "zoo:facial68-teacher"
 
 
@@ -349,71 +350,7 @@ def bench(
         raise typer.Exit(1)
 
 
-@app.command()
-def gate(
-    candidate: Annotated[Path, typer.Option(help="The artifact under test (e.g. runs/x/exports/model.int8.onnx).")],
-    baseline: Annotated[str | None, typer.Option(help="Baseline artifact for same-run A/B: a path, or "
-                                                 "git:REV:path for the file as committed at REV.")] = None,
-    stored: Annotated[Path | None, typer.Option(help="Stored baseline JSON (benchmarks/baselines/<target>.json) "
-                                                "instead of a same-run baseline.")] = None,
-    update_baseline: Annotated[Path | None, typer.Option(help="Measure --candidate and write it as the stored "
-                                                         "baseline at this path (atomic), then exit.")] = None,
-    target: Annotated[str, typer.Option(help="Target name, recorded with a stored baseline.")] = "cpu",
-    blocks: Annotated[int, typer.Option(min=1, help="Blocks (each: baseline twice, candidate once, shuffled). "
-                                        "Fewer than the test needs to reach p < alpha (7 at 0.01) is inconclusive; "
-                                        "12 leave room for one disturbed block.")] = 12,
-    threshold: Annotated[float | None, typer.Option(help="Smallest relative slowdown that fails [default: 0.10]; "
-                                                    "widens to noise-factor x the A/A CI half-width on noise.")] = None,
-    noise_factor: Annotated[float | None, typer.Option(help="How far measured A/A noise widens the threshold "
-                                                       "[default: 1.0].")] = None,
-    alpha: Annotated[float | None, typer.Option(help="Significance level [default: 0.01].")] = None,
-    accuracy_budget: Annotated[float | None, typer.Option(help="Relative NME increase that fails "
-                                                          "[default: 0.02].")] = None,
-    runtime: Annotated[str | None, typer.Option(help="Runtime; default: the one the file type implies.")] = None,
-    threads: Annotated[int, typer.Option(min=1, help="Threads for both sides.")] = 1,
-    data: Annotated[str, typer.Option(help="Labeled data for the accuracy gate. " + DATA_HELP)] = "synth:test",
-    eval_images: Annotated[int, typer.Option(min=0, help="Images for the accuracy gate (0: latency only).")] = 200,
-    out: Annotated[Path | None, typer.Option(help="Also write the decision as JSON here.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the block order.")] = 0,
-) -> None:
-    """Fail CI when a candidate is slower or less accurate than a baseline, with statistics that hold on noise.
-
-    Exit codes: 0 pass, 1 regression, 3 inconclusive (noisy machine, too few blocks or fingerprint mismatch),
-    2 bad input. A regression needs all three: slowdown over the threshold, a one-sided p < alpha (Wilcoxon
-    signed-rank on per-block log ratios; Mann-Whitney against a stored baseline), and the 95% CI of the ratio
-    clearing half the threshold. Options given here beat the budgets stored in a baseline file.
-    """
-    import tempfile
-
-    from .bench import gate as g
-    from .bench.decision import EXIT_CODES
-
-    given = {"threshold": threshold, "noise_factor": noise_factor, "alpha": alpha, "accuracy_budget": accuracy_budget}
-    def status(text: str) -> None:
-        console.print(text, end="\r", highlight=False)
-
-    opts = g.GateOptions(blocks=blocks, runtime=runtime, threads=threads, data=data, eval_images=eval_images,
-                         overrides={k: v for k, v in given.items() if v is not None}, seed=seed,
-                         progress=status if console.is_terminal else None)
-    opts.rule()  # a bad value stops here, before anything is measured
-    with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
-        cand = g.resolve_artifact(str(candidate), Path(tmp))
-        if update_baseline:
-            doc = g.update_baseline(update_baseline, cand, target, opts, Path(tmp))
-            console.print(f"wrote {update_baseline}: {len(doc['block_p50_ms'])} blocks, median p50 "
-                          f"{sorted(doc['block_p50_ms'])[len(doc['block_p50_ms']) // 2]:.3f} ms", highlight=False)
-            return
-        if (baseline is None) == (stored is None):
-            raise EdgekitError("give exactly one of --baseline (same-run A/B) or --stored (a stored baseline JSON)")
-        if stored:
-            report = g.stored(stored, cand, opts, Path(tmp))
-        else:
-            report = g.same_run(g.resolve_artifact(baseline, Path(tmp)), cand, opts, Path(tmp))
-    g.write_report(report, out)
-    out_console.print(g.summary_markdown(report), markup=False, highlight=False)
-    raise typer.Exit(EXIT_CODES[report["verdict"]])
-
-
+app.command("gate")(gate_command)
 app.command("predict")(predict_command)
 
 
