@@ -117,22 +117,26 @@ def test_every_recipe_exports_for_every_target(style, source, recipe, crops, onn
     assert manifest["accept"]["met"], manifest["accept"]["missed"]
 
 
-def test_bench_and_gate_on_your_models_artifacts(crops, onnx_files, tmp_path, cli):
-    """bench reads the contract from the sidecar and scores landmarks in the model's scheme; gate A/Bs them."""
+@pytest.mark.parametrize("source", ["factory", "onnx"])
+@pytest.mark.parametrize("style", list(STYLES))
+def test_bench_and_gate_on_your_models_artifacts(style, source, crops, onnx_files, tmp_path, cli):
+    """bench reads the contract from the sidecar and scores landmarks in the model's scheme where labels of that
+    scheme exist (68-point SynthFaces for style a), else measures latency and memory only; gate A/Bs INT8
+    against FP32."""
     run = tmp_path / "run"
-    run_recipe("ptq_int8", spec_for("a", "factory", onnx_files), crops, run, targets="cpu")
-    r = cli("bench", "--run", str(run), "--target", "cpu", "--quick", "--data", "synth:test:32", "--out",
-            str(tmp_path / "b"))
+    run_recipe("ptq_int8", spec_for(style, source, onnx_files), crops, run, targets="cpu")
+    labeled = ["--data", "synth:test:32"] if style == "a" else ["--eval-images", "0"]
+    r = cli("bench", "--run", str(run), "--target", "cpu", "--quick", *labeled, "--out", str(tmp_path / "b"))
     assert r.returncode == 0, r.stderr
     records = json.loads((tmp_path / "b" / "bench.json").read_text())["records"]
-    accs = [x["accuracy"] for x in records if x.get("accuracy")]
-    # Scored against 68-point ground truth through the model's (N, 136) output: every artifact, per region.
-    assert len(accs) == len(records) >= 3 and all(0 < a["nme"] < 2 and "jaw" in a["region_nme"] for a in accs)
+    assert len(records) >= 3 and all(x["status"] == "ok" and x["latency"]["p50"] > 0 for x in records)
+    if style == "a":  # against 68-point ground truth through the (N, 136) output, per region
+        assert all(0 < x["accuracy"]["nme"] < 2 and "jaw" in x["accuracy"]["region_nme"] for x in records)
     r = cli("gate", "--candidate", str(run / "exports/model.int8.onnx"), "--baseline",
-            str(run / "exports/model.fp32.onnx"), "--blocks", "3", "--eval-images", "16", "--data", "synth:test:32",
-            "--threshold", "5", "--out", str(tmp_path / "gate.json"))
-    assert r.returncode in (0, 3), r.stdout + r.stderr
-    assert json.loads((tmp_path / "gate.json").read_text())["latency"]["blocks"] == 3
+            str(run / "exports/model.fp32.onnx"), "--blocks", "3", *labeled[:2],
+            *(["--eval-images", "16"] if style == "a" else []), "--threshold", "5", "--out", str(tmp_path / "g.json"))
+    assert r.returncode in (0, 3), r.stdout + r.stderr  # 3 blocks: too few to call a regression, by design
+    assert json.loads((tmp_path / "g.json").read_text())["latency"]["blocks"] == 3
 
 
 def test_scheme_files_and_bad_declarations(tmp_path, onnx_files):
