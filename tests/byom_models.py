@@ -191,3 +191,24 @@ class TinyStudentA(nn.Module):
 
 def tiny_student_a():
     return TinyStudentA()
+
+
+class ChannelScale(nn.Module):
+    """A layer of the user's own with a per-channel parameter: torch-pruning has no rule for it."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class WithCustomLayer(StyleC):
+    def __init__(self):
+        super().__init__()
+        self.body.insert(3, ChannelScale(16))
+
+
+def with_custom_layer():
+    return WithCustomLayer()

@@ -217,3 +217,13 @@ def test_student_by_mmacs_and_your_own_student_and_qat(crops, onnx_files, tmp_pa
                            "qat: {epochs: 1, steps_per_epoch: 2, batch_size: 8, lr: 0.00001}}\n")
     manifest = run_recipe("qat_int8", spec_for("a", "factory", onnx_files), crops, tmp_path / "q", targets="cpu")
     assert manifest["steps"][-1]["extra"]["qat"]["history"] and manifest["accept"]["met"]
+
+
+def test_a_layer_torch_pruning_cannot_handle_is_skipped_with_a_named_warning(crops, tmp_path):
+    spec = ByomSpec("byom_models:with_custom_layer", input_shape=(1, 3, 64, 64), landmarks_output="output0",
+                    scheme="wflw98")
+    manifest = run_recipe("prune_int8", spec, crops, tmp_path / "run", targets="cpu")
+    pruned = manifest["steps"][1]
+    assert any("no rule for ChannelScale (model.body.3)" in w for w in pruned["warnings"]), pruned["warnings"]
+    assert pruned["macs"] < manifest["steps"][0]["macs"]  # the rest was still pruned
+    assert manifest["accept"]["met"]

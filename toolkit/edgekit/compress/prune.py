@@ -44,11 +44,19 @@ def head_layers(model: nn.Module, size: int | None = None) -> list[nn.Module]:
     (benchmarks/RESULTS.md). The backbone channels feeding the head stay prunable."""
     head = getattr(model, "head", None)
     if head is None:
-        return output_layers(model, (1, 3, size, size) if size else None)
+        return output_layers(model, (1, 3, size, size) if size else None) + [m for _, m in unknown_layers(model)]
     return [m for m in head.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
 _PARAMETRIC = (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)
+
+
+def unknown_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules of your own that hold parameters but that torch-pruning has no rule for (it would guess which axis
+    is the channel): they are kept whole, and so are the channels coupled to them."""
+    return [(name, m) for name, m in model.named_modules()
+            if any(True for _ in m.parameters(recurse=False))
+            and tp.ops.module2type(m) == tp.ops.OPTYPE.ELEMENTWISE]
 
 
 def output_layers(model: nn.Module, shape: tuple[int, ...] | None) -> list[nn.Module]:
@@ -262,6 +270,8 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     multiple = cfg.channel_multiple or ctx.channel_multiple
     macs0, params0 = count_macs_params(model, size)
     latency: dict | None = None
+    skipped = [f"prune: torch-pruning has no rule for {type(m).__name__} ({name}); it and the channels coupled to "
+               "it are kept" for name, m in unknown_layers(model)] if getattr(model, "head", None) is None else []
     macs_ratio = cfg.target.macs_ratio
     if cfg.target.latency_ms is not None:  # a measured latency becomes a MACs ratio, checked again at the end
         latency = {"target_ms": cfg.target.latency_ms, "before_ms": round(ctx.latency_ms(model), 4)}
@@ -318,7 +328,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
         macs, params = count_macs_params(model, size)
         history.append({"step": "top-up", "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
     macs1, params1 = count_macs_params(model, size)
-    warnings_ = []
+    warnings_ = list(skipped)
     if target is not None and macs1 > target:  # every prunable group is at its channel floor
         warnings_.append(f"prune reached {macs1 / macs0:.3f} of the MACs, not the {target / macs0:.3f} asked for: "
                          f"the layers left are at {multiple} channels or belong to the head")
