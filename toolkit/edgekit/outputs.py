@@ -74,7 +74,7 @@ class OutputContract:
         if self.units not in UNITS:
             raise EdgekitError(f"--landmarks-units {self.units!r}: expected {' or '.join(UNITS)}")
         for flag, name in (("--landmarks-output", self.landmarks), ("--states-output", self.states)):
-            if name is not None and name not in self.names and flag == "--landmarks-output":
+            if name is not None and name not in self.names:
                 raise EdgekitError(f"{flag} {name!r} is not an output of {where}; its outputs: {self.names}")
         i = self.landmark_index
         if i is None:

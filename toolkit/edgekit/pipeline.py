@@ -79,7 +79,7 @@ class CompressRun:
 
 
 def _onnx_meta(ctx: StageContext, recipe_hash: str) -> dict:
-    return {"edgekit_version": __version__, "landmark_scheme": ctx.meta.landmark_scheme,
+    return {"edgekit_version": __version__, "landmark_scheme": ctx.scheme.name,
             "mean": json.dumps(list(ctx.meta.mean)), "std": json.dumps(list(ctx.meta.std)),
             "input_size": str(ctx.input_size), "outputs": json.dumps(ctx.output_names), "recipe_hash": recipe_hash}
 

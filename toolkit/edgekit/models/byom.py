@@ -12,7 +12,7 @@ An ONNX model runs through ONNX Runtime as the reference and the distillation te
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -121,12 +121,12 @@ class OutputAdapter(nn.Module):
 class OrtModule(nn.Module):
     """An ONNX model run by ONNX Runtime behind the nn.Module call (inference only: the teacher, the reference)."""
 
-    def __init__(self, path: Path, adapter: OutputAdapter | None = None):
+    def __init__(self, path: Path, bgr: bool = False, nhwc: bool = False):
         super().__init__()
         from ..runtime.ort import OrtSession
 
         self.path, self.session = path, OrtSession(path, threads=None)
-        self.bgr, self.nhwc = (adapter.bgr, adapter.nhwc) if adapter else (False, False)
+        self.bgr, self.nhwc = bgr, nhwc
 
     def __deepcopy__(self, memo):  # frozen and stateless on the torch side: a copy is the same model
         return self
@@ -148,7 +148,6 @@ class ByomModel:
     input_shape: tuple[int, ...]  # canonical N,C,H,W
     spec: ByomSpec
     onnx_path: Path | None = None  # the user's ONNX file, used as-is for the float ONNX model
-    _converted: dict = field(default_factory=dict)
 
     @property
     def output_names(self) -> list[str]:
@@ -271,7 +270,7 @@ def load_user_model(spec: ByomSpec) -> ByomModel:
     if spec.source == "onnx":
         path = _model_file(spec, "an ONNX file")
         shape = _onnx_input_shape(path, spec.input_shape, spec.layout)
-        module, reference = None, OrtModule(path, OutputAdapter(nn.Identity(), [], bgr, nhwc))
+        module, reference = None, OrtModule(path, bgr, nhwc)
         try:
             raw = reference(torch.zeros(*shape))
         except Exception as exc:  # noqa: BLE001 - ORT refuses the shape or the file

@@ -60,9 +60,8 @@ class ContractStudent(MobileFace):
                  probabilities: list[str] | None = None, head_channels: int = 16, head_hidden: int = 128):
         super().__init__(input_size, width, head_channels=head_channels, head_hidden=head_hidden)
         c = OutputContract.from_json(contract) if contract else OutputContract(["landmarks"], shapes=[(136,)])
-        spatial = self.head.landmarks[1].in_features // head_channels
-        self.head = ContractHead(self.feature_channels, round(math.sqrt(spatial)), c, probabilities or [],
-                                 head_channels, head_hidden)
+        self.head = ContractHead(self.feature_channels, self.spatial, c, probabilities or [], head_channels,
+                                 head_hidden)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.head(self.forward_features(x))

@@ -54,7 +54,7 @@ class MobileFace(nn.Module):
         self.features = nn.Sequential(*layers)
         # The head is a landmark bottleneck (16x7x7 -> 128 units for 136 outputs); a wider one costs <0.5 MMACs.
         self.head = LandmarkStateHead(cin, spatial, reduce_channels=head_channels, hidden=head_hidden)
-        self.feature_channels = cin
+        self.feature_channels, self.spatial = cin, spatial
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(self.stem(x))
