@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.data import open_dataset
-from edgekit.data import real_photos
+from edgekit.data import open_dataset, real_photos
 from edgekit.data.datasets import data_fingerprint
 from edgekit.errors import EdgekitError
 
