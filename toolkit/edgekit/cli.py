@@ -99,6 +99,12 @@ def teacher_train(
     seed: Annotated[int, typer.Option(help="Seed for weights, augmentation and order.")] = 0,
     half: Annotated[bool, typer.Option(help="Store weights as FP16 (halves the file).")] = False,
     workers: Annotated[int, typer.Option(help="Data-rendering worker processes.")] = 1,
+    synth_version: Annotated[int, typer.Option(help="SynthFaces renderer: 1 flat drawings, 2 shaded "
+                                               "photo-like faces (transfers to real photos).")] = 1,
+    v1_share: Annotated[float, typer.Option(min=0.0, max=0.5, help="With --synth-version 2: share of v1 faces "
+                                            "mixed in, to keep the v1 benchmark.")] = 0.0,
+    init: Annotated[str | None, typer.Option(help="Fine-tune this checkpoint (path or zoo:NAME) instead of "
+                                             "fresh weights; its arch wins over --arch/--width.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed run from the .state.safetensors beside --out "
                                          "(written after every epoch; same options required).")] = False,
 ) -> None:
@@ -116,9 +122,13 @@ def teacher_train(
         raise EdgekitError(f"--loss must be wing or l1, got {loss!r}")
     if head and arch != "mobile":
         raise EdgekitError(f"--head applies to --arch mobile only, got --arch {arch}")
+    from .data.synthface import VERSIONS
+
+    if synth_version not in VERSIONS:
+        raise EdgekitError(f"--synth-version must be one of {', '.join(map(str, VERSIONS))}, got {synth_version}")
     cfg = TeacherTrainConfig(
         arch=arch, arch_kwargs={"width": width, **head_kwargs(head)}, batch_size=batch_size, landmark_loss=loss,
-        workers=workers,
+        workers=workers, synth_version=synth_version, v1_share=v1_share, init=init,
         fit=FitConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, patience=patience, seed=seed),
     )
     state = out.with_suffix(".state.safetensors")

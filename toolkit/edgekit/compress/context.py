@@ -14,6 +14,7 @@ from torch import nn
 from .. import metrics
 from ..data import SynthFaces, open_dataset
 from ..data.batches import Augmented, loader
+from ..data.datasets import synth_stream
 from ..models.checkpoint import CheckpointMeta
 from ..outputs import OutputContract, edgekit_contract
 
@@ -92,12 +93,13 @@ class StageContext:
         """epoch -> batches. SynthFaces renders fresh faces every epoch; real data is reshuffled and augmented."""
         spec = self.data.train
         per_epoch = batch_size * steps_per_epoch
-        if spec == "synth" or spec.startswith("synth:"):
-            split = spec.split(":")[1] if ":" in spec else "train"
+        stream = synth_stream(spec)
+        if stream:
+            split, version = stream
 
             def synth(epoch: int):
                 ds = SynthFaces(split, size=self.input_size, length=per_epoch,
-                                offset=(self.seed * 1000 + epoch) * per_epoch)
+                                offset=(self.seed * 1000 + epoch) * per_epoch, version=version)
                 return loader(Augmented(ds, self.seed, epoch, **self.augmentation()), batch_size,
                               workers=self.workers, mean=self.meta.mean, std=self.meta.std)
 

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import SynthFaces
 from ..data.batches import collate
+from ..data.datasets import synth_stream
 from ..data.sample import Sample
 from ..data.transforms import normalize
 from ..landmarks import FLIP_PERMUTATION, STATE_FLIP_PERMUTATION
@@ -31,8 +32,10 @@ class PoolSample(Sample):
 class TeacherPool(Dataset):
     def __init__(self, ctx, size: int, features: bool):
         spec = ctx.data.train
-        if spec == "synth" or spec.startswith("synth:"):
-            base = SynthFaces("train", size=ctx.input_size, length=size, offset=7_000_000 + ctx.seed * size)
+        stream = synth_stream(spec)
+        if stream:
+            base = SynthFaces("train", size=ctx.input_size, length=size, offset=7_000_000 + ctx.seed * size,
+                              version=stream[1])
         else:
             base = ctx.dataset(spec)
         self.n = min(size, len(base)) if not isinstance(base, SynthFaces) else size

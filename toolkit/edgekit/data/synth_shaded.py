@@ -1,0 +1,299 @@
+"""SynthFaces v2 ("shaded"): the v1 face geometry rendered to look like a photograph, for transfer to real faces.
+
+What v1 lacks and real crops have, each added here at a cost that keeps the rate >= 300 faces/s on one core
+(benchmarks/synthface_rate.py):
+- shading from a 3-D surface: a height field (a dome over the face outline, a nose ridge and tip, eye sockets,
+  cheeks, lips) gives per-pixel normals, lit by a directional light with ambient and specular terms; the face
+  outline shows as shading, not a drawn line;
+- skin texture (low-frequency blotches, pores), hair and eyebrows as strands;
+- glasses and textured occluders; backgrounds cut from the photographs scikit-image ships (read from the
+  installed package, never copied) or procedural clutter;
+- wider yaw and pitch, smiles and raised brows;
+- camera effects: greyscale, colour casts, gamma, defocus, motion blur, noise, JPEG.
+
+Still a pure function of (seed, index) for a given OpenCV and scikit-image install.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .face_geometry import FaceShape
+from .synthface import _SCALE, _blend, _box, _color, _fill, _gradient, _line, _pts, _skin
+
+# scikit-image's bundled photographs usable as backgrounds: no faces (astronaut is left out), no synthetic plots.
+BACKGROUND_PHOTOS = ("brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png", "coins.png",
+                     "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png",
+                     "motorcycle_left.png", "motorcycle_right.png", "page.png", "rocket.jpg", "text.png")
+
+
+@functools.lru_cache(maxsize=1)
+def background_photos() -> tuple[np.ndarray, ...]:
+    """The photographs as RGB uint8, decoded once per process and shrunk to a 256-pixel short side, so cutting a
+    patch is cheap (about 2 MB)."""
+    import skimage  # a core dependency: the renderer's output must not depend on whether it is installed
+
+    root = Path(skimage.__file__).parent / "data"
+    out = []
+    for name in BACKGROUND_PHOTOS:
+        img = cv2.imread(str(root / name), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"scikit-image's {name} is missing from {root}; reinstall scikit-image")
+        k = 256 / min(img.shape[:2])
+        if k < 1:
+            img = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    return tuple(out)
+
+
+def photo_patch(rng: np.random.Generator, size: int) -> np.ndarray:
+    photos = background_photos()
+    src = photos[int(rng.integers(len(photos)))]
+    h, w = src.shape[:2]
+    side = int(rng.uniform(0.25, 1.0) * min(h, w))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    patch = cv2.resize(src[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+    return np.ascontiguousarray(patch)
+
+
+def _procedural(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Smooth colour field with soft-edged blobs and stripes: walls, curtains, out-of-focus rooms."""
+    img = _gradient(rng.uniform(0, 255, (3, 3, 3)), size)
+    for _ in range(int(rng.integers(2, 8))):
+        c = _color(rng)
+        p = rng.uniform(-0.2, 1.2, (2, 2)) * size
+        if rng.random() < 0.5:
+            cv2.rectangle(img, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), c, -1)
+        else:
+            cv2.circle(img, tuple(int(v) for v in p[0]), int(rng.uniform(0.05, 0.4) * size), c, -1, cv2.LINE_AA)
+    return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 4.0))
+
+
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
+    img = photo_patch(rng, size) if rng.random() < 0.65 else _procedural(rng, size)
+    if rng.random() < 0.5:  # depth of field: the background is often out of focus
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 3.0))
+    return img
+
+
+def _soft(img: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), max(sigma, 0.3))
+
+
+def height_field(lm: np.ndarray, outline: np.ndarray, size: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(face mask uint8, height float32 in pixels): a dome over the outline plus the features' relief."""
+    mask = np.zeros((size, size), np.uint8)
+    _fill(mask, outline, 255)
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_5)  # mask 3 leaves radial ridges
+    r = max(float(dist.max()), 1.0)
+    t = np.minimum(dist / r, 1.0)
+    h = np.sqrt(t * (2.0 - t)) * (0.55 * r)  # a rounded dome: steep at the outline, flat in the middle
+    relief = np.zeros((size, size), np.float32)
+    u = scale * 0.01
+    _line(relief, lm[27:31], 255, 9 * u)  # nose ridge
+    cv2.circle(relief, tuple(int(v) for v in _pts(lm[30])), int(9 * u * _SCALE), 255, -1, cv2.LINE_AA, 4)
+    _fill(relief, lm[[30, 31, 33, 35]], 200)  # nose tip and wings
+    _fill(relief, lm[48:60], 90)  # lips
+    for cheek in (lm[[2, 31, 48]].mean(0), lm[[14, 35, 54]].mean(0)):
+        cv2.circle(relief, tuple(int(v) for v in _pts(cheek)), int(14 * u * _SCALE), 110, -1, cv2.LINE_AA, 4)
+    for eye, brow in ((lm[36:42], lm[17:22]), (lm[42:48], lm[22:27])):  # sockets: negative relief
+        c = (eye.mean(0) * 2 + brow.mean(0)) / 3
+        axes = (int(0.75 * np.linalg.norm(eye[3] - eye[0]) * _SCALE), int(12 * u * _SCALE))
+        ang = float(np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1])))
+        cv2.ellipse(relief, tuple(int(v) for v in _pts(c)), axes, ang, 0, 360, -200, -1, cv2.LINE_AA, 4)
+    h += _soft(relief, 6 * u) * (0.05 * u)  # one blur: it is linear, so the features can share it
+    return mask, h
+
+
+def lighting(rng: np.random.Generator, height: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(diffuse+ambient multiplier, specular term), both (size, size) float32, from the height field's normals."""
+    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) * 0.125
+    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) * 0.125
+    inv = 1.0 / np.sqrt(gx * gx + gy * gy + 1.0)
+    az, el = rng.uniform(0, 2 * np.pi), rng.uniform(np.deg2rad(20), np.deg2rad(80))
+    light = np.array([np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)], np.float32)
+    ndotl = np.maximum((-gx * light[0] - gy * light[1] + light[2]) * inv, 0.0)
+    ambient = rng.uniform(0.25, 0.6)
+    diffuse = ambient + (1.0 - ambient) * ndotl / max(light[2], 0.3) * rng.uniform(0.7, 1.0)
+    half = light + np.array([0, 0, 1], np.float32)
+    half /= np.linalg.norm(half)
+    ndoth = np.maximum((-gx * half[0] - gy * half[1] + half[2]) * inv, 0.0)
+    specular = rng.uniform(0.0, 0.35) * ndoth ** rng.uniform(12, 40)
+    return diffuse.astype(np.float32), specular.astype(np.float32)
+
+
+def skin_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Multiplicative (height, width, 1) texture: blotches and pores."""
+    low = cv2.resize(rng.normal(0, 1, (6, 6)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
+    fine = rng.standard_normal((height, width), dtype=np.float32)
+    return (1.0 + rng.uniform(0.02, 0.07) * low + rng.uniform(0.0, 0.04) * fine)[..., None]
+
+
+# Natural hair colours (RGB): black, dark brown, brown, auburn, blond, grey.
+_HAIR = np.array([[20, 16, 14], [45, 30, 22], [85, 60, 40], [110, 55, 30], [170, 135, 85], [150, 148, 145]],
+                 np.float32)
+
+
+def hair_layer(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A (size, size, 3) uint8 hair colour with strand-like streaks (noise stretched along one direction)."""
+    color = _HAIR[int(rng.integers(len(_HAIR)))] * rng.uniform(0.7, 1.3)
+    streaks = cv2.resize(rng.standard_normal((size // 6, size), dtype=np.float32), (size, size),
+                         interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        streaks = streaks.T
+    return np.clip(color * (1.0 + rng.uniform(0.15, 0.4) * streaks[..., None]), 0, 255).astype(np.uint8)
+
+
+def smile_and_brows(rng: np.random.Generator, lm3: np.ndarray) -> np.ndarray:
+    """Expressions on the 3-D points: mouth corners up and out (smile), brows raised."""
+    lm3 = lm3.copy()
+    smile = rng.uniform(0, 0.07) if rng.random() < 0.5 else 0.0
+    for i, side in ((48, -1), (54, 1), (60, -1), (64, 1)):
+        lm3[i, 1] -= smile
+        lm3[i, 0] += side * smile * 0.5
+    for i, w in ((49, 0.5), (53, 0.5), (59, 0.4), (55, 0.4)):
+        lm3[i, 1] -= smile * w
+    if rng.random() < 0.3:
+        lm3[17:27, 1] -= rng.uniform(0.0, 0.08)
+    return lm3
+
+
+def glasses(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, unit: float) -> None:
+    color = _color(rng, 0, 120) if rng.random() < 0.7 else _color(rng, 140, 230)
+    thick = max(1, int(round(rng.uniform(0.8, 2.5) * unit)))
+    centers = []
+    for eye in (lm[36:42], lm[42:48]):
+        c = eye.mean(0)
+        w = np.linalg.norm(eye[3] - eye[0])
+        ang = float(np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1])))
+        axes = (int(w * rng.uniform(0.85, 1.05) * _SCALE), int(w * rng.uniform(0.55, 0.8) * _SCALE))
+        cv2.ellipse(img, tuple(int(v) for v in _pts(c)), axes, ang, 0, 360, color, thick, cv2.LINE_AA, 4)
+        centers.append((c, w))
+    (c0, w0), (c1, w1) = centers
+    d = (c1 - c0) / max(np.linalg.norm(c1 - c0), 1e-6)
+    _line(img, np.array([c0 + d * w0 * 0.95, c1 - d * w1 * 0.95]), color, thick)
+    _line(img, np.array([c0 - d * w0 * 0.95, lm[0] * 0.7 + c0 * 0.3]), color, thick)
+    _line(img, np.array([c1 + d * w1 * 0.95, lm[16] * 0.7 + c1 * 0.3]), color, thick)
+
+
+def textured_occluder(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, scale: float) -> None:
+    """A hand, mic or object over part of the face: a polygon or ellipse filled with a photo texture."""
+    size = img.shape[0]
+    c = lm[rng.integers(68)] + rng.normal(0, 0.1 * scale, 2)
+    r = scale * rng.uniform(0.12, 0.4)
+    mask = np.zeros((size, size), np.uint8)
+    if rng.random() < 0.5:
+        cv2.ellipse(mask, tuple(int(v) for v in _pts(c)), (int(r * _SCALE), int(r * rng.uniform(0.3, 1) * _SCALE)),
+                    rng.uniform(0, 180), 0, 360, 255, -1, cv2.LINE_AA, 4)
+    else:
+        _fill(mask, c + rng.uniform(-r, r, (int(rng.integers(3, 7)), 2)), 255)
+    layer = photo_patch(rng, size) if rng.random() < 0.6 else np.full_like(img, _color(rng))
+    _blend(img, layer, mask, (0, 0, size, size))
+
+
+def camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    if rng.random() < 0.2:  # greyscale photographs
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    # White balance / colour cast, gamma, contrast and brightness as one per-channel lookup table.
+    levels = np.arange(256, dtype=np.float32)[:, None] / 255.0
+    curve = 255.0 * levels ** rng.uniform(0.7, 1.4)
+    curve = curve * rng.uniform(0.8, 1.2, 3) * rng.uniform(0.7, 1.2) + rng.uniform(-25, 25)
+    out = cv2.LUT(img, np.clip(curve, 0, 255).astype(np.uint8).reshape(1, 256, 3))
+    r = rng.random()
+    if r < 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.8))  # defocus
+    elif r < 0.45:
+        k = int(rng.integers(3, 8))
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2] = 1.0 / k
+        rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1.0)
+        kernel = cv2.warpAffine(kernel, rot, (k, k))
+        out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))  # motion blur
+    if rng.random() < 0.5:
+        noise = rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(2, 9)
+        out = cv2.add(out, noise, dtype=cv2.CV_8U)
+    if rng.random() < 0.4:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 90))])
+        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return out
+
+
+def draw_face(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.ndarray, scale: float,
+              shape: FaceShape) -> None:
+    size = img.shape[0]
+    unit = scale * 0.01
+    skin = _skin(rng)
+    hair = hair_layer(rng, size)
+    outline = np.concatenate([lm[0:17], fh[1:-1]])
+    full = (0, 0, size, size)
+    hmask = np.zeros((size, size), np.uint8)
+
+    if rng.random() < 0.75:  # hair mass behind the head
+        _fill(hmask, np.concatenate([fh, fh[::-1] + (fh[::-1] - fh.mean(0)) * rng.uniform(0.1, 0.4)]), 255)
+        _blend(img, hair, hmask, full)
+    neck = np.array([lm[5], lm[11], lm[11] + (lm[11] - lm[27]) * 1.2, lm[5] + (lm[5] - lm[27]) * 1.2])
+    _fill(img, neck, tuple(float(v) for v in skin * rng.uniform(0.5, 0.8)))
+
+    mask, height = height_field(lm, outline, size, scale)
+    diffuse, specular = lighting(rng, height)
+    lip = skin * np.array([1.0, 0.72, 0.72], np.float32) * rng.uniform(0.8, 1.0)
+    lmask = np.zeros((size, size), np.uint8)
+    _fill(lmask, lm[48:60], 255)
+    lmask = _soft(lmask, 0.6 * unit).astype(np.float32)[..., None] * (1.0 / 255.0)
+    x0, y0, x1, y1 = box = _box(outline, size)
+    win = (slice(y0, y1), slice(x0, x1))  # shade only the face's box
+    shade = skin_texture(rng, y1 - y0, x1 - x0) * diffuse[win][..., None]
+    face = np.empty_like(img)
+    face[win] = np.clip((skin + (lip - skin) * lmask[win]) * shade + 255.0 * specular[win][..., None], 0, 255)
+    _blend(img, face, _soft(mask, 0.5), box)
+
+    if rng.random() < 0.45:  # fringe
+        k = rng.uniform(0.15, 0.45)
+        hmask[:] = 0
+        _fill(hmask, np.concatenate([fh, fh[::-1] * (1 - k) + lm[27] * k]), 255)
+        _blend(img, hair, _soft(hmask, 0.7 * unit), _box(fh, size))
+
+    bmask = np.zeros((size, size), np.uint8)
+    alpha = int(rng.uniform(110, 230))
+    _line(bmask, lm[17:22], alpha, rng.uniform(2.5, 4.5) * unit)
+    _line(bmask, lm[22:27], alpha, rng.uniform(2.5, 4.5) * unit)
+    _blend(img, (hair * rng.uniform(0.5, 1.0)).astype(np.uint8), _soft(bmask, 0.6 * unit), full)
+
+    nostril = tuple(float(v) for v in skin * 0.35)
+    for i in (32, 34):
+        cv2.ellipse(img, tuple(int(v) for v in _pts(lm[i] * 0.8 + lm[33] * 0.2)),
+                    (int(1.6 * unit * _SCALE), int(0.9 * unit * _SCALE)), 0, 0, 360, nostril, -1, cv2.LINE_AA, 4)
+
+    iris = _color(rng, 20, 140)
+    lid = tuple(float(v) for v in skin * 0.25)
+    for eye, openness in ((lm[36:42], shape.eye_open_right), (lm[42:48], shape.eye_open_left)):
+        if openness > 0.3:
+            emask = np.zeros((size, size), np.uint8)
+            _fill(emask, eye, 255)
+            box = _box(eye, size)
+            layer = np.empty_like(img)
+            layer[box[1]:box[3], box[0]:box[2]] = np.clip(
+                rng.uniform(150, 230) * np.array([1, 0.97, 0.93]), 0, 255).astype(np.uint8)
+            c = eye.mean(0) + rng.uniform(-0.15, 0.15, 2) * (eye[3] - eye[0])
+            r = 0.36 * np.linalg.norm(eye[3] - eye[0])
+            cv2.circle(layer, tuple(int(v) for v in _pts(c)), int(r * _SCALE), iris, -1, cv2.LINE_AA, 4)
+            cv2.circle(layer, tuple(int(v) for v in _pts(c)), int(r * 0.45 * _SCALE), (10, 10, 10), -1,
+                       cv2.LINE_AA, 4)
+            _blend(img, layer, emask, box)
+            _line(img, eye[[0, 1, 2, 3]], lid, rng.uniform(1.0, 2.0) * unit)
+        else:
+            _line(img, eye[[0, 1, 2, 3]], lid, 1.2 * unit)
+
+    if shape.mouth_open > 0.3:
+        _fill(img, lm[60:68], (40, 15, 20))
+        if rng.random() < 0.7:
+            teeth = np.concatenate([lm[60:65], lm[[63, 62, 61]] * 0.6 + lm[[65, 66, 67]] * 0.4])
+            _fill(img, teeth, tuple(float(v) for v in rng.uniform(170, 225) * np.array([1, 0.97, 0.9])))
+    else:
+        _line(img, lm[60:65], tuple(float(v) for v in skin * 0.35), 0.8 * unit)
