@@ -262,7 +262,7 @@ def _render_shaded(seed: int, index: int, size: int) -> Sample:
     rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were
     shape = _sample_shape(rng)
     lm3, fh3 = face_points(shape)
-    lm3 = v2.smile_and_brows(rng, lm3)
+    lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, lm3))
     yaw, pitch = np.deg2rad(rng.uniform(-45.0, 45.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
     lm, fh, scale = _place(rng, size, pose(lm3, yaw, pitch), pose(fh3, yaw, pitch))
     img = v2.background(rng, size)
