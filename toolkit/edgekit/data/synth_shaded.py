@@ -40,14 +40,30 @@ def background_photos() -> tuple[np.ndarray, ...]:
     root = Path(skimage.__file__).parent / "data"
     out = []
     for name in BACKGROUND_PHOTOS:
-        img = cv2.imread(str(root / name), cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f"scikit-image's {name} is missing from {root}; reinstall scikit-image")
+        img = _decode(root / name)
         k = 256 / min(img.shape[:2])
         if k < 1:
             img = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-        out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        out.append(img)
     return tuple(out)
+
+
+def _decode(path: Path) -> np.ndarray:
+    """RGB uint8. PNGs through Pillow (lossless, so the same pixels as OpenCV's decoder), because libpng inside
+    OpenCV prints a warning for page.png's ICC profile on every process start; JPEGs through OpenCV."""
+    if path.suffix == ".png":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+        except OSError:
+            raise FileNotFoundError(f"cannot read scikit-image's {path.name} in {path.parent}; reinstall "
+                                    "scikit-image") from None
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"scikit-image's {path.name} is missing from {path.parent}; reinstall scikit-image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def photo_patch(rng: np.random.Generator, size: int) -> np.ndarray:
