@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .face_geometry import FaceShape
+from .face_geometry import FaceShape, pose
 from .synthface import _SCALE, _blend, _box, _color, _fill, _gradient, _line, _pts, _skin
 
 # scikit-image's bundled photographs usable as backgrounds: no faces (astronaut is left out), no synthetic plots.
@@ -166,14 +166,32 @@ def hair_layer(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(color * (1.0 + rng.uniform(0.15, 0.4) * streaks[..., None]), 0, 255).astype(np.uint8)
 
 
+def silhouette_pose(points: np.ndarray, yaw: float, pitch: float, depth: float, outline: bool) -> np.ndarray:
+    """`face_geometry.pose`, except that outline points (jaw, forehead) land on the head's visible silhouette, as
+    300-W annotators place them, not where the 3-D curve projects. Each outline point is taken as the widest point
+    of the head's cross-section at its height, an ellipse of half-width |x| and half-depth `depth` * |x| centred at
+    the point's depth; turned by `yaw`, that section's edge on the point's side sits at
+    z sin(yaw) + sign(x) sqrt(x^2 cos^2(yaw) + (depth x)^2 sin^2(yaw)). Frontal faces are unchanged; turned ones
+    keep a fuller outline instead of folding the far cheek into the face."""
+    posed = pose(points, yaw, pitch)
+    if outline:
+        x, z = points[..., 0], points[..., 2]
+        edge = np.sqrt(x * x * np.cos(yaw) ** 2 + (depth * x) ** 2 * np.sin(yaw) ** 2)
+        posed[..., 0] = z * np.sin(yaw) + np.sign(x) * edge
+    return posed
+
+
 def lower_face(rng: np.random.Generator, lm3: np.ndarray) -> np.ndarray:
     """Lengthen the face below the nose base. v1's chin sits 0.95 outer-eye-corner distances below the eyes; adult
     anthropometry (about 110 mm eyes-to-menton over 90 mm between the outer corners) puts it near 1.2-1.3, which is
     also where 300-W annotations put it. v1 keeps its geometry; v2 stretches by 1.35-1.75 below point 33."""
     lm3 = lm3.copy()
     base = lm3[33, 1]
-    below = lm3[:, 1] > base
-    lm3[below, 1] = base + (lm3[below, 1] - base) * rng.uniform(1.35, 1.75)
+    k = rng.uniform(1.35, 1.75)
+    corners = (lm3[48, 1] + lm3[54, 1]) / 2
+    lm3[48:68, 1] += (corners - base) * (k - 1)  # the mouth moves down as a block: longer face, not taller lips
+    jaw = lm3[:17, 1] > base
+    lm3[:17, 1][jaw] = base + (lm3[:17, 1][jaw] - base) * k
     return lm3
 
 
@@ -242,9 +260,9 @@ def camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1.0)
         kernel = cv2.warpAffine(kernel, rot, (k, k))
         out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))  # motion blur
-    if rng.random() < 0.5:
-        noise = rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(2, 9)
-        out = cv2.add(out, noise, dtype=cv2.CV_8U)
+    # Every photograph has sensor noise; flat fills with none are a synthetic tell.
+    noise = rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(1.5, 8)
+    out = cv2.add(out, noise, dtype=cv2.CV_8U)
     if rng.random() < 0.4:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 90))])
         out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)

@@ -264,7 +264,10 @@ def _render_shaded(seed: int, index: int, size: int) -> Sample:
     lm3, fh3 = face_points(shape)
     lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, lm3))
     yaw, pitch = np.deg2rad(rng.uniform(-45.0, 45.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
-    lm, fh, scale = _place(rng, size, pose(lm3, yaw, pitch), pose(fh3, yaw, pitch))
+    depth = rng.uniform(0.7, 0.9)
+    lm2 = pose(lm3, yaw, pitch)
+    lm2[:17] = v2.silhouette_pose(lm3[:17], yaw, pitch, depth, outline=True)
+    lm, fh, scale = _place(rng, size, lm2, v2.silhouette_pose(fh3, yaw, pitch, depth, outline=True))
     img = v2.background(rng, size)
     v2.draw_face(rng, img, lm, fh, scale, shape)
     if rng.random() < 0.2:
