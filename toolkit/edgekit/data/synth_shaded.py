@@ -181,6 +181,16 @@ def silhouette_pose(points: np.ndarray, yaw: float, pitch: float, depth: float, 
     return posed
 
 
+def evenly_spaced(points: np.ndarray) -> np.ndarray:
+    """The same polyline resampled at equal arc length, end points kept. 300-W annotators spaced the jaw points
+    evenly along the face contour; v1 spaces them evenly in the curve's parameter, which bunches them towards
+    the chin."""
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    at = np.linspace(0.0, s[-1], len(points))
+    return np.stack([np.interp(at, s, points[:, 0]), np.interp(at, s, points[:, 1])], 1)
+
+
 def lower_face(rng: np.random.Generator, lm3: np.ndarray) -> np.ndarray:
     """Lengthen the face below the nose base. v1's chin sits 0.95 outer-eye-corner distances below the eyes; adult
     anthropometry (about 110 mm eyes-to-menton over 90 mm between the outer corners) puts it near 1.2-1.3, which is

@@ -266,7 +266,7 @@ def _render_shaded(seed: int, index: int, size: int) -> Sample:
     yaw, pitch = np.deg2rad(rng.uniform(-45.0, 45.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
     depth = rng.uniform(0.7, 0.9)
     lm2 = pose(lm3, yaw, pitch)
-    lm2[:17] = v2.silhouette_pose(lm3[:17], yaw, pitch, depth, outline=True)
+    lm2[:17] = v2.evenly_spaced(v2.silhouette_pose(lm3[:17], yaw, pitch, depth, outline=True))
     lm, fh, scale = _place(rng, size, lm2, v2.silhouette_pose(fh3, yaw, pitch, depth, outline=True))
     img = v2.background(rng, size)
     v2.draw_face(rng, img, lm, fh, scale, shape)
