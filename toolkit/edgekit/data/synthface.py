@@ -263,7 +263,7 @@ def _render_shaded(seed: int, index: int, size: int) -> Sample:
     shape = _sample_shape(rng)
     lm3, fh3 = face_points(shape)
     lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, lm3))
-    yaw, pitch = np.deg2rad(rng.uniform(-45.0, 45.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
+    yaw, pitch = np.deg2rad(rng.uniform(-55.0, 55.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
     depth = rng.uniform(0.7, 0.9)
     lm2 = pose(lm3, yaw, pitch)
     lm2[:17] = v2.evenly_spaced(v2.silhouette_pose(lm3[:17], yaw, pitch, depth, outline=True))
