@@ -349,25 +349,31 @@ def draw_face(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.
         cv2.ellipse(img, tuple(int(v) for v in _pts(lm[i] * 0.8 + lm[33] * 0.2)),
                     (int(1.6 * unit * _SCALE), int(0.9 * unit * _SCALE)), 0, 0, 360, nostril, -1, cv2.LINE_AA, 4)
 
-    iris = _color(rng, 20, 140)
-    lid = tuple(float(v) for v in skin * 0.25)
+    # Eyes as a camera sees them at this size: a greyish, soft-edged sclera, a large dark iris, and a heavy upper
+    # lid (lashes) with its crease above; no crisp white almond whose edge gives the points away.
+    iris = _color(rng, 15, 110)
+    lid = tuple(float(v) for v in skin * rng.uniform(0.15, 0.35))
+    crease = tuple(float(v) for v in skin * 0.7)
+    sclera = np.clip(rng.uniform(110, 215) * np.array([1, 0.97, 0.93]) * 0.8 + skin * 0.2, 0, 255).astype(np.uint8)
     for eye, openness in ((lm[36:42], shape.eye_open_right), (lm[42:48], shape.eye_open_left)):
+        width = np.linalg.norm(eye[3] - eye[0])
+        up = np.array([eye[3, 1] - eye[0, 1], eye[0, 0] - eye[3, 0]]) / max(width, 1e-6)  # towards the brow
+        _line(img, eye[[0, 1, 2, 3]] + up * width * rng.uniform(0.2, 0.35), crease, 0.7 * unit)
         if openness > 0.3:
             emask = np.zeros((size, size), np.uint8)
             _fill(emask, eye, 255)
             box = _box(eye, size)
             layer = np.empty_like(img)
-            layer[box[1]:box[3], box[0]:box[2]] = np.clip(
-                rng.uniform(150, 230) * np.array([1, 0.97, 0.93]), 0, 255).astype(np.uint8)
+            layer[box[1]:box[3], box[0]:box[2]] = sclera
             c = eye.mean(0) + rng.uniform(-0.15, 0.15, 2) * (eye[3] - eye[0])
-            r = 0.36 * np.linalg.norm(eye[3] - eye[0])
+            r = rng.uniform(0.19, 0.25) * width
             cv2.circle(layer, tuple(int(v) for v in _pts(c)), int(r * _SCALE), iris, -1, cv2.LINE_AA, 4)
             cv2.circle(layer, tuple(int(v) for v in _pts(c)), int(r * 0.45 * _SCALE), (10, 10, 10), -1,
                        cv2.LINE_AA, 4)
-            _blend(img, layer, emask, box)
-            _line(img, eye[[0, 1, 2, 3]], lid, rng.uniform(1.0, 2.0) * unit)
+            _blend(img, layer, _soft(emask, 0.35 * unit), box)
+            _line(img, eye[[0, 1, 2, 3]], lid, rng.uniform(1.2, 2.8) * unit)
         else:
-            _line(img, eye[[0, 1, 2, 3]], lid, 1.2 * unit)
+            _line(img, eye[[0, 1, 2, 3]], lid, rng.uniform(1.2, 2.2) * unit)
 
     if shape.mouth_open > 0.3:
         _fill(img, lm[60:68], (40, 15, 20))
