@@ -152,7 +152,7 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
             "command": " ".join(["edgekit", *sys.argv[1:]]) if sys.argv and "edgekit" in sys.argv[0] else "",
             "data": {"train": f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['train']}"
                      + (f" + {cfg.v1_share:.0%} v1" if cfg.v1_share and cfg.synth_version != 1 else "")
-                     + (f", fine-tuned from {cfg.init}" if cfg.init else ""), "val": f"SynthFaces seed "
+                     + (f", fine-tuned from {cfg.init}" if cfg.init else ""), "val": f"SynthFaces v{cfg.synth_version} seed "
                      f"{SPLIT_SEEDS['val']} x {cfg.val_size}", "test": f"SynthFaces seed {SPLIT_SEEDS['test']} x "
                      f"{cfg.test_size}"},
             "config": asdict(cfg),
