@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .face_geometry import FaceShape, pose
-from .synthface import _SCALE, _blend, _box, _color, _fill, _gradient, _line, _pts, _skin
+from .synthface import _SCALE, _blend, _box, _color, _fill, _gradient, _line, _pts, _skin, jpeg
 
 # scikit-image's bundled photographs usable as backgrounds: no faces (astronaut is left out), no synthetic plots.
 BACKGROUND_PHOTOS = ("brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png", "coins.png",
@@ -295,8 +295,7 @@ def camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     noise = rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(1.5, 8)
     out = cv2.add(out, noise, dtype=cv2.CV_8U)
     if rng.random() < 0.4:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 90))])
-        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        out = jpeg(out, int(rng.integers(20, 90)))
     return out
 
 

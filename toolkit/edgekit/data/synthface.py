@@ -219,9 +219,14 @@ def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         noise = rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(2, 10)
         img = cv2.add(img, noise, dtype=cv2.CV_8U)
     if rng.random() < 0.35:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 85))])
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        img = jpeg(img, int(rng.integers(15, 85)))
     return img
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """The image after a JPEG round trip at `quality`: block artefacts as a camera or an upload leaves them."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
 
 
 def render(seed: int, index: int, size: int = 112, version: int = DEFAULT_VERSION) -> Sample:
