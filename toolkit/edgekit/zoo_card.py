@@ -123,6 +123,15 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
         f"{fit.get('steps_per_epoch')} --batch-size {cfg.get('batch_size')} --seed {fit.get('seed')}")
     intro = ROLES[role].format(name=name)
     role_flag = "" if role == "teacher" else f" --role {role}"
+    if p.get("recipe"):  # a compress stage's output: the recipe makes it, then publish takes its checkpoint
+        run = f"runs/{p['recipe']}"
+        weights = f"{run}/{p.get('stage_dir', '<stage folder>')}/model.safetensors"
+        make = f"edgekit compress --recipe {p['recipe']} --target cpu --run-dir {run}"
+    else:
+        weights, make = f"{name}-fp32.safetensors", f"{command} --out {name}-fp32.safetensors"
+    data = p.get("data", {})
+    trained = (f"{data.get('train', 'SynthFaces')} (fresh faces every epoch)" if not p.get("recipe")
+               else data.get("train", f"recipe {p['recipe']}"))
     return f"""# {name}
 
 {intro}
@@ -132,7 +141,7 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
 | architecture | `{meta.arch}` {json.dumps(meta.arch_kwargs)}, input {meta.input_size}x{meta.input_size} RGB, mean {list(meta.mean)}, std {list(meta.std)} |
 | outputs | `landmarks` (N, 68, 2) in [0, 1] crop coordinates; `states` (N, 3) logits: {', '.join(meta.state_names)} |
 | size | {meta.metrics['params'] / 1e6:.2f} M parameters, {meta.metrics['macs'] / 1e6:.1f} MMACs, {size_bytes / 1e6:.2f} MB (FP16 safetensors) |
-| training data | {p.get('data', {}).get('train', 'SynthFaces')} (fresh faces every epoch), validation {p.get('data', {}).get('val', '')} |
+| training data | {trained}, validation {data.get('val', '')} |
 | training | best epoch {p.get('best_epoch')}, wall time {p.get('wall_s', 0) / 60:.1f} min, {versions} |
 {init_row}
 ## Metrics
@@ -146,8 +155,8 @@ tell a model that works on photographs from one that does not).
 ## Reproduce
 
 ```bash
-{command} --out {name}-fp32.safetensors
-edgekit teacher publish --weights {name}-fp32.safetensors --name {name} --out-dir toolkit/edgekit/zoo{role_flag}
+{make}
+edgekit teacher publish --weights {weights} --name {name} --out-dir toolkit/edgekit/zoo{role_flag}
 {remeasure}
 ```
 
