@@ -155,10 +155,77 @@ def test_unknown_version_and_the_data_spec():
     from edgekit.data import open_dataset
     from edgekit.errors import EdgekitError
 
-    with pytest.raises(ValueError, match="unknown SynthFaces version 3"):
-        render(1, 0, version=3)
+    with pytest.raises(ValueError, match="unknown SynthFaces version 4"):
+        render(1, 0, version=4)
     ds = open_dataset("synth@2:val:5")
     assert len(ds) == 5 and ds.version == 2 and ds.kind == "SynthFaces val (v2)"
     assert open_dataset("synth:val:5").version == 1
-    with pytest.raises(EdgekitError, match=r"expected synth\[@1\|2\]"):
+    with pytest.raises(EdgekitError, match=r"expected synth\[@1\|2\|3\]"):
         open_dataset("synth@9:test")
+
+
+# SynthFaces v3: v2 on a face re-proportioned to the 300-W convention (synth_proportions.py).
+
+
+def test_v3_draws_the_same_faces_as_v2_and_is_deterministic():
+    for i in range(20):
+        a, b, c = render(5, i, version=3), render(5, i, version=3), render(5, i, version=2)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.landmarks, b.landmarks)
+        assert np.array_equal(a.states, c.states)  # the same identity and expression draws ...
+        assert not np.array_equal(a.landmarks, c.landmarks)  # ... on a re-proportioned face
+    assert SynthFaces("test", length=2, version=3)[1].source == "synth@3:3:1"
+
+
+def _frontal(version: int, n: int = 200) -> np.ndarray:
+    """Frontal, unrolled 2-D points of n faces of `version`'s geometry, in face units."""
+    from edgekit.data import synth_proportions as v3
+    from edgekit.data import synth_shaded as v2
+    from edgekit.data.face_geometry import face_points, pose
+    from edgekit.data.synthface import _sample_shape
+
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([1, i, 2])
+        shape = _sample_shape(rng)
+        shape = v3.reshaped(shape) if version == 3 else shape
+        lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, face_points(shape)[0]))
+        lm3 = v3.proportioned(lm3) if version == 3 else lm3
+        lm2 = pose(lm3, 0.0, 0.0)
+        lm2[:17] = v2.evenly_spaced(lm2[:17])
+        out.append(lm2)
+    return np.stack(out)
+
+
+def test_v3_has_adult_proportions_that_v2_lacks():
+    """Proportions of the 300-W annotation convention's mean face: the gap between the inner eye corners wider
+    than an eye (about 1.5 eye widths there; v2: 1.06); the
+    jaw's ends (0, 16) at the level of the eye corners, where the ears attach; brows higher in the middle than at
+    their ends."""
+    for version, want in ((2, False), (3, True)):
+        lm = _frontal(version)
+        eye_width = np.linalg.norm(lm[:, 39] - lm[:, 36], axis=1)
+        gap = np.linalg.norm(lm[:, 42] - lm[:, 39], axis=1)
+        ratio = np.median(gap / eye_width)
+        scale = np.linalg.norm(lm[:, 45] - lm[:, 36], axis=1)
+        jaw_end = np.median((lm[:, [0, 16], 1].mean(1) - lm[:, [36, 45], 1].mean(1)) / scale)
+        arch = np.median((lm[:, [17, 26], 1].mean(1) - lm[:, [19, 24], 1].mean(1)) / scale)
+        adult = 1.2 < ratio < 1.7 and abs(jaw_end) < 0.03 and arch > 0.05
+        assert adult == want, (version, ratio, jaw_end, arch)
+
+
+def test_v3_draws_ears_beside_the_jaw_top():
+    """Ears continue the skin past the jaw's top points; v2 shows background there more often."""
+
+    def skin_outside(version):
+        hits = []
+        for i in range(60):
+            s = render(4, i, version=version)
+            lm, img = s.landmarks * 112, s.image.astype(np.float32)
+            cheek = img[int(lm[30, 1]), int(lm[30, 0])]
+            for side in (1, 15):
+                out = lm[side] + (lm[side] - lm[30]) * 0.15
+                x, y = np.clip(out.astype(int), 0, 111)
+                hits.append(np.linalg.norm(img[y, x] - cheek) < 60)
+        return np.mean(hits)
+
+    assert skin_outside(3) > skin_outside(2) + 0.05

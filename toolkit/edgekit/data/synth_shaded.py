@@ -300,7 +300,7 @@ def camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 
 def draw_face(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.ndarray, scale: float,
-              shape: FaceShape) -> None:
+              shape: FaceShape, v3: bool = False) -> None:
     size = img.shape[0]
     unit = scale * 0.01
     skin = _skin(rng)
@@ -312,8 +312,14 @@ def draw_face(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.
     if rng.random() < 0.75:  # hair mass behind the head
         _fill(hmask, np.concatenate([fh, fh[::-1] + (fh[::-1] - fh.mean(0)) * rng.uniform(0.1, 0.4)]), 255)
         _blend(img, hair, hmask, full)
-    neck = np.array([lm[5], lm[11], lm[11] + (lm[11] - lm[27]) * 1.2, lm[5] + (lm[5] - lm[27]) * 1.2])
-    _fill(img, neck, tuple(float(v) for v in skin * rng.uniform(0.5, 0.8)))
+    if v3:
+        from . import synth_proportions
+
+        synth_proportions.draw_body(rng, img, lm, fh, hair, skin)
+        synth_proportions.draw_ears(rng, img, lm, skin, unit)
+    else:
+        neck = np.array([lm[5], lm[11], lm[11] + (lm[11] - lm[27]) * 1.2, lm[5] + (lm[5] - lm[27]) * 1.2])
+        _fill(img, neck, tuple(float(v) for v in skin * rng.uniform(0.5, 0.8)))
 
     mask, height = height_field(lm, outline, size, scale)
     diffuse, specular = lighting(rng, height)

@@ -19,7 +19,9 @@ from .sample import Sample
 cv2.setNumThreads(1)
 
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
-VERSIONS = (1, 2)  # 1: flat 2-D drawings; 2: shaded, textured, photo backgrounds, camera effects
+# 1: flat 2-D drawings; 2: shaded, textured, photo backgrounds, camera effects; 3: v2 on a face re-proportioned
+# to the 300-W convention's mean face (synth_proportions.py)
+VERSIONS = (1, 2, 3)
 DEFAULT_VERSION = 1
 OPEN_THRESHOLD = 0.4  # openness >= this is labelled "open"; sampling leaves a margin around it
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
@@ -232,8 +234,8 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 def render(seed: int, index: int, size: int = 112, version: int = DEFAULT_VERSION) -> Sample:
     """Render face `index` of the stream `seed` as a `size`x`size` crop, with renderer `version` (1 flat, 2
     shaded: see synth_shaded.py)."""
-    if version == 2:
-        return _render_shaded(seed, index, size)
+    if version in (2, 3):
+        return _render_shaded(seed, index, size, version)
     if version != 1:
         raise ValueError(f"unknown SynthFaces version {version}; expected one of {VERSIONS}")
     rng = np.random.default_rng([seed, index])
@@ -261,27 +263,32 @@ def _states(shape: FaceShape) -> np.ndarray:
                      shape.mouth_open >= OPEN_THRESHOLD], np.float32)
 
 
-def _render_shaded(seed: int, index: int, size: int) -> Sample:
+def _render_shaded(seed: int, index: int, size: int, version: int) -> Sample:
+    from . import synth_proportions as v3
     from . import synth_shaded as v2
 
-    rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were
+    rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were; v3 reuses v2's
     shape = _sample_shape(rng)
+    if version == 3:
+        shape = v3.reshaped(shape)
     lm3, fh3 = face_points(shape)
     lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, lm3))
+    if version == 3:
+        lm3 = v3.proportioned(lm3)
     yaw, pitch = np.deg2rad(rng.uniform(-55.0, 55.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
     depth = rng.uniform(0.7, 0.9)
     lm2 = pose(lm3, yaw, pitch)
     lm2[:17] = v2.evenly_spaced(v2.silhouette_pose(lm3[:17], yaw, pitch, depth, outline=True))
     lm, fh, scale = _place(rng, size, lm2, v2.silhouette_pose(fh3, yaw, pitch, depth, outline=True))
     img = v2.background(rng, size)
-    v2.draw_face(rng, img, lm, fh, scale, shape)
+    v2.draw_face(rng, img, lm, fh, scale, shape, v3=version == 3)
     if rng.random() < 0.2:
         v2.glasses(rng, img, lm, scale * 0.01)
     if rng.random() < 0.3:
         v2.textured_occluder(rng, img, lm, scale)
     img = v2.camera(rng, img)
     return Sample(np.ascontiguousarray(img), (lm / size).astype(np.float32), _states(shape),
-                  f"synth@2:{seed}:{index}")
+                  f"synth@{version}:{seed}:{index}")
 
 
 class SynthFaces:

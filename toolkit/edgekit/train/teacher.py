@@ -35,8 +35,8 @@ class TeacherTrainConfig:
     test_size: int = TEST_SPLIT_SIZE
     workers: int = 1
     threads: int | None = None
-    synth_version: int = 1  # SynthFaces renderer to train and validate on (1 flat, 2 shaded)
-    v1_share: float = 0.0  # with synth_version 2: this share of each epoch is v1 faces, to keep the v1 benchmark
+    synth_version: int = 1  # SynthFaces renderer to train and validate on (1 flat; 2, 3 shaded: see synthface)
+    v1_share: float = 0.0  # with synth_version 2 or 3: this share of each epoch is v1 faces, to keep the v1 benchmark
     init: str | None = None  # checkpoint (path or zoo:NAME) to fine-tune from, instead of fresh weights
     fit: FitConfig = field(default_factory=FitConfig)
 
