@@ -15,7 +15,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from .face_geometry import FaceShape
+from .face_geometry import FOREHEAD_POINTS, FaceShape
 
 EYE_SPACING = 1.02  # eye centres slightly further apart ...
 EYE_SIZE = 0.90  # ... and the eyes narrower: the inner corners sit about one eye width apart
@@ -29,8 +29,13 @@ BROW_ENDS = 0.13  # brow ends lower than the arch's top
 NOSE_BASE = 0.071  # nostrils and tip lower ...
 NOSE_ROOT = 0.033  # ... and the bridge's top higher
 LOWER_LIP = 0.033  # the lower lip's sides higher: a rounder lower lip
+# The face stands further in front of the ears, about which a head turns: v1's eyes sit 0.5 face units in front of
+# the jaw's top, a real head's about 1.3 (a face unit is half the face's width, some 6.5 cm; the tragus is some
+# 9 cm behind the eyes). Without it a turned face only slides a little across a head that stays put.
+FACE_DEPTH = 0.7
 
 _JAW_SIN = np.sin(np.linspace(0.0, np.pi, 17))
+_FOREHEAD_SIN = np.sin(np.linspace(0.0, np.pi, FOREHEAD_POINTS))
 _K = np.linspace(0.0, 1.0, 5)
 _BROW_DROP = ((_K - 0.45) / 0.55) ** 2  # 17-21 run outer to inner; 22-26 mirror them
 
@@ -58,7 +63,15 @@ def proportioned(lm3: np.ndarray) -> np.ndarray:
     lm3[27:31, 1] += np.linspace(-NOSE_ROOT, NOSE_BASE * 0.5, 4)
     lm3[[59, 55], 1] -= LOWER_LIP
     lm3[[58, 56], 1] -= LOWER_LIP * 0.3
+    lm3[17:, 2] += FACE_DEPTH
+    lm3[:17, 2] += FACE_DEPTH * _JAW_SIN  # the chin comes forward with the face; the jaw's ends stay at the ears
     return lm3
+
+
+def deeper_forehead(fh3: np.ndarray) -> np.ndarray:
+    fh3 = fh3.copy()
+    fh3[:, 2] += FACE_DEPTH * _FOREHEAD_SIN
+    return fh3
 
 
 def draw_ears(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, skin: np.ndarray, unit: float) -> None:

@@ -274,7 +274,7 @@ def _render_shaded(seed: int, index: int, size: int, version: int) -> Sample:
     lm3, fh3 = face_points(shape)
     lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, lm3))
     if version == 3:
-        lm3 = v3.proportioned(lm3)
+        lm3, fh3 = v3.proportioned(lm3), v3.deeper_forehead(fh3)
     yaw, pitch = np.deg2rad(rng.uniform(-55.0, 55.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
     depth = rng.uniform(0.7, 0.9)
     lm2 = pose(lm3, yaw, pitch)
