@@ -306,6 +306,8 @@ def draw_face(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.
     skin = _skin(rng)
     hair = hair_layer(rng, size)
     outline = np.concatenate([lm[0:17], fh[1:-1]])
+    if v3:  # a turned face's nose and lips break its silhouette
+        outline = cv2.convexHull(np.concatenate([outline, lm[27:36], lm[48:60]]).astype(np.float32))[:, 0]
     full = (0, 0, size, size)
     hmask = np.zeros((size, size), np.uint8)
 
