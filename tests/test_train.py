@@ -121,5 +121,5 @@ def test_fine_tune_on_synthfaces_v2_from_a_checkpoint(tiny_teacher):
 
 
 def test_teacher_train_cli_rejects_an_unknown_renderer(cli, tmp_path):
-    r = cli("teacher", "train", "--synth-version", "3", "--out", str(tmp_path / "t.safetensors"))
-    assert r.returncode == 2 and "--synth-version must be one of 1, 2, got 3" in r.stderr
+    r = cli("teacher", "train", "--synth-version", "4", "--out", str(tmp_path / "t.safetensors"))
+    assert r.returncode == 2 and "--synth-version must be one of 1, 2, 3, got 4" in r.stderr
