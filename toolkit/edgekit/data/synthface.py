@@ -233,7 +233,7 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 def render(seed: int, index: int, size: int = 112, version: int = DEFAULT_VERSION) -> Sample:
     """Render face `index` of the stream `seed` as a `size`x`size` crop, with renderer `version` (1 flat, 2
-    shaded: see synth_shaded.py)."""
+    shaded: see synth_shaded.py, 3 shaded on a real head's geometry: see synth_proportions.py)."""
     if version in (2, 3):
         return _render_shaded(seed, index, size, version)
     if version != 1:
