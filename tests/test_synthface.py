@@ -178,19 +178,13 @@ def test_v3_draws_the_same_faces_as_v2_and_is_deterministic():
 
 def _frontal(version: int, n: int = 200) -> np.ndarray:
     """Frontal, unrolled 2-D points of n faces of `version`'s geometry, in face units."""
-    from edgekit.data import synth_proportions as v3
     from edgekit.data import synth_shaded as v2
-    from edgekit.data.face_geometry import face_points, pose
-    from edgekit.data.synthface import _sample_shape
+    from edgekit.data.face_geometry import pose
+    from edgekit.data.synthface import shaded_face
 
     out = []
     for i in range(n):
-        rng = np.random.default_rng([1, i, 2])
-        shape = _sample_shape(rng)
-        shape = v3.reshaped(shape) if version == 3 else shape
-        lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, face_points(shape)[0]))
-        lm3 = v3.proportioned(lm3) if version == 3 else lm3
-        lm2 = pose(lm3, 0.0, 0.0)
+        lm2 = pose(shaded_face(np.random.default_rng([1, i, 2]), version)[1], 0.0, 0.0)
         lm2[:17] = v2.evenly_spaced(lm2[:17])
         out.append(lm2)
     return np.stack(out)
@@ -198,9 +192,8 @@ def _frontal(version: int, n: int = 200) -> np.ndarray:
 
 def test_v3_has_adult_proportions_that_v2_lacks():
     """Proportions of the 300-W annotation convention's mean face: the gap between the inner eye corners wider
-    than an eye (about 1.5 eye widths there; v2: 1.06); the
-    jaw's ends (0, 16) at the level of the eye corners, where the ears attach; brows higher in the middle than at
-    their ends."""
+    than an eye (about 1.5 eye widths there; v2: 1.06); the jaw's ends (0, 16) at the level of the eye corners,
+    where the ears attach; brows higher in the middle than at their ends."""
     for version, want in ((2, False), (3, True)):
         lm = _frontal(version)
         eye_width = np.linalg.norm(lm[:, 39] - lm[:, 36], axis=1)

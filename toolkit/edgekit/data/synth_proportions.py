@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 
 from .face_geometry import FOREHEAD_POINTS, FaceShape
+from .synth_shaded import photo_patch
+from .synthface import _SCALE, _blend, _color, _fill, _pts
 
 EYE_SPACING = 1.02  # eye centres slightly further apart ...
 EYE_SIZE = 0.90  # ... and the eyes narrower: the inner corners 1.3 eye widths apart (v2: 1.06)
@@ -50,9 +52,10 @@ def reshaped(shape: FaceShape) -> FaceShape:
     return dataclasses.replace(shape, eye_spacing=shape.eye_spacing * EYE_SPACING, eye_size=shape.eye_size * EYE_SIZE)
 
 
-def proportioned(lm3: np.ndarray) -> np.ndarray:
-    """The corrections on (68, 3) face-unit points, after v2's lower-face stretch and expressions."""
-    lm3 = lm3.copy()
+def proportioned(lm3: np.ndarray, fh3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The corrections on (68, 3) face-unit landmarks, after v2's lower-face stretch and expressions, and the
+    forehead outline brought forward with the face."""
+    lm3, fh3 = lm3.copy(), fh3.copy()
     for eye in (lm3[36:42], lm3[42:48]):
         corners = (eye[0, 1] + eye[3, 1]) / 2
         eye[[1, 2], 1] = corners + (eye[[1, 2], 1] - corners) * UPPER_LID
@@ -71,13 +74,8 @@ def proportioned(lm3: np.ndarray) -> np.ndarray:
     lm3[[58, 56], 1] -= LOWER_LIP * 0.3
     lm3[17:, 2] += FACE_DEPTH
     lm3[:17, 2] += FACE_DEPTH * _JAW_SIN  # the chin comes forward with the face; the jaw's ends stay at the ears
-    return lm3
-
-
-def deeper_forehead(fh3: np.ndarray) -> np.ndarray:
-    fh3 = fh3.copy()
     fh3[:, 2] += FACE_DEPTH * _FOREHEAD_SIN
-    return fh3
+    return lm3, fh3
 
 
 def draw_ears(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, skin: np.ndarray, unit: float) -> None:
@@ -86,8 +84,6 @@ def draw_ears(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, skin: n
     The far ear of a turned head is hidden; the near one shows wider. Sometimes hair hides both."""
     if rng.random() < 0.2:
         return
-    from .synthface import _SCALE, _pts
-
     tone = skin * rng.uniform(0.75, 0.95)
     half_widths = [np.linalg.norm(lm[i] - lm[30]) for i in (1, 15)]
     for (top, low, side), mine, other in zip(((0, 3, 1), (16, 13, 15)), half_widths, half_widths[::-1], strict=True):
@@ -114,9 +110,6 @@ def draw_body(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.
     """What frames a face in a photograph's crop, drawn behind the face: sometimes long hair falling past the jaw,
     a neck narrower than the jaw (v2's is as wide as the jaw's lower half, so the chin's sides never show), and
     shoulders in clothing from a collar below the chin."""
-    from .synth_shaded import photo_patch
-    from .synthface import _blend, _color, _fill
-
     size = img.shape[0]
     full = (0, 0, size, size)
     down = lm[8] - lm[27]

@@ -263,18 +263,24 @@ def _states(shape: FaceShape) -> np.ndarray:
                      shape.mouth_open >= OPEN_THRESHOLD], np.float32)
 
 
-def _render_shaded(seed: int, index: int, size: int, version: int) -> Sample:
+def shaded_face(rng: np.random.Generator, version: int) -> tuple[FaceShape, np.ndarray, np.ndarray]:
+    """(shape, 3-D landmarks, 3-D forehead outline) of a v2 or v3 face, before pose: its identity and expression."""
     from . import synth_proportions as v3
     from . import synth_shaded as v2
 
-    rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were; v3 reuses v2's
     shape = _sample_shape(rng)
     if version == 3:
         shape = v3.reshaped(shape)
     lm3, fh3 = face_points(shape)
     lm3 = v2.smile_and_brows(rng, v2.lower_face(rng, lm3))
-    if version == 3:
-        lm3, fh3 = v3.proportioned(lm3), v3.deeper_forehead(fh3)
+    return (shape, *v3.proportioned(lm3, fh3)) if version == 3 else (shape, lm3, fh3)
+
+
+def _render_shaded(seed: int, index: int, size: int, version: int) -> Sample:
+    from . import synth_shaded as v2
+
+    rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were; v3 reuses v2's
+    shape, lm3, fh3 = shaded_face(rng, version)
     yaw, pitch = np.deg2rad(rng.uniform(-55.0, 55.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
     depth = rng.uniform(0.7, 0.9)
     lm2 = pose(lm3, yaw, pitch)

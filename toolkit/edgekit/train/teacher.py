@@ -42,7 +42,7 @@ class TeacherTrainConfig:
 
 
 class MixedSynth:
-    """Fresh training faces of SynthFaces v2 with every k-th one (k from `v1_share`) a v1 face instead."""
+    """Fresh training faces of SynthFaces v2 or v3 with every k-th one (k from `v1_share`) a v1 face instead."""
 
     def __init__(self, size: int, length: int, offset: int, version: int, v1_share: float):
         self.v1 = SynthFaces("train", size=size, length=length, offset=offset, version=1)
