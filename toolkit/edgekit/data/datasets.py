@@ -29,7 +29,7 @@ from .formats import (
     read_wflw,
 )
 from .sample import Sample
-from .synthface import DEFAULT_VERSION, SPLIT_SEEDS, VERSIONS, SynthFaces
+from .synthface import DEFAULT_VERSION, SPLIT_SEEDS, TEST_SPLIT_SIZE, VERSIONS, SynthFaces
 
 
 class LabeledImages:
@@ -104,7 +104,7 @@ def _parse_synth(spec: str, default_split: str) -> tuple[str, int, int]:
         raise EdgekitError(f"bad data spec {spec!r}; expected synth[@{'|'.join(map(str, VERSIONS))}]"
                            "[:train|val|test[:N]]")
     try:
-        n = int(parts[2]) if len(parts) > 2 else 1000
+        n = int(parts[2]) if len(parts) > 2 else TEST_SPLIT_SIZE
         if n <= 0:
             raise ValueError
     except ValueError:

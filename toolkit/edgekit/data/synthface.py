@@ -19,6 +19,7 @@ from .sample import Sample
 cv2.setNumThreads(1)
 
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}
+TEST_SPLIT_SIZE = 1000  # the fixed test split (seed SPLIT_SEEDS['test']) that model cards report on
 # 1: flat 2-D drawings; 2: shaded, textured, photo backgrounds, camera effects; 3: v2 on a face re-proportioned
 # to the 300-W convention's mean face (synth_proportions.py)
 VERSIONS = (1, 2, 3)

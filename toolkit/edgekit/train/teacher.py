@@ -11,7 +11,7 @@ import torch
 
 from .. import __version__
 from ..data.batches import Augmented, loader
-from ..data.synthface import SPLIT_SEEDS, SynthFaces
+from ..data.synthface import SPLIT_SEEDS, TEST_SPLIT_SIZE, SynthFaces
 from ..landmarks import NUM_POINTS
 from ..models.checkpoint import CheckpointMeta
 from ..models.registry import build, count_macs_params
@@ -19,8 +19,6 @@ from .evaluate import evaluate_model
 from .loop import FitConfig, FitResult, fit
 from .losses import LANDMARK_LOSSES, state_bce
 from .memory_format import input_format
-
-TEST_SPLIT_SIZE = 1000  # the fixed SynthFaces test split that model cards report on
 
 
 @dataclass
