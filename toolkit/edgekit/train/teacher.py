@@ -19,6 +19,7 @@ from .evaluate import evaluate_model
 from .loop import FitConfig, FitResult, fit
 from .losses import LANDMARK_LOSSES, state_bce
 from .memory_format import input_format
+from .real_mix import WithRealFaces, open_real_faces, real_every
 
 
 @dataclass
@@ -36,6 +37,8 @@ class TeacherTrainConfig:
     synth_version: int = 1  # SynthFaces renderer to train and validate on (1 flat; 2, 3 shaded: see synthface)
     v1_share: float = 0.0  # with synth_version 2 or 3: this share of each epoch is v1 faces, to keep the v1 benchmark
     init: str | None = None  # checkpoint (path or zoo:NAME) to fine-tune from, instead of fresh weights
+    real_data: str | None = None  # labeled real faces (`--data` spec) mixed into every epoch (train/real_mix.py)
+    real_share: float = 0.125  # with real_data: this share of each epoch's samples is real faces
     fit: FitConfig = field(default_factory=FitConfig)
 
 
@@ -94,6 +97,8 @@ def data_provenance(cfg: TeacherTrainConfig) -> dict:
     train = f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['train']}"
     if cfg.v1_share and cfg.synth_version != 1:
         train += f" + {cfg.v1_share:.0%} v1"
+    if cfg.real_data:
+        train += f" + 1 in {real_every(cfg.real_share)} samples a real face from {cfg.real_data}"
     if cfg.init:
         train += f", fine-tuned from {cfg.init}"
     return {"train": train, "val": f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['val']} x {cfg.val_size}",
@@ -132,10 +137,13 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
         model = build(cfg.arch, input_size=cfg.input_size, **cfg.arch_kwargs)
         model.head.init_landmark_bias(mean_landmarks(size=cfg.input_size))
     per_epoch = cfg.fit.steps_per_epoch * cfg.batch_size
+    real = open_real_faces(cfg.real_data, cfg.input_size) if cfg.real_data else None
 
     def train_batches(epoch: int):
         # Every epoch renders fresh faces: an endless, exactly labeled stream.
         ds = MixedSynth(cfg.input_size, per_epoch, epoch * per_epoch, cfg.synth_version, cfg.v1_share)
+        if real is not None:
+            ds = WithRealFaces(ds, real, real_every(cfg.real_share), cfg.fit.seed, epoch)
         return loader(Augmented(ds, cfg.fit.seed, epoch), cfg.batch_size, workers=cfg.workers)
 
     val = SynthFaces("val", size=cfg.input_size, length=cfg.val_size, version=cfg.synth_version)
