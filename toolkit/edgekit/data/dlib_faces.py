@@ -108,8 +108,11 @@ def fetch(progress: bool = True) -> Path:
         tarball = _download(Path(tmp), progress)
         if not tarball.is_file() or _sha256(tarball.read_bytes()) != SDIST_SHA256:
             raise EdgekitError("is not the pinned dlib 19.5.0 sdist (missing, or SHA-256 mismatch)", path=tarball)
-        with tarfile.open(tarball, "r:gz") as tar:
-            contents = {rel: tar.extractfile(MEMBER_DIR + rel).read() for rel in FILES}
+        try:
+            with tarfile.open(tarball, "r:gz") as tar:
+                contents = {rel: tar.extractfile(MEMBER_DIR + rel).read() for rel in FILES}
+        except (KeyError, tarfile.TarError, OSError) as exc:
+            raise EdgekitError(f"cannot read the example data from it ({exc})", path=tarball) from None
         for rel, data in contents.items():  # every file checked before any is written
             if _sha256(data) != FILES[rel]:
                 raise EdgekitError("differs from the pinned file (SHA-256 mismatch)", path=f"{SDIST}:{rel}")
