@@ -219,6 +219,9 @@ def test_dlib_imglab_xml_of_any_part_count(tmp_path):
     ("<image file='a.jpg'><box><part name='00' x='1' y='2'/><part name='01' x='3' y='4'/></box>"
      "<box><part name='00' x='1' y='2'/></box></image>", "a box in a.jpg has 1 parts, expected 2 like the first box"),
     ("<image file='a.jpg'><box><part name='eye' x='1' y='2'/></box></image>", "lacks a numeric name, x or y"),
+    ("<image file='a.jpg'><box><part name='00' x='1' y='2'/><part name='00' x='3' y='4'/></box></image>",
+     "repeats a part name or has a non-finite x or y"),
+    ("<image file='a.jpg'><box><part name='00' x='nan' y='2'/></box></image>", "non-finite x or y"),
     ("<image file='a.jpg'><box top='1'/></image>", "no box with landmark parts"),
     ("<image file='a.jpg'><box><part name='00' x='1'", "not well-formed XML"),
 ])

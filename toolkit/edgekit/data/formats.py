@@ -216,6 +216,8 @@ def read_dlib_xml(path: str | Path, points: int | None = None) -> list[LabeledIm
             except (TypeError, ValueError):
                 raise EdgekitError(f"a <part> of a box in {name} lacks a numeric name, x or y (imglab writes "
                                    "<part name='00' x='..' y='..'/>)", path=path) from None
+            if len({n for n, _, _ in xy}) != len(xy) or not np.all(np.isfinite([v[1:] for v in xy])):
+                raise EdgekitError(f"a box in {name} repeats a part name or has a non-finite x or y", path=path)
             want = points or (len(items[0].landmarks) if items else len(xy))
             if len(xy) != want:
                 like = "" if points else " like the first box"
