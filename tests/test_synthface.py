@@ -128,7 +128,7 @@ def test_v2_covers_wider_yaw_than_v1():
 
 
 def test_v2_backgrounds_come_from_scikit_images_photographs():
-    from edgekit.data.synth_shaded import BACKGROUND_PHOTOS, background_photos
+    from edgekit.data.synth_backgrounds import BACKGROUND_PHOTOS, background_photos
 
     photos = background_photos()
     assert len(photos) == len(BACKGROUND_PHOTOS) and "astronaut.png" not in BACKGROUND_PHOTOS  # no faces

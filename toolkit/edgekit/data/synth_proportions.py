@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from .face_geometry import FOREHEAD_POINTS, FaceShape
-from .synth_shaded import FaceFrame, face_outline, photo_patch
+from .synth_backgrounds import photo_patch
+from .synth_shaded import FaceFrame, face_outline
 from .synthface import _SCALE, _blend, _color, _fill, _pts
 
 EYE_SPACING = 1.02  # eye centres slightly further apart ...

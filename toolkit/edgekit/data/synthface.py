@@ -280,6 +280,7 @@ def shaded_face(rng: np.random.Generator, version: int) -> tuple[FaceShape, np.n
 def _render_shaded(seed: int, index: int, size: int, version: int) -> Sample:
     from . import synth_proportions as v3
     from . import synth_shaded as v2
+    from .synth_backgrounds import background
 
     rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were; v3 reuses v2's
     shape, lm3, fh3 = shaded_face(rng, version)
@@ -288,7 +289,7 @@ def _render_shaded(seed: int, index: int, size: int, version: int) -> Sample:
     lm2 = pose(lm3, yaw, pitch)
     lm2[:17] = v2.evenly_spaced(v2.silhouette_pose(lm3[:17], yaw, pitch, depth, outline=True))
     lm, fh, scale = _place(rng, size, lm2, v2.silhouette_pose(fh3, yaw, pitch, depth, outline=True))
-    img = v2.background(rng, size)
+    img = background(rng, size)
     v2.draw_face(rng, img, lm, fh, scale, shape, v3.V3_FRAME if version == 3 else v2.FaceFrame())
     if rng.random() < 0.2:
         v2.glasses(rng, img, lm, scale * 0.01)
