@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from .consoles import console, out_console
 from .data_cli import DATA_HELP, data_app
 from .errors import EdgekitError
 from .gate_cli import gate as gate_command
@@ -23,9 +23,6 @@ app.add_typer(teacher_app, name="teacher")
 app.add_typer(data_app, name="data")
 app.add_typer(recipes_app, name="recipes")
 app.add_typer(targets_app, name="targets")
-console = Console(stderr=True)
-# Tables are wide; when stdout is a file or pipe, rich would wrap them at 80 columns.
-out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
 DEFAULT_TEACHER = "zoo:facial68-teacher"
 

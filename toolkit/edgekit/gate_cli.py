@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from .consoles import console, out_console
 from .errors import EdgekitError
-
-console = Console(stderr=True)
-out_console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def gate(
