@@ -43,7 +43,7 @@ def _reads_cleanly(folder: Path, read) -> None:
 
 
 def _mutate_text(text: str, data) -> str:
-    kind = data.draw(st.sampled_from(["truncate", "replace_line", "non_finite", "count"]))
+    kind = data.draw(st.sampled_from(["truncate", "replace_line", "non_finite", "non_finite_field", "count"]))
     lines = text.splitlines(keepends=True)
     if kind == "truncate":
         return text[:data.draw(st.integers(0, len(text)))]
@@ -53,6 +53,11 @@ def _mutate_text(text: str, data) -> str:
     elif kind == "non_finite":
         lines[i] = lines[i].replace(lines[i].split(",")[-1].split()[0] if lines[i].strip() else "x",
                                     data.draw(st.sampled_from(["nan", "inf", "-inf", "1e999"])), 1)
+    elif kind == "non_finite_field":  # any comma field, so a CSV's coordinates are hit, not only its states
+        fields = lines[i].rstrip("\n").split(",")
+        j = data.draw(st.integers(0, len(fields) - 1))
+        fields[j] = data.draw(st.sampled_from(["nan", "inf", "-inf", "1e999", "NaN"]))
+        lines[i] = ",".join(fields) + "\n"
     else:
         del lines[i]
     return "".join(lines)

@@ -26,6 +26,7 @@ class Status(str, Enum):
     EXPORT_FAILED = "export-failed"  # building it raised; the error is recorded
     BUILD_ON_DEVICE = "build-on-device"  # a TensorRT engine left for the device to build with the script
     RUN_FAILED = "run-failed"  # bench only: the runtime raised or the runner died
+    TIMEOUT = "timeout"  # bench only: a trial hung past its time limit; that cell stops, the sweep goes on
 
     def __str__(self) -> str:
         return self.value

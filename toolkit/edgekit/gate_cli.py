@@ -32,6 +32,8 @@ def gate(
                                                           "[default: 0.02].")] = None,
     runtime: Annotated[str | None, typer.Option(help="Runtime; default: the one the file type implies.")] = None,
     threads: Annotated[int, typer.Option(min=1, help="Threads for both sides.")] = 1,
+    input_shape: Annotated[str | None, typer.Option(help="N,C,H,W fed to both sides [default: the model's own "
+                                                    "input, dynamic dimensions as 1].")] = None,
     data: Annotated[str, typer.Option(help="Labeled data for the accuracy gate: any --data form "
                                              "(README, 'Data').")] = "synth:test",
     eval_images: Annotated[int, typer.Option(min=0, help="Images for the accuracy gate (0: latency only).")] = 200,
@@ -40,8 +42,9 @@ def gate(
 ) -> None:
     """Fail CI when a candidate is slower or less accurate than a baseline, with statistics that hold on noise.
 
-    Exit codes: 0 pass, 1 regression, 3 inconclusive (noisy machine, too few blocks or fingerprint mismatch),
-    2 bad input. A regression needs all three: slowdown over the threshold, a one-sided p < alpha (Wilcoxon
+    Exit codes: 0 pass, 1 regression, 3 inconclusive (noisy machine, too few blocks, accuracy not measured or
+    fingerprint mismatch), 2 bad input. Noise never turns a measured slowdown into a pass: a ratio whose 95% CI
+    clears the threshold with p < alpha fails however noisy the A/A arm. A regression needs all three: slowdown over the threshold, a one-sided p < alpha (Wilcoxon
     signed-rank on per-block log ratios; Mann-Whitney against a stored baseline), and the 95% CI of the ratio
     clearing half the threshold. Options given here beat the budgets stored in a baseline file.
     """
@@ -55,11 +58,12 @@ def gate(
         console.print(text, end="\r", highlight=False)
 
     opts = g.GateOptions(blocks=blocks, runtime=runtime, threads=threads, data=data, eval_images=eval_images,
+                         input_shape=_shape(input_shape),
                          overrides={k: v for k, v in given.items() if v is not None}, seed=seed,
                          progress=status if console.is_terminal else None)
     opts.rule()  # a bad value stops here, before anything is measured
     with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
-        cand = g.resolve_artifact(str(candidate), Path(tmp))
+        cand = g.resolve_artifact(str(candidate), Path(tmp), role="candidate")
         if update_baseline:
             doc = g.update_baseline(update_baseline, cand, target, opts, Path(tmp))
             console.print(f"wrote {update_baseline}: {len(doc['block_p50_ms'])} blocks, median p50 "
@@ -70,7 +74,19 @@ def gate(
         if stored:
             report = g.stored(stored, cand, opts, Path(tmp))
         else:
-            report = g.same_run(g.resolve_artifact(baseline, Path(tmp)), cand, opts, Path(tmp))
+            report = g.same_run(g.resolve_artifact(baseline, Path(tmp), role="baseline"), cand, opts, Path(tmp))
     g.write_report(report, out)
     out_console.print(g.summary_markdown(report), markup=False, highlight=False)
     raise typer.Exit(EXIT_CODES[report["verdict"]])
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise EdgekitError(f"--input-shape {text!r}: expected four positive integers N,C,H,W (e.g. 1,3,128,128)")
+    return shape

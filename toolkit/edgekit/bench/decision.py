@@ -11,6 +11,9 @@ cannot detect anything, so it is inconclusive, never a pass.
 
 The threshold follows measured noise instead of a fixed model-size cut: it is the larger of the configured
 threshold and `noise_factor` (1) x the half-width of the 95% CI of the A/A (baseline vs baseline) median ratio.
+Noise only ever stands between a slowdown and a verdict, never turns one into a pass: a ratio whose 95% CI lies
+wholly over the configured threshold with p < alpha is a regression however noisy the A/A arm, and a slowdown
+over the configured threshold that only the noise-widened threshold hides is inconclusive (exit 3).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class GateRule:
     noise_factor: float = 1.0
     alpha: float = 0.01
     aa_drift: float = 0.05  # an A/A ratio further than this from 1 means the machine is too noisy to judge
+    aa_spread: float = 0.05  # an A/A 95% CI half-width over this (relative) is too noisy too, whatever its median
     accuracy_budget: float = 0.02  # relative NME increase allowed
 
     def __post_init__(self) -> None:
@@ -65,9 +69,18 @@ def _ci_halfwidth(log_ratios: np.ndarray) -> float:
 
 
 def _verdict(effect: float, ci: list[float], p: float, threshold: float, rule: GateRule) -> tuple[str, dict]:
+    """`threshold` is the noise-widened one; `rule.threshold` the configured one."""
     checks = {"slowdown_over_threshold": effect - 1 > threshold, "p_below_alpha": p < rule.alpha,
-              "ci_low_over_half_threshold": ci[0] - 1 > threshold / 2}
-    return (REGRESSION if all(checks.values()) else PASS), checks
+              "ci_low_over_half_threshold": ci[0] - 1 > threshold / 2,
+              # Shown beyond doubt against the configured threshold: no amount of A/A noise excuses it.
+              "ci_low_over_base_threshold": ci[0] - 1 > rule.threshold}
+    if checks["p_below_alpha"] and checks["ci_low_over_base_threshold"]:
+        return REGRESSION, checks
+    if checks["slowdown_over_threshold"] and checks["p_below_alpha"] and checks["ci_low_over_half_threshold"]:
+        return REGRESSION, checks
+    if threshold > rule.threshold and effect - 1 > rule.threshold:
+        return INCONCLUSIVE, checks  # a slowdown over the configured threshold that only the noise hides
+    return PASS, checks
 
 
 def too_few_blocks(n: int, rule: GateRule, paired: bool) -> dict | None:
@@ -130,10 +143,39 @@ def aa_drift(first: list[float], second: list[float]) -> float:
     return float(abs(np.median(np.asarray(second, float) / np.asarray(first, float)) - 1))
 
 
-def accuracy_verdict(baseline_nme: float | None, candidate_nme: float | None, rule: GateRule) -> dict:
-    if baseline_nme is None or candidate_nme is None:
-        return {"verdict": PASS, "checked": False, "reason": "no accuracy on one side (no labeled data?)"}
-    change = candidate_nme / baseline_nme - 1 if baseline_nme else 0.0
+def aa_spread(first: list[float], second: list[float]) -> float:
+    """The 95% CI half-width of the A/A median ratio: how far apart two runs of the same file can land."""
+    return _ci_halfwidth(np.log(np.asarray(second, float) / np.asarray(first, float)))
+
+
+def aa_check(first: list[float], second: list[float], rule: GateRule) -> dict:
+    """Is the machine steady enough to judge? Both the A/A median (drift) and its spread must be in limits."""
+    drift, spread = aa_drift(first, second), aa_spread(first, second)
+    problems = []
+    if drift > rule.aa_drift:
+        problems.append(f"A/A drift {100 * drift:.1f}% > {100 * rule.aa_drift:.0f}%")
+    if spread > rule.aa_spread:
+        problems.append(f"A/A spread (95% CI half-width) {100 * spread:.1f}% > {100 * rule.aa_spread:.0f}%")
+    return {"drift": drift, "drift_limit": rule.aa_drift, "spread": spread, "spread_limit": rule.aa_spread,
+            "steady": not problems, "problems": problems}
+
+
+def _is_nme(v: object) -> bool:
+    return is_finite_number(v) and v > 0
+
+
+def accuracy_verdict(baseline_nme: float | None, candidate_nme: float | None, rule: GateRule,
+                     expected: bool = True) -> dict:
+    """`expected`: accuracy was asked for (labeled data given). Then a missing or non-finite NME on either side is
+    a failure to measure (inconclusive, with the reason), never a pass."""
+    if baseline_nme is None and candidate_nme is None and not expected:
+        return {"verdict": PASS, "checked": False, "reason": "accuracy not asked for (--eval-images 0)"}
+    bad = [f"{side} NME is {v!r}" for side, v in (("baseline", baseline_nme), ("candidate", candidate_nme))
+           if not _is_nme(v)]
+    if bad:
+        return {"verdict": INCONCLUSIVE, "checked": False, "baseline_nme": baseline_nme,
+                "candidate_nme": candidate_nme, "reason": f"accuracy not measured: {'; '.join(bad)}"}
+    change = candidate_nme / baseline_nme - 1
     return {"checked": True, "baseline_nme": baseline_nme, "candidate_nme": candidate_nme, "relative_change": change,
             "budget": rule.accuracy_budget, "verdict": REGRESSION if change > rule.accuracy_budget else PASS}
 

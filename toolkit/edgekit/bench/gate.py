@@ -28,7 +28,7 @@ from .decision import (
     PASS,
     REGRESSION,
     GateRule,
-    aa_drift,
+    aa_check,
     accuracy_verdict,
     combine,
     paired_verdict,
@@ -54,6 +54,7 @@ class GateOptions:
     threads: int = 1
     data: str = "synth:test"
     eval_images: int = 200
+    input_shape: tuple[int, ...] | None = None  # None: each model's own input (dynamic dims as 1)
     overrides: dict = field(default_factory=dict)  # rule values the user gave explicitly; they beat stored ones
     seed: int = 0
     progress: object | None = None  # callable(str) for a status line per block
@@ -66,8 +67,9 @@ class GateOptions:
             raise EdgekitError(f"bad gate rule: {exc}") from None
 
 
-def resolve_artifact(spec: str, workdir: Path) -> Path:
-    """A path, or `git:REV:PATH` for the artifact as committed at a revision (extracted with `git show`)."""
+def resolve_artifact(spec: str, workdir: Path, role: str = "baseline") -> Path:
+    """A path, or `git:REV:PATH` for the artifact as committed at a revision (extracted with `git show`) into a
+    folder of its own per `role`, so a candidate and a baseline from one revision never share a file."""
     if not spec.startswith("git:"):
         p = Path(spec)
         if not p.exists():
@@ -84,7 +86,8 @@ def resolve_artifact(spec: str, workdir: Path) -> Path:
     proc = subprocess.run(["git", "show", "--end-of-options", f"{rev}:{path}"], capture_output=True)
     if proc.returncode != 0:
         raise EdgekitError(f"git show {rev}:{path} failed: {proc.stderr.decode(errors='replace').strip()}")
-    out = workdir / f"baseline-{rev.replace('/', '_')}{Path(path).suffix}"
+    out = workdir / role / f"{rev.replace('/', '_')}-{Path(path).name}"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(proc.stdout)
     return out
 
@@ -93,9 +96,13 @@ class _Measurer:
     def __init__(self, opts: GateOptions, eval_npz: Path | None):
         self.opts, self.eval_npz, self.ex = opts, eval_npz, Executor(None)
 
+    def _shape(self) -> list[str]:
+        shape = self.opts.input_shape
+        return ["--input-shape", ",".join(map(str, shape))] if shape else []
+
     def block(self, artifact: Path, with_accuracy: bool = False) -> dict:
         args = ["--artifact", str(artifact), "--threads", str(self.opts.threads), "--protocol",
-                json.dumps(BLOCK_PROTOCOL.to_dict())]
+                json.dumps(BLOCK_PROTOCOL.to_dict()), *self._shape()]
         if self.opts.runtime:
             args += ["--runtime", self.opts.runtime]
         if with_accuracy and self.eval_npz:
@@ -108,7 +115,7 @@ class _Measurer:
     def interleaved(self, artifacts: list[Path], seed: int) -> dict:
         """One block: every artifact timed in one process, in alternating chunks (see runner.interleaved_trial)."""
         args = ["--artifact", str(artifacts[0]), "--threads", str(self.opts.threads), "--protocol",
-                json.dumps(BLOCK_PROTOCOL.to_dict()), "--seed", str(seed)]
+                json.dumps(BLOCK_PROTOCOL.to_dict()), "--seed", str(seed), *self._shape()]
         for a in artifacts[1:]:
             args += ["--interleave", str(a)]
         if self.opts.runtime:
@@ -156,8 +163,11 @@ def _interleaved_blocks(m: _Measurer, baseline: Path, candidate: Path, blocks: i
         rng.shuffle(order)  # which arm the process loads and times first
         r = m.interleaved([p for _, p in order], seed=rng.randrange(2**31))
         if not r.get("ok"):
-            arm = order[r["failed_arm"]][0] if r.get("failed_arm") is not None else "B"
-            out["errors"]["baseline" if arm.startswith("A") else "candidate"] = r.get("error", "runner failed")
+            if r.get("failed_arm") is None:  # the runner broke before or between arms: blame neither side
+                out["errors"]["runner"] = r.get("error", "runner failed")
+            else:
+                arm = order[r["failed_arm"]][0]
+                out["errors"]["baseline" if arm.startswith("A") else "candidate"] = r.get("error", "runner failed")
             break
         for (arm, _), p50 in zip(order, r["p50"], strict=True):
             out[arm].append(p50)
@@ -172,12 +182,29 @@ def _not_measured(report: dict, latency: dict) -> dict:
 
 
 def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
-    """The accuracy gate's evaluation set, preprocessed as the artifact's sidecar says (None: latency only)."""
+    """The accuracy gate's evaluation set, preprocessed as the artifact's sidecar says (None: latency only). With
+    no sidecar, the default normalisation at the model's own input size (or --input-shape's)."""
     if not opts.eval_images:
         return None
     record = read_sidecar_of(artifact)
     preprocess = check_preprocess(record.preprocess, sidecar_path(artifact)) if record else None
-    return eval_set(opts.data, opts.eval_images, preprocess or DEFAULT_PREPROCESS, workdir / "eval.npz")
+    if preprocess is None:
+        preprocess = {**DEFAULT_PREPROCESS, "input_size": _input_size(artifact, opts)}
+    return eval_set(opts.data, opts.eval_images, preprocess, workdir / "eval.npz")
+
+
+def _input_size(artifact: Path, opts: GateOptions) -> int:
+    """H of an NCHW input: --input-shape's, else the model's own (the default size where it is dynamic)."""
+    if opts.input_shape:
+        return int(opts.input_shape[-1])
+    from ..runtime import load
+
+    try:
+        shape = load(artifact, opts.runtime, threads=1).input_shape
+    except Exception:  # noqa: BLE001 - a file that does not load fails in the runner, which names the side
+        shape = []
+    size = shape[-1] if len(shape) == 4 else None
+    return size if isinstance(size, int) and size > 0 else int(DEFAULT_PREPROCESS["input_size"])
 
 
 def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
@@ -191,28 +218,35 @@ def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) 
     accuracy: dict = {}
     blocks = opts.blocks
     attempts = []
-    for attempt in range(2):  # an A/A drift over the limit gets one rerun with twice the blocks
+    for attempt in range(2):  # an A/A arm out of its limits gets one rerun with twice the blocks
         got = _interleaved_blocks(m, baseline, candidate, blocks, rng, accuracy)
         if "baseline" in got["errors"]:
             raise EdgekitError(f"the baseline does not run, so nothing can be compared: {got['errors']['baseline']}")
-        drift = aa_drift(got["A1"], got["A2"])
-        attempts.append({"blocks": blocks, "aa_drift": drift})
-        if "candidate" in got["errors"] or drift <= rule.aa_drift or attempt == 1:
+        if got["errors"]:
+            break
+        aa = aa_check(got["A1"], got["A2"], rule)
+        attempts.append({"blocks": blocks, "aa_drift": aa["drift"], "aa_spread": aa["spread"]})
+        if aa["steady"] or attempt == 1:
             break
         blocks *= 2
-    report.update(attempts=attempts, aa={"drift": drift, "limit": rule.aa_drift},
-                  blocks_ms={k: got[k] for k in ("A1", "A2", "B")})
-    if "candidate" in got["errors"]:
-        report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
-    elif drift > rule.aa_drift:
+    report.update(attempts=attempts, blocks_ms={k: got[k] for k in ("A1", "A2", "B")})
+    if "runner" in got["errors"]:
         report["latency"] = {"verdict": INCONCLUSIVE,
-                             "reason": f"A/A drift {100 * drift:.1f}% > {100 * rule.aa_drift:.0f}% "
-                                       f"after a rerun with {blocks} blocks: the machine is too noisy to judge"}
+                             "reason": f"the runner failed before naming an arm: {got['errors']['runner']}"}
+    elif "candidate" in got["errors"]:
+        report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
     else:
+        report["aa"] = aa
         # Paired per block: the candidate against the block's first baseline run; the second one is the A/A
         # measurement of noise (averaging the two would make the pair asymmetric under no change).
-        report["latency"] = paired_verdict(got["A1"], got["B"], got["A2"], rule)
-    report["accuracy"] = accuracy_verdict(accuracy.get("baseline"), accuracy.get("candidate"), rule)
+        latency = paired_verdict(got["A1"], got["B"], got["A2"], rule)
+        if not aa["steady"] and latency["verdict"] == PASS:
+            # Too noisy to clear the candidate; a regression shown beyond the noise still stands.
+            latency.update(verdict=INCONCLUSIVE, reason=f"{'; '.join(aa['problems'])} after a rerun with {blocks} "
+                                                        "blocks: the machine is too noisy to clear the candidate")
+        report["latency"] = latency
+    report["accuracy"] = accuracy_verdict(accuracy.get("baseline"), accuracy.get("candidate"), rule,
+                                          expected=m.eval_npz is not None)
     report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
     return report
 
@@ -308,7 +342,8 @@ def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Pat
         report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
     else:
         report["latency"] = unpaired_verdict(doc["block_p50_ms"], got["B"], rule)
-    report["accuracy"] = accuracy_verdict(doc.get("nme"), accuracy.get("candidate"), rule)
+    report["accuracy"] = accuracy_verdict(doc.get("nme"), accuracy.get("candidate"), rule,
+                                          expected=m.eval_npz is not None)
     report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
     return report
 
@@ -324,11 +359,15 @@ def summary_markdown(report: dict) -> str:
                      f"{lat['ratio_ci95'][0]:.3f}-{lat['ratio_ci95'][1]:.3f}), {TEST_NAMES[lat['test']]} p = "
                      f"{lat['p_value']:.2g}, threshold {100 * lat['threshold']:.1f}%, {lat['blocks']} blocks; baseline "
                      f"{lat['baseline_p50_ms']:.3f} ms, candidate {lat['candidate_p50_ms']:.3f} ms -> {lat['verdict']}")
+        if lat.get("reason"):
+            lines.append(f"  ({lat['reason']})")
     elif lat.get("reason"):
         lines.append(f"- latency: {lat['reason']} -> {lat['verdict']}")
     if report.get("aa"):
-        lines.append(f"- A/A check on the baseline: drift {100 * report['aa']['drift']:.1f}% "
-                     f"(limit {100 * report['aa']['limit']:.0f}%)")
+        aa = report["aa"]
+        lines.append(f"- A/A check on the baseline: drift {100 * aa['drift']:.1f}% (limit "
+                     f"{100 * aa['drift_limit']:.0f}%), spread {100 * aa['spread']:.1f}% (limit "
+                     f"{100 * aa['spread_limit']:.0f}%)")
     acc = report.get("accuracy") or {}
     if acc.get("checked"):
         lines.append(f"- accuracy: NME {100 * acc['baseline_nme']:.3f}% -> {100 * acc['candidate_nme']:.3f}% "

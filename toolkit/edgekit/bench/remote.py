@@ -38,7 +38,8 @@ def runner_bundle(dest: Path) -> Path:
 class Remote:
     def __init__(self, host: str, ssh_config: str | Path | None = None, python: str = "python3", timeout: float = 900):
         if not HOST_PATTERN.match(host):
-            raise EdgekitError(f"bad host {host!r}: expected user@host or host[:port] (letters, digits, '.', '-', '_')")
+            raise EdgekitError(f"bad host {host!r}: expected user@host or host[:port] (letters, digits, '.', '-', '_'; "
+                               "starting with a letter or digit)")
         self.host, _, port = host.partition(":")
         self.port = port or None
         self.ssh_config = str(ssh_config) if ssh_config else None
@@ -62,7 +63,7 @@ class Remote:
         line = " ".join(words)
         if cwd:
             line = f"cd {shlex.quote(cwd)} && {line}"
-        proc = subprocess.run(["ssh", *self._options("-p"), self.host, "--", line], capture_output=True, text=True,
+        proc = subprocess.run(["ssh", *self._options("-p"), "--", self.host, line], capture_output=True, text=True,
                               timeout=self.timeout)
         if check and proc.returncode != 0:
             raise EdgekitError(f"ssh {self.host}: {' '.join(argv[:3])}... exited {proc.returncode}: "
@@ -74,7 +75,7 @@ class Remote:
             raise EdgekitError(f"refusing to copy to odd remote path {remote_dir!r}")
         # Absolute local paths: scp reads "name:rest" (a colon before the first slash) as a remote host.
         local = [str(Path(p).resolve()) for p in paths]
-        proc = subprocess.run(["scp", "-q", "-r", *self._options("-P"), *local,
+        proc = subprocess.run(["scp", "-q", "-r", *self._options("-P"), "--", *local,
                                f"{self.host}:{remote_dir}/"], capture_output=True, text=True, timeout=self.timeout)
         if proc.returncode != 0:
             raise EdgekitError(f"scp to {self.host}:{remote_dir} failed: {proc.stderr.strip()}")

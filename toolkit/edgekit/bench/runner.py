@@ -47,6 +47,19 @@ def current_rss_bytes() -> int | None:
         return None
 
 
+def model_input(session, shape_arg: str | None) -> np.ndarray:
+    """A fixed random input: `--input-shape` when given, else the model's own input shape with its dynamic
+    dimensions (batch, or a named axis) set to 1, so any input size or layout is timed as the model expects."""
+    if shape_arg:
+        shape = [int(v) for v in shape_arg.split(",")]
+    else:
+        declared = list(getattr(session, "input_shape", None) or [])
+        if not declared:
+            raise ValueError("the model declares no input shape; pass --input-shape N,C,H,W")
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in declared]
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
 def _fixed_batch(session) -> int | None:
     first = session.input_shape[0] if getattr(session, "input_shape", None) else None
     return first if isinstance(first, int) and first > 0 else None
@@ -82,12 +95,10 @@ def throughput(session, sample: np.ndarray, protocol: Protocol) -> dict:
 
 def trial(args: argparse.Namespace) -> dict:
     protocol = Protocol.from_dict(json.loads(args.protocol))
+    sample = None
     if args.eval:  # one image for the latency runs; the whole set is loaded only after memory is measured
         with np.load(args.eval) as z:
             sample = z["x"][:1].astype(np.float32)
-    else:
-        shape = [int(v) for v in args.input_shape.split(",")]
-        sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
     # The model's own memory: resident growth from creating the session and running batch 1, with the runtime's
     # library already imported, so neither the harness, the runtime's code nor the evaluation data count.
@@ -96,6 +107,8 @@ def trial(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     session = load(args.artifact, args.runtime, threads=args.threads, xnnpack=args.xnnpack)
     init_s = time.perf_counter() - t
+    if sample is None:
+        sample = model_input(session, args.input_shape)
     t = time.perf_counter()
     session.run(sample)
     first_s = time.perf_counter() - t
@@ -137,13 +150,16 @@ def interleaved_trial(args: argparse.Namespace) -> dict:
     the per-block ratio keeps the slowdown and loses most of the noise.
     """
     protocol = Protocol.from_dict(json.loads(args.protocol))
-    shape = [int(v) for v in args.input_shape.split(",")]
-    sample = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     paths = [args.artifact, *args.interleave]
-    sessions = []
+    sessions, sample = [], None
     for i, path in enumerate(paths):
         try:
             s = load(path, args.runtime, threads=args.threads, xnnpack=args.xnnpack)
+            mine = model_input(s, args.input_shape)
+            if sample is not None and mine.shape != sample.shape:
+                raise ValueError(f"input shape {list(mine.shape)} differs from the first arm's {list(sample.shape)}"
+                                 "; models gated against each other must take the same input")
+            sample = mine if sample is None else sample
             s.run(sample)
         except Exception as exc:  # noqa: BLE001 - reported with the arm, so the host knows which side broke
             raise ArmFailed(i, exc) from exc
@@ -172,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--protocol", default="{}", help="Protocol fields as JSON")
     ap.add_argument("--eval", default=None, help=".npz with x (N,3,H,W float32), landmarks (N,68,2), states")
-    ap.add_argument("--input-shape", default="1,3,112,112", help="used when no --eval is given")
+    ap.add_argument("--input-shape", default=None,
+                    help="N,C,H,W when no --eval is given [default: the model's own input, dynamic dims as 1]")
     ap.add_argument("--throughput", action="store_true", help="also measure images/s per batch size")
     ap.add_argument("--fingerprint", action="store_true", help="also record the machine's fingerprint")
     ap.add_argument("--interleave", action="append", default=[], metavar="ARTIFACT",

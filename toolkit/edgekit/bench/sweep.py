@@ -171,9 +171,6 @@ def eval_set(data: str, n: int, preprocess: dict, out: Path) -> Path:
 class Executor:
     """Starts runner processes here, or on a remote host after copying the runner and the files it needs."""
 
-    def __init__(self, remote: Remote | None = None):
-        self.remote, self.workdir, self._sent = remote, None, {}
-
     def start(self, files: list[Path]) -> None:
         if self.remote:
             self.workdir = self.remote.workdir()
@@ -192,13 +189,23 @@ class Executor:
     def path(self, p: Path) -> str:
         return self._sent.get(str(p), str(p)) if self.remote else str(p)
 
+    def __init__(self, remote: Remote | None = None, timeout_s: float = TRIAL_TIMEOUT_S):
+        self.remote, self.workdir, self._sent, self.timeout_s = remote, None, {}, timeout_s
+        if remote:
+            remote.timeout = timeout_s
+
     def trial(self, args: list[str]) -> dict:
-        if self.remote:
-            proc = self.remote.run([self.remote.python, "-m", "edgekit.bench.runner", *args], cwd=self.workdir,
-                                   env={"PYTHONPATH": self.workdir}, check=False)
-        else:
-            proc = subprocess.run([sys.executable, "-m", "edgekit.bench.runner", *args], capture_output=True,
-                                  text=True, timeout=TRIAL_TIMEOUT_S)
+        """One runner process; a hang past `timeout_s` is that trial's result (`timeout: true`), not an error
+        that stops the sweep."""
+        try:
+            if self.remote:
+                proc = self.remote.run([self.remote.python, "-m", "edgekit.bench.runner", *args], cwd=self.workdir,
+                                       env={"PYTHONPATH": self.workdir}, check=False)
+            else:
+                proc = subprocess.run([sys.executable, "-m", "edgekit.bench.runner", *args], capture_output=True,
+                                      text=True, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "timeout": True, "error": f"trial did not finish within {self.timeout_s:g} s"}
         line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(RESULT_PREFIX)), None)
         if line is None:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -236,8 +243,9 @@ class CellRun:
             extra = ["--throughput", "--fingerprint"] + (["--eval", self.ex.path(self.eval_npz)] if self.eval_npz
                                                          else [])
         result = self.ex.trial(self.base + extra)
-        if not result.get("ok"):  # the runtime raised or the runner died: not a parity (validation) failure
-            self.record.update(status=Status.RUN_FAILED.value, error=result.get("error"),
+        if not result.get("ok"):  # the runtime raised, the runner died or hung: not a parity (validation) failure
+            status = Status.TIMEOUT if result.get("timeout") else Status.RUN_FAILED
+            self.record.update(status=status.value, error=result.get("error"),
                                traceback=result.get("traceback"))
             self.done = True
             return
@@ -264,10 +272,11 @@ class CellRun:
 
 
 def sweep(cells: list[Cell], target: Target, protocol: Protocol, eval_npz: Path | None, input_shape: list[int],
-          remote: Remote | None = None, threads: int | None = None, progress=None) -> dict:
+          remote: Remote | None = None, threads: int | None = None, progress=None,
+          trial_timeout_s: float = TRIAL_TIMEOUT_S) -> dict:
     """Bench every cell; returns the bench document (meta + one record per cell)."""
     threads = threads if threads is not None else target.threads
-    ex = Executor(remote)
+    ex = Executor(remote, trial_timeout_s)
     started = time.perf_counter()
     records = []
     try:

@@ -12,8 +12,9 @@ from ..formats import PRECISIONS, TARGET_FORMATS, TARGET_RUNTIMES
 from .base import Strict
 from .yamlconf import load_yaml_model
 
-# user@host, host, or user@host:port; letters, digits, '.', '-', '_' only, so nothing can reach a shell.
-HOST_PATTERN = re.compile(r"^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::\d{1,5})?$")
+# user@host, host, or user@host:port; letters, digits, '.', '-', '_' only, so nothing can reach a shell, and
+# user and host start with a letter or digit, so ssh never reads one as an option ("-Fevil").
+HOST_PATTERN = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9._-]*(?::\d{1,5})?$")
 
 
 class Hardware(Strict):
@@ -61,7 +62,7 @@ class Target(Strict):
     @classmethod
     def _host(cls, v: str | None) -> str | None:
         if v is not None and not HOST_PATTERN.match(v):
-            raise ValueError("host must look like user@host or host[:port] (letters, digits, '.', '-', '_')")
+            raise ValueError("host must look like user@host or host[:port] (letters, digits, '.', '-', '_'; starting with a letter or digit)")
         return v
 
     @property

@@ -141,6 +141,9 @@ def read_landmark_csv(path: str | Path) -> list[LabeledImage]:
                 except ValueError:
                     bad = next(v for v in row[1:] if not _is_float(v))
                     raise EdgekitError(f"{bad!r} is not a number", path=path, line=lineno) from None
+                if not np.all(np.isfinite(values)):  # 'nan' and 'inf' parse as floats; .pts and XML refuse them
+                    bad = next(v for v, f in zip(row[1:], values, strict=True) if not np.isfinite(f))
+                    raise EdgekitError(f"{bad.strip()!r} is not a finite coordinate", path=path, line=lineno)
                 states = None
                 if len(values) > n_coords:
                     states = values[n_coords:]
@@ -183,6 +186,8 @@ def read_wflw(path: str | Path) -> list[LabeledImage]:
             values = np.array([float(v) for v in parts[:196]], np.float32)
         except ValueError:
             raise EdgekitError("coordinates must be numbers", path=path, line=lineno) from None
+        if not np.all(np.isfinite(values)):
+            raise EdgekitError("coordinates must be finite numbers (no nan or inf)", path=path, line=lineno)
         image = next((r / parts[-1] for r in roots if (r / parts[-1]).is_file()), roots[0] / parts[-1])
         rows.append(LabeledImage(image, values.reshape(98, 2) + CSV_OFFSET))
     if not rows:
