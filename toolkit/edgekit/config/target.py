@@ -62,7 +62,8 @@ class Target(Strict):
     @classmethod
     def _host(cls, v: str | None) -> str | None:
         if v is not None and not HOST_PATTERN.match(v):
-            raise ValueError("host must look like user@host or host[:port] (letters, digits, '.', '-', '_'; starting with a letter or digit)")
+            raise ValueError("host must look like user@host or host[:port] (letters, digits, '.', '-', '_'; "
+                             "starting with a letter or digit)")
         return v
 
     @property
