@@ -46,7 +46,8 @@ def gate(
     fingerprint mismatch), 2 bad input. Noise never turns a measured slowdown into a pass: a ratio whose 95% CI
     clears the threshold with p < alpha fails however noisy the A/A arm. Otherwise a regression needs all three:
     slowdown over the (noise-widened) threshold, a one-sided p < alpha (Wilcoxon signed-rank on per-block log
-    ratios; Mann-Whitney against a stored baseline), and the 95% CI of the ratio clearing half the threshold. Options given here beat the budgets stored in a baseline file.
+    ratios; Mann-Whitney against a stored baseline), and the 95% CI of the ratio clearing half the threshold.
+    Options given here beat the budgets stored in a baseline file.
     """
     import tempfile
 
