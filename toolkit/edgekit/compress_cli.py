@@ -142,17 +142,20 @@ def artifact_table(records: list[dict], title: str = "") -> Table:
 
 
 def deploy_table(summary: dict, title: str = "") -> Table:
-    """Per target: the artifact measured fastest there within the accuracy budget."""
+    """Per target: the artifact measured fastest there within the accuracy budget; a proxy names the file it would
+    pick and where it was measured, with its budgets "not verified"."""
     t = Table(title=title, title_justify="left")
-    for col in ("target", "choice", "runtime", "p50 ms", "NME", "of", "budget"):
+    for col in ("target", "status", "choice", "runtime", "p50 ms", "NME", "of", "budget"):
         t.add_column(col, justify="right" if col in ("p50 ms", "NME", "of") else "left")
     for name, d in summary.items():
-        if d["status"] != "chosen":
-            t.add_row(name, d["status"], "", "", "", str(d["candidates"]), d.get("reason") or "")
+        if d["status"] not in ("chosen", "proxy"):
+            t.add_row(name, d["status"], "", "", "", "", str(d["candidates"]), d.get("reason") or "")
             continue
-        t.add_row(name, d["file"], d["runtime"], f"{d['p50_ms']:.3f}",
-                  f"{100 * d['nme']:.2f}%" if d.get("nme") is not None else "", str(d["candidates"]),
-                  "missed" if d["missed"] else "met")
+        budget = "missed" if d["missed"] else "met"
+        if d["status"] == "proxy":
+            budget = f"not verified (measured on {d.get('measured_on') or 'another machine'})"
+        t.add_row(name, d["status"], d["file"], d["runtime"], f"{d['p50_ms']:.3f}",
+                  f"{100 * d['nme']:.2f}%" if d.get("nme") is not None else "", str(d["candidates"]), budget)
     return t
 
 

@@ -41,16 +41,23 @@ def available_runtimes() -> dict[str, bool]:
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
+    """The CPU as a latency figure depends on it: model name and its family/model/stepping (a bare "AMD EPYC"
+    names a dozen generations), flags, cores, clock and cache, and the frequency governor where it is readable."""
+    model, flags, ident, extra = platform.processor() or platform.machine(), set(), {}, {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 key, _, value = line.partition(":")
-                key = key.strip()
+                key, value = key.strip(), value.strip()
                 if key in ("model name", "Model", "Hardware") and model in ("", platform.machine(), "x86_64"):
-                    model = value.strip()
+                    model = value
                 elif key in ("flags", "Features"):
                     flags.update(value.split())
+                elif key in ("cpu family", "model", "stepping", "CPU implementer", "CPU part", "CPU variant") \
+                        and key not in ident:
+                    ident[key] = value
+                elif key in ("cpu MHz", "cache size") and key not in extra:
+                    extra[key] = value
     except OSError:
         pass
     return {
@@ -58,7 +65,33 @@ def cpu_info() -> dict:
         "arch": platform.machine(),
         "cores": os.cpu_count(),
         "flags": [f for f in CPU_FLAGS if f in flags],
+        "id": "/".join(f"{k}={v}" for k, v in ident.items()) or None,
+        "mhz": _number(extra.get("cpu MHz")),
+        "cache": extra.get("cache size"),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "max_khz": _number(_read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")),
     }
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return round(float(text), 1) if text else None
+    except ValueError:
+        return None
+
+
+def normalized_arch(machine: str | None) -> str | None:
+    """`platform.machine()` spellings -> a target's `hardware.arch` (x86_64 or arm64)."""
+    m = (machine or "").lower()
+    return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(m, m or None)
 
 
 def gpu_info() -> list[dict]:

@@ -1,10 +1,15 @@
 """The deploy decision: for each target, measure every artifact it can run, on the target, and choose.
 
 Candidates are benched with a short protocol (`bench.protocol.DEPLOY`) locally or over the target's `host:`.
-Those whose export failed, whose parity failed, or whose NME (in that same bench) is over the accuracy budget
-are dropped; the fastest p50 of the rest is chosen, and between p50s within `TIE` of each other, the smaller
-file. The target's `latency_budget_ms` is then checked against the choice. Everything lands in
-`runs/<name>/deploy.json` (`edgekit-deploy/1`), candidates and reasons included.
+Those whose export failed, whose parity failed, whose NME was not measured, or whose NME is shown over the accuracy
+budget (`bench.evidence`: paired, per image, against the best float artifact, with 95% confidence) are dropped.
+The fastest p50 of the rest is chosen; candidates whose p50 intervals overlap the fastest's within `TIE` are a tie,
+and the smaller file wins. The target's `latency_budget_ms` (p50, p90, p99) is then checked against the choice.
+
+A decision is `chosen` only when it was measured on the target's hardware (`hardware.arch`, `.accelerator`,
+checked against the fingerprint of the machine that ran the trials). Measured anywhere else it is a `proxy`:
+the file it would pick is named, where it was measured is recorded, and its budgets are "not verified".
+Everything lands in `runs/<name>/deploy.json` (`edgekit-deploy/1`), candidates, evidence and reasons included.
 """
 
 from __future__ import annotations
@@ -16,11 +21,17 @@ from ..artifact_record import Status
 from ..atomic import write_json
 from ..config.target import Target
 from ..errors import EdgekitError
+from ..fingerprint import normalized_arch
 from ..jsonio import read_json_object
+from .evidence import AccuracyEvidence, excess_evidence, finite_nme
 
 SCHEMA = "edgekit-deploy/1"
 DEPLOY_FILE = "deploy.json"
 TIE = 0.02  # p50s closer than this (relative) are a tie; the smaller file wins
+# Candidates whose p50 intervals overlap the fastest's are a tie too, within this band: 3 trials on a noisy machine
+# give wide intervals, and an overlap alone would hand the choice to the smallest file at any cost in speed.
+TIE_BAND = 0.10
+NOT_MEASURED = "not-measured"  # a candidate whose accuracy was asked for and came back missing or non-finite
 
 
 @dataclass
@@ -29,31 +40,54 @@ class Candidate:
     format: str
     precision: str
     runtime: str
-    status: str  # the artifact vocabulary (ok, export-failed, validation-failed, run-failed, ...) or over-budget
+    status: str  # the artifact vocabulary (ok, export-failed, validation-failed, run-failed, ...), over-budget
     p50_ms: float | None = None
     p90_ms: float | None = None
+    p99_ms: float | None = None
     p50_ci95: list[float] | None = None
     nme: float | None = None
     size_bytes: int | None = None
     reason: str | None = None
+    evidence: dict | None = None  # AccuracyEvidence.to_json(): why it is in or over the accuracy budget
+    fingerprint: dict | None = None  # the machine and runtime versions it was measured with
+    nme_per_image: list[float] | None = field(default=None, repr=False)  # not written to deploy.json
 
     @property
     def eligible(self) -> bool:
         return self.status == Status.OK and self.p50_ms is not None
 
+    @property
+    def interval(self) -> tuple[float, float]:
+        ci = self.p50_ci95 if self.p50_ci95 and len(self.p50_ci95) == 2 else [self.p50_ms, self.p50_ms]
+        return float(ci[0]), float(ci[1])
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("nme_per_image")
+        return out
+
 
 @dataclass
 class TargetDecision:
     target: str
-    status: str  # chosen | none-in-budget | not-measured
-    chosen: Candidate | None = None
+    status: str  # chosen | proxy | none-in-budget | not-measured
+    chosen: Candidate | None = None  # for a proxy: the file it would pick
     candidates: list[Candidate] = field(default_factory=list)
     nme_limit: float | None = None
     latency_budget_ms: dict | None = None
     budget_missed: list[str] = field(default_factory=list)
+    budget_unverified: list[str] = field(default_factory=list)  # a proxy's budgets: measured elsewhere
     reason: str | None = None
     fingerprint: dict | None = None
     host: str = "local"
+    measured_on: str | None = None  # "x86_64 AMD EPYC (2 cores)", from the fingerprint
+    tie_with: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["chosen"] = self.chosen.to_json() if self.chosen else None
+        out["candidates"] = [c.to_json() for c in self.candidates]
+        return out
 
 
 def run_relative(artifact: str, run_dir: Path) -> str:
@@ -66,49 +100,124 @@ def candidates_from(records: list[dict], run_dir: Path) -> list[Candidate]:
     out = []
     for r in records:
         lat = r.get("latency") or {}
-        nme = (r.get("accuracy") or {}).get("nme")
+        acc = r.get("accuracy") or {}
+        fp = r.get("fingerprint")
         out.append(Candidate(file=run_relative(r["artifact"], run_dir),
                              format=r["format"], precision=r["precision"], runtime=r["runtime"], status=r["status"],
-                             p50_ms=lat.get("p50"), p90_ms=lat.get("p90"), p50_ci95=lat.get("p50_ci95"), nme=nme,
-                             size_bytes=r.get("size_bytes"), reason=r.get("error")))
+                             p50_ms=lat.get("p50"), p90_ms=lat.get("p90"), p99_ms=lat.get("p99"),
+                             p50_ci95=lat.get("p50_ci95"), nme=acc.get("nme"), size_bytes=r.get("size_bytes"),
+                             reason=r.get("error"), fingerprint=_measured_with(fp) if fp else None,
+                             nme_per_image=acc.get("nme_per_image")))
     return out
 
 
+def _measured_with(fp: dict) -> dict:
+    """The parts of a fingerprint a latency depends on: CPU (model, id, flags, cores, clock, governor), GPU,
+    Jetson power state and runtime versions."""
+    pk = fp.get("packages") or {}
+    return {"cpu": fp.get("cpu"), "gpu": [g.get("name") for g in fp.get("gpu") or []], "jetson": fp.get("jetson"),
+            "os": fp.get("os"), "runtimes": {k: pk.get(k) for k in ("onnxruntime", "ai-edge-litert",
+                                                                       "tflite-runtime", "tensorrt", "torch")}}
+
+
+def _reference(cands: list[Candidate]) -> Candidate | None:
+    """The float artifact every candidate is compared with, image by image: the most accurate one measured."""
+    floats = [c for c in cands if c.status == Status.OK and c.precision in ("fp32", "fp16") and finite_nme(c.nme)
+              and c.nme_per_image]
+    return min(floats, key=lambda c: c.nme) if floats else None
+
+
 def nme_limit(cands: list[Candidate], target: Target, default_increase: float) -> float | None:
-    """The NME a candidate may reach: the target's absolute `max_nme`, else the best float candidate's NME in the
-    same bench times (1 + the allowed increase). None when nothing sets one."""
+    """The NME a candidate may reach, as a point figure for the table: the target's absolute `max_nme`, else the
+    reference float's NME in the same bench times (1 + the allowed increase). None when nothing sets one."""
     budget = target.accuracy_budget
     if budget is not None and budget.max_nme is not None:
         return budget.max_nme
-    increase = budget.max_nme_increase if budget is not None and budget.max_nme_increase is not None \
+    ref = _reference(cands)
+    return ref.nme * (1.0 + _increase(target, default_increase)) if ref else None
+
+
+def _increase(target: Target, default_increase: float) -> float:
+    budget = target.accuracy_budget
+    return budget.max_nme_increase if budget is not None and budget.max_nme_increase is not None \
         else default_increase
-    floats = [c.nme for c in cands if c.precision in ("fp32", "fp16") and c.nme is not None and c.status == Status.OK]
-    return min(floats) * (1.0 + increase) if floats else None
 
 
-def choose(cands: list[Candidate], limit: float | None) -> Candidate | None:
-    """Drop what is over the accuracy limit (marked), then the fastest p50; near-ties go to the smaller file."""
+def judge_accuracy(cands: list[Candidate], target: Target, default_increase: float, expected: bool) -> None:
+    """Mark (in place) what is over the accuracy budget with evidence, or whose NME was not measured."""
+    budget = target.accuracy_budget
+    max_nme = budget.max_nme if budget is not None else None
+    ref = _reference(cands)
     for c in cands:
-        if c.status == Status.OK and limit is not None and c.nme is not None and c.nme > limit:
-            c.status, c.reason = "over-budget", f"NME {100 * c.nme:.2f}% > {100 * limit:.2f}%"
+        if c.status != Status.OK or not expected:
+            continue
+        if not finite_nme(c.nme) or not c.nme_per_image:
+            c.status, c.reason = NOT_MEASURED, f"NME not measured ({c.nme!r}): cannot be judged against the budget"
+            continue
+        if max_nme is None and (ref is None or len(ref.nme_per_image) != len(c.nme_per_image)):
+            continue  # nothing to compare with image by image: the export parity check stands
+        ev: AccuracyEvidence = excess_evidence(c.nme_per_image, ref.nme_per_image if ref else None,
+                                               _increase(target, default_increase), max_nme,
+                                               ref.file if ref else None)
+        c.evidence = ev.to_json()
+        if ev.over_budget:
+            c.status = "over-budget"
+            c.reason = (f"NME {100 * c.nme:.2f}%: over {ev.budget} on {ev.images} images (mean excess "
+                        f"{100 * ev.mean_excess:+.3f} points, 95% lower bound {100 * ev.excess_lower_bound:+.3f})")
+
+
+def choose(cands: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]:
+    """The fastest p50 among the eligible. A tie with it: a p50 within `TIE`, or a p50 interval that overlaps the
+    fastest's with a p50 within `TIE_BAND`; the smaller file wins a tie. Returns the choice and the ties."""
     ok = sorted((c for c in cands if c.eligible), key=lambda c: c.p50_ms)
     if not ok:
-        return None
-    fastest = ok[0].p50_ms
-    ties = [c for c in ok if c.p50_ms <= fastest * (1.0 + TIE)]
-    return min(ties, key=lambda c: (c.size_bytes or 0, c.p50_ms))
+        return None, []
+    fastest = ok[0]
+    reach = max(fastest.interval[1], fastest.p50_ms)
+
+    def tied(c: Candidate) -> bool:
+        if c.p50_ms <= fastest.p50_ms * (1.0 + TIE):
+            return True
+        return c.interval[0] <= reach and c.p50_ms <= fastest.p50_ms * (1.0 + TIE_BAND)
+
+    ties = [c for c in ok if tied(c)]
+    return min(ties, key=lambda c: (c.size_bytes or 0, c.p50_ms)), ties
 
 
 def latency_misses(choice: Candidate, budget) -> list[str]:
     if budget is None:
         return []
     misses = []
-    for q, value in (("p50", choice.p50_ms), ("p90", choice.p90_ms)):
+    for q, value in (("p50", choice.p50_ms), ("p90", choice.p90_ms), ("p99", choice.p99_ms)):
         limit = getattr(budget, q, None)
         if limit is not None and value is not None and value > limit:
             misses.append(f"latency_budget_ms.{q}: {choice.file} on {choice.runtime} runs {value:.3f} ms "
                           f"(budget {limit:.3f} ms)")
     return misses
+
+
+def measured_on_target(target: Target, fp: dict | None) -> tuple[bool, str]:
+    """Whether the machine that ran the trials is the target's hardware, and if not, why not."""
+    hw = target.hardware
+    if fp is None:
+        return False, "no fingerprint was recorded, so where it ran is unknown"
+    cpu = fp.get("cpu") or {}
+    arch = normalized_arch(cpu.get("arch"))
+    if hw.arch != "any" and arch != hw.arch:
+        return False, f"measured on {arch} ({cpu.get('model')}); target {target.name} is {hw.arch}"
+    if hw.accelerator == "nvidia-gpu" and not fp.get("gpu"):
+        return False, f"measured on a machine without an NVIDIA GPU; target {target.name} has one"
+    if hw.accelerator == "jetson" and not fp.get("jetson"):
+        return False, f"measured on a machine that is not a Jetson; target {target.name} is one"
+    return True, ""
+
+
+def describe_machine(fp: dict | None) -> str | None:
+    if not fp:
+        return None
+    cpu = fp.get("cpu") or {}
+    gpus = ", ".join(fp.get("gpu") or [])
+    return f"{cpu.get('arch')} {cpu.get('model')} ({cpu.get('cores')} cores)" + (f", {gpus}" if gpus else "")
 
 
 def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True,
@@ -127,17 +236,24 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
     except EdgekitError as exc:  # e.g. a GPU target on a CPU machine with no host: say so, do not fail the run
         return TargetDecision(target=target.name, status="not-measured", reason=str(exc), latency_budget_ms=budget)
     cands = candidates_from(doc["records"], run_dir)
-    limit = nme_limit(cands, target, default_increase)
-    choice = choose(cands, limit)
+    judge_accuracy(cands, target, default_increase, expected=data is not None)
+    choice, ties = choose(cands)
     fp = next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)
     decision = TargetDecision(target=target.name, status="chosen" if choice else "none-in-budget", chosen=choice,
-                              candidates=cands, nme_limit=limit, fingerprint=fp, host=doc.get("host", "local"),
-                              latency_budget_ms=budget)
+                              candidates=cands, nme_limit=nme_limit(cands, target, default_increase),
+                              fingerprint=fp, host=doc.get("host", "local"), latency_budget_ms=budget,
+                              measured_on=describe_machine(fp), tie_with=[c.file for c in ties if c is not choice])
     if choice is None:
         decision.reason = "no candidate ran within the accuracy budget"
         decision.budget_missed = [f"{target.name}: {decision.reason}"]
+        return decision
+    misses = [f"{target.name}: {m}" for m in latency_misses(choice, target.latency_budget_ms)]
+    here, why = measured_on_target(target, fp)
+    if here:
+        decision.budget_missed = misses
     else:
-        decision.budget_missed = [f"{target.name}: {m}" for m in latency_misses(choice, target.latency_budget_ms)]
+        decision.status, decision.reason = "proxy", f"proxy: {why}; bench on the device (host:) to choose"
+        decision.budget_unverified = misses or [f"{target.name}: budgets not verified (measured elsewhere)"]
     return decision
 
 
@@ -145,7 +261,7 @@ def decide(run_dir: Path, targets: list[Target], default_increase: float, progre
            data: str | None = "synth:test") -> dict:
     """Decide every target and write deploy.json; returns its document."""
     decisions = [decide_target(run_dir, t, default_increase, progress, data) for t in targets]
-    doc = {"schema": SCHEMA, "run": str(run_dir), "tie": TIE, "targets": {d.target: asdict(d) for d in decisions}}
+    doc = {"schema": SCHEMA, "run": str(run_dir), "tie": TIE, "targets": {d.target: d.to_json() for d in decisions}}
     write_json(run_dir / DEPLOY_FILE, doc)
     return doc
 
@@ -157,12 +273,14 @@ def deploy_summary(doc: dict) -> dict:
         c = d.get("chosen") or {}
         out[name] = {"status": d["status"], "file": c.get("file"), "runtime": c.get("runtime"),
                      "precision": c.get("precision"), "p50_ms": c.get("p50_ms"), "nme": c.get("nme"),
-                     "candidates": len(d["candidates"]), "reason": d.get("reason"), "missed": d["budget_missed"]}
+                     "candidates": len(d["candidates"]), "reason": d.get("reason"), "missed": d["budget_missed"],
+                     "unverified": d.get("budget_unverified", []), "measured_on": d.get("measured_on")}
     return out
 
 
-def chosen_files(run_dir: Path) -> dict[str, tuple[str, str]]:
-    """target -> (artifact file, runtime) chosen in the run's deploy.json ({} when there is none)."""
+def chosen_files(run_dir: Path) -> dict[str, tuple[str, str, str]]:
+    """target -> (artifact file, runtime, status) that the run's deploy.json picked ({} when there is none);
+    status is `chosen`, or `proxy` for a pick measured off the target's hardware."""
     path = run_dir / DEPLOY_FILE
     if not path.exists():
         return {}
@@ -171,6 +289,5 @@ def chosen_files(run_dir: Path) -> dict[str, tuple[str, str]]:
     for name, d in (doc.get("targets") or {}).items():
         c = d.get("chosen") if isinstance(d, dict) else None
         if isinstance(c, dict) and isinstance(c.get("file"), str):
-            out[name] = (c["file"], c.get("runtime"))
+            out[name] = (c["file"], c.get("runtime"), d.get("status", "chosen"))
     return out
-

@@ -26,7 +26,8 @@ def rows(doc: dict) -> list[tuple[str, ...]]:
         size = f"{r['size_bytes'] / 1e6:.2f} MB" if r.get("size_bytes") else "-"
         mem = f"{r['model_rss_bytes'] / 2**20:.1f} MiB" if r.get("model_rss_bytes") is not None else "-"
         nme = f"{100 * acc['nme']:.2f}%" if acc.get("nme") is not None else "-"
-        chosen = " (deploy)" if r.get("chosen") else ""  # the run's deploy.json picked this cell for the target
+        # The run's deploy.json picked this cell for the target; "(proxy)": picked from timings taken elsewhere.
+        chosen = " (proxy)" if r.get("proxy") else " (deploy)" if r.get("chosen") else ""
         out.append((f"{r['variant']} {r['precision']}{chosen}", r["format"], r["runtime"], r["status"], size, mem, nme,
                     _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p90"), ".3f"), _fmt(fps, ".0f")))
     return out

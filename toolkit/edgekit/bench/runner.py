@@ -24,7 +24,7 @@ import traceback
 import numpy as np
 
 from ..fingerprint import fingerprint
-from ..metrics import evaluate
+from ..metrics import evaluate, nme_per_image
 from ..runtime import default_runtime, load, preload
 from ..runtime.timing import timed_runs
 from .protocol import Protocol
@@ -66,20 +66,25 @@ def _fixed_batch(session) -> int | None:
 
 
 def accuracy(session, data: dict) -> dict:
-    """Task metrics; `data["contract"]` (JSON), when present, says how to read your own model's outputs."""
+    """Task metrics, plus each image's NME (`nme_per_image`) so two artifacts can be compared image by image;
+    `data["contract"]` (JSON), when present, says how to read your own model's outputs."""
     x, landmarks = data["x"], data["landmarks"]
     step = _fixed_batch(session) or EVAL_BATCH
     outs = [session.run(x[i:i + step]) for i in range(0, len(x), step)]
     outputs = [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+    scheme = None
     if "contract" in data:
         from ..outputs import OutputContract
 
         c = OutputContract.from_json(json.loads(str(data["contract"])))
+        pred, scheme = np.asarray(c.decode(outputs)), c.scheme
         logits = outputs[c.state_index] if c.state_index is not None and "states" in data else None
-        return evaluate(np.asarray(c.decode(outputs)), landmarks, logits, data.get("states"), scheme=c.scheme)
-    pred = outputs[0].reshape(len(x), -1, 2)
-    logits = outputs[1] if len(outputs) > 1 and "states" in data else None
-    return evaluate(pred, landmarks, logits, data.get("states"))
+    else:
+        pred = outputs[0].reshape(len(x), -1, 2)
+        logits = outputs[1] if len(outputs) > 1 and "states" in data else None
+    result = evaluate(pred, landmarks, logits, data.get("states"), scheme=scheme)
+    result["nme_per_image"] = [float(v) for v in nme_per_image(pred, landmarks, scheme)]
+    return result
 
 
 def throughput(session, sample: np.ndarray, protocol: Protocol) -> dict:

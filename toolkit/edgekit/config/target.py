@@ -18,8 +18,13 @@ HOST_PATTERN = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0
 
 
 class Hardware(Strict):
+    """What the target is. A deploy decision counts as measured there (`chosen`) only on a machine that matches
+    `arch` and `accelerator`; elsewhere it is a `proxy` (README, "Deploy decision")."""
+
     kind: Literal["cpu", "gpu", "jetson", "mobile"]
     family: str | None = None
+    arch: Literal["x86_64", "arm64", "any"] = "any"
+    accelerator: Literal["none", "nvidia-gpu", "jetson"] = "none"
 
 
 class Power(Strict):
