@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgekit.bench import gate as g
+from edgekit.bench import gate_stored as gs
 from edgekit.bench.decision import (
     INCONCLUSIVE,
     PASS,
@@ -103,14 +104,14 @@ def test_rule_values_are_validated():
 
 
 def _stored_doc(fp: dict, block_ms: list[float]) -> dict:
-    return {"schema": g.BASELINE_SCHEMA, "target": "cpu", "artifact": "x.onnx", "sha256": "0", "fingerprint": fp,
+    return {"schema": gs.BASELINE_SCHEMA, "target": "cpu", "artifact": "x.onnx", "sha256": "0", "fingerprint": fp,
             "runtime": None, "block_p50_ms": block_ms, "nme": None, "budgets": {}}
 
 
 def test_a_stored_baseline_from_another_machine_is_inconclusive(tiny_run, tmp_path, cli):
     from edgekit.fingerprint import fingerprint
 
-    fp = g.fingerprint_key(fingerprint(), threads=1)
+    fp = gs.fingerprint_key(fingerprint(), threads=1)
     fp["cpu_model"] = "Some Other CPU 9000"
     fp["onnxruntime"] = "0.0.1"
     path = tmp_path / "cpu.json"
@@ -128,7 +129,7 @@ def test_update_baseline_is_atomic_and_a_failing_measurement_keeps_the_old_one(t
             "--threshold", "0.5")
     assert r.returncode == 0, r.stderr
     doc = json.loads(path.read_text())
-    assert doc["schema"] == g.BASELINE_SCHEMA and len(doc["block_p50_ms"]) == 5 and 0 < doc["nme"] < 1
+    assert doc["schema"] == gs.BASELINE_SCHEMA and len(doc["block_p50_ms"]) == 5 and 0 < doc["nme"] < 1
     assert doc["budgets"] == {"threshold": 0.5}
     assert doc["fingerprint"]["threads"] == 1 and doc["fingerprint"]["cpu_model"]
     before = path.read_bytes()

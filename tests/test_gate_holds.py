@@ -134,3 +134,20 @@ def test_the_interval_of_three_trials_covers_the_true_median_95_percent_of_the_t
         boot_hits += blo <= true_p50 <= bhi
     assert 0.93 <= t_hits / draws <= 0.97, t_hits / draws
     assert boot_hits / draws < 0.8  # the old percentile bootstrap over 3 medians: [min, max], about 0.75
+
+
+def test_a_stored_baseline_is_compared_only_on_the_same_evaluation_data(tiny_run, tmp_path, cli):
+    from edgekit.bench.gate_stored import BASELINE_SCHEMA
+
+    path = tmp_path / "cpu.json"
+    art = tiny_run / "exports/model.fp32.onnx"
+    r = cli("gate", "--update-baseline", str(path), "--candidate", str(art), "--blocks", "5", "--eval-images", "16")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == BASELINE_SCHEMA and doc["eval"]["images"] == 16 and len(doc["eval"]["sha256"]) == 64
+    assert doc["preprocess"]["input_size"] == 112 and doc["fingerprint"]["cores"] and "cpu_id" in doc["fingerprint"]
+    r = cli("gate", "--stored", str(path), "--candidate", str(art), "--eval-images", "12")
+    assert r.returncode == 2 and "evaluation data differs from the baseline's (images: baseline 16, here 12" \
+        in r.stderr, r.stderr
+    r = cli("gate", "--stored", str(path), "--candidate", str(art), "--eval-images", "16", "--data", "synth@3:test")
+    assert r.returncode == 2 and "data: baseline 'synth:test', here 'synth@3:test'" in r.stderr

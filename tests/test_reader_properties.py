@@ -146,7 +146,7 @@ def test_recipe_and_target_readers(tmp_path_factory, kind, name, data):
 @SETTINGS
 @given(data=st.data())
 def test_stored_gate_baseline_reader(tmp_path_factory, data):
-    from edgekit.bench.gate import BASELINE_SCHEMA, load_baseline
+    from edgekit.bench.gate_stored import BASELINE_SCHEMA, load_baseline
 
     doc = {"schema": BASELINE_SCHEMA, "target": "cpu", "artifact": "m.onnx", "sha256": "0", "runtime": None,
            "fingerprint": {"cpu_model": "x", "threads": 1}, "block_p50_ms": [0.3, 0.31, 0.29, 0.3, 0.3],

@@ -52,6 +52,7 @@ def gate(
     import tempfile
 
     from .bench import gate as g
+    from .bench import gate_stored
     from .bench.decision import EXIT_CODES
 
     given = {"threshold": threshold, "noise_factor": noise_factor, "alpha": alpha, "accuracy_budget": accuracy_budget}
@@ -66,14 +67,14 @@ def gate(
     with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
         cand = g.resolve_artifact(str(candidate), Path(tmp), role="candidate")
         if update_baseline:
-            doc = g.update_baseline(update_baseline, cand, target, opts, Path(tmp))
+            doc = gate_stored.update_baseline(update_baseline, cand, target, opts, Path(tmp))
             console.print(f"wrote {update_baseline}: {len(doc['block_p50_ms'])} blocks, median p50 "
                           f"{sorted(doc['block_p50_ms'])[len(doc['block_p50_ms']) // 2]:.3f} ms", highlight=False)
             return
         if (baseline is None) == (stored is None):
             raise EdgekitError("give exactly one of --baseline (same-run A/B) or --stored (a stored baseline JSON)")
         if stored:
-            report = g.stored(stored, cand, opts, Path(tmp))
+            report = gate_stored.stored(stored, cand, opts, Path(tmp))
         else:
             report = g.same_run(g.resolve_artifact(baseline, Path(tmp), role="baseline"), cand, opts, Path(tmp))
     g.write_report(report, out)

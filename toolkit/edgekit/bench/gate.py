@@ -3,8 +3,8 @@
 Same-run A/B (default): baseline and candidate are measured in the same job, in blocks; each block is one fresh
 runner process that times the baseline twice (an A/A pair that tells whether the machine is steady enough to
 judge) and the candidate once, interleaved in short chunks in a random order, so a burst of machine noise lands on
-every arm of the block alike. Stored baseline: a `benchmarks/baselines/<target>.json` measured
-earlier, used only on a machine whose fingerprint matches.
+every arm of the block alike. Stored baseline (`gate_stored.py`): a `benchmarks/baselines/<target>.json`
+measured earlier, used only on a machine whose fingerprint matches, on the same evaluation data.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import numpy as np
 from ..artifact_record import read_sidecar_of, sidecar_path
 from ..atomic import write_json
 from ..errors import EdgekitError
-from ..fingerprint import fingerprint
-from ..hashing import sha256_file
-from ..jsonio import check_preprocess, is_finite_number, read_json_object
+from ..jsonio import check_preprocess
 from .decision import (
     INCONCLUSIVE,
     PASS,
@@ -33,13 +31,10 @@ from .decision import (
     combine,
     paired_verdict,
     too_few_blocks,
-    unpaired_verdict,
 )
 from .protocol import Protocol
 from .sweep import DEFAULT_PREPROCESS, Executor, eval_set
 
-BASELINE_SCHEMA = "edgekit-gate-baseline/2"
-BASELINE_KEYS = {"schema", "target", "artifact", "sha256", "fingerprint", "runtime", "block_p50_ms", "nme", "budgets"}
 GATE_SCHEMA = "edgekit-gate/2"
 TEST_NAMES = {"wilcoxon-signed-rank": "Wilcoxon signed-rank", "mann-whitney-u": "Mann-Whitney"}
 # One block's measurement per process: short, since the statistics come from many blocks, not long trials.
@@ -181,16 +176,19 @@ def _not_measured(report: dict, latency: dict) -> dict:
             "accuracy": {"verdict": PASS, "checked": False, "reason": "not measured"}}
 
 
-def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
-    """The accuracy gate's evaluation set, preprocessed as the artifact's sidecar says (None: latency only). With
-    no sidecar, the default normalisation at the model's own input size (or --input-shape's)."""
-    if not opts.eval_images:
-        return None
+def _preprocess(artifact: Path, opts: GateOptions) -> dict:
+    """The artifact's sidecar preprocessing; with no sidecar, the default normalisation at the model's own input
+    size (or --input-shape's)."""
     record = read_sidecar_of(artifact)
     preprocess = check_preprocess(record.preprocess, sidecar_path(artifact)) if record else None
-    if preprocess is None:
-        preprocess = {**DEFAULT_PREPROCESS, "input_size": _input_size(artifact, opts)}
-    return eval_set(opts.data, opts.eval_images, preprocess, workdir / "eval.npz")
+    return preprocess or {**DEFAULT_PREPROCESS, "input_size": _input_size(artifact, opts)}
+
+
+def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
+    """The accuracy gate's evaluation set, preprocessed for the artifact (None: latency only)."""
+    if not opts.eval_images:
+        return None
+    return eval_set(opts.data, opts.eval_images, _preprocess(artifact, opts), workdir / "eval.npz")
 
 
 def _input_size(artifact: Path, opts: GateOptions) -> int:
@@ -251,103 +249,6 @@ def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) 
     return report
 
 
-# --- stored baselines ---------------------------------------------------------------------------------------
-
-def fingerprint_key(fp: dict, threads: int) -> dict:
-    """What must match for stored latencies to be comparable."""
-    pk = fp.get("packages", {})
-    key = {"cpu_model": fp["cpu"]["model"], "cpu_flags": fp["cpu"]["flags"], "arch": fp["cpu"]["arch"],
-           "threads": threads, "onnxruntime": pk.get("onnxruntime"), "ai-edge-litert": pk.get("ai-edge-litert"),
-           "tflite-runtime": pk.get("tflite-runtime"), "tensorrt": pk.get("tensorrt"),
-           "gpu": [g["name"] for g in fp.get("gpu", [])]}
-    if fp.get("jetson"):
-        j = fp["jetson"]
-        key.update(l4t=j.get("l4t"), jetpack=j.get("jetpack"), nvpmodel=j.get("nvpmodel"),
-                   jetson_clocks=j.get("jetson_clocks"))
-    return key
-
-
-def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, workdir: Path) -> dict:
-    rule = opts.rule()
-    short = too_few_blocks(opts.blocks, rule, paired=False)
-    if short:
-        raise EdgekitError(f"--blocks {opts.blocks} is too few for a stored baseline: {short['reason']}")
-    m = _Measurer(opts, _eval_npz(opts, artifact, workdir))
-    accuracy: dict = {}
-    got = _candidate_blocks(m, artifact, opts.blocks, accuracy)
-    if got["errors"]:
-        raise EdgekitError(f"cannot store a baseline for an artifact that fails: {got['errors']['candidate']}")
-    doc = {"schema": BASELINE_SCHEMA, "target": target, "artifact": str(artifact), "sha256": sha256_file(artifact),
-           "fingerprint": fingerprint_key(fingerprint(), opts.threads), "runtime": opts.runtime,
-           "block_p50_ms": got["B"], "nme": accuracy.get("candidate"), "budgets": dict(opts.overrides)}
-    write_json(path, doc)
-    return doc
-
-
-def validate_baseline(doc: object, path: Path) -> dict:
-    """Every key of a stored baseline checked, so a hand-edited or truncated file fails here with its name."""
-    if not isinstance(doc, dict):
-        raise EdgekitError("not a stored baseline: expected a JSON object", path=path)
-    if doc.get("schema") != BASELINE_SCHEMA:
-        raise EdgekitError(f"schema {doc.get('schema')!r} is not {BASELINE_SCHEMA!r}; re-create the file with "
-                           "`edgekit gate --update-baseline`", path=path)
-    unknown = sorted(set(doc) - BASELINE_KEYS)
-    if unknown:
-        raise EdgekitError(f"unknown key {unknown[0]!r}; expected only {', '.join(sorted(BASELINE_KEYS))}", path=path)
-    blocks = doc.get("block_p50_ms")
-    if not isinstance(blocks, list) or not blocks or not all(is_finite_number(b) and b > 0 for b in blocks):
-        raise EdgekitError("key 'block_p50_ms': expected a non-empty list of positive latencies in ms", path=path)
-    if not isinstance(doc.get("fingerprint"), dict):
-        raise EdgekitError("key 'fingerprint': expected an object", path=path)
-    nme = doc.get("nme")
-    if nme is not None and not (is_finite_number(nme) and nme > 0):
-        raise EdgekitError(f"key 'nme': expected a positive number or null, got {nme!r}", path=path)
-    budgets = doc.get("budgets", {})
-    if not isinstance(budgets, dict):
-        raise EdgekitError("key 'budgets': expected an object", path=path)
-    for k, v in budgets.items():
-        if k not in GateRule.keys():
-            raise EdgekitError(f"key 'budgets.{k}' is unknown; expected one of {', '.join(GateRule.keys())}",
-                               path=path)
-        if not is_finite_number(v) or v < 0:
-            raise EdgekitError(f"key 'budgets.{k}': expected a number >= 0, got {v!r}", path=path)
-    return doc
-
-
-def load_baseline(path: Path) -> dict:
-    if not path.exists():
-        raise EdgekitError("no stored baseline; create it with `edgekit gate --update-baseline`", path=path)
-    return validate_baseline(read_json_object(path, "stored baseline"), path)
-
-
-def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
-    doc = load_baseline(baseline_path)
-    here = fingerprint_key(fingerprint(), opts.threads)
-    diff = {k: (doc["fingerprint"].get(k), v) for k, v in here.items() if doc["fingerprint"].get(k) != v}
-    report = {"mode": "stored", "baseline": str(baseline_path), "candidate": str(candidate)}
-    if diff:
-        what = "; ".join(f"{k}: baseline {a!r}, here {b!r}" for k, (a, b) in diff.items())
-        report.update(verdict=INCONCLUSIVE, reason=f"inconclusive: fingerprint differs ({what})",
-                      fingerprint_diff={k: list(v) for k, v in diff.items()})
-        return report
-    rule = opts.rule(doc.get("budgets"))
-    n = len(doc["block_p50_ms"])
-    short = too_few_blocks(n, rule, paired=False)
-    if short:
-        return _not_measured(report, short)
-    m = _Measurer(opts, _eval_npz(opts, candidate, workdir) if doc.get("nme") is not None else None)
-    accuracy: dict = {}
-    got = _candidate_blocks(m, candidate, n, accuracy)
-    if got["errors"]:
-        report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
-    else:
-        report["latency"] = unpaired_verdict(doc["block_p50_ms"], got["B"], rule)
-    report["accuracy"] = accuracy_verdict(doc.get("nme"), accuracy.get("candidate"), rule,
-                                          expected=m.eval_npz is not None)
-    report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
-    return report
-
-
 def summary_markdown(report: dict) -> str:
     lines = [f"### edgekit gate: **{report['verdict'].upper()}** ({report['mode']})", "",
              f"- baseline: `{report['baseline']}`", f"- candidate: `{report['candidate']}`"]
@@ -382,5 +283,5 @@ def write_report(report: dict, out: Path | None) -> None:
         write_json(out, {"schema": GATE_SCHEMA, **report})
 
 
-__all__ = ["GateOptions", "GateRule", "PASS", "REGRESSION", "INCONCLUSIVE", "same_run", "stored",
-           "update_baseline", "load_baseline", "summary_markdown", "write_report", "resolve_artifact"]
+__all__ = ["GateOptions", "GateRule", "PASS", "REGRESSION", "INCONCLUSIVE", "same_run", "summary_markdown",
+           "write_report", "resolve_artifact"]
