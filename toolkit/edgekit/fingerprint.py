@@ -36,6 +36,17 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+# What builds or runs an artifact: a new release of any of them can change the file or its numbers, so cache keys
+# (compress stages, exports) include their versions and a rerun after an upgrade rebuilds instead of reusing.
+KEYED_PACKAGES = ("torch", "torch-pruning", "onnx", "onnxruntime", "onnxslim", "litert-torch", "ai-edge-litert",
+                  "tensorrt")
+
+
+def keyed_versions() -> dict[str, str | None]:
+    versions = package_versions()
+    return {name: versions.get(name) for name in KEYED_PACKAGES}
+
+
 def available_runtimes() -> dict[str, bool]:
     return {name: importlib.util.find_spec(mod) is not None for name, mod in RUNTIMES.items()}
 

@@ -32,7 +32,7 @@ from .config.target import Target, int8_schemes
 from .data.datasets import data_fingerprint
 from .errors import EdgekitError
 from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
-from .fingerprint import package_versions
+from .fingerprint import keyed_versions, package_versions
 from .hashing import code_hash, sha256_file, sha256_json
 from .models.byom import OrtModule, load_user_model
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve
@@ -152,13 +152,16 @@ class Pipeline:
             stage_dir = self.dir / f"{i:02d}-{stage.kind}"
             key = sha256_json({"input": state.key, "kind": stage.kind, "config": item.config.model_dump(),
                                "data": self.data_ids, "seed": r.seed, "version": __version__, "code": code_hash(),
-                               **stage.key_inputs(ctx)})
+                               "packages": keyed_versions(), **stage.key_inputs(ctx)})
             done = self._stage_done(stage_dir, key)
             if done is not None:
                 state = state.with_files(done["state"], self.dir)
                 steps.append(Step(**{**done["step"], "cached": True}))
             else:
                 stage_dir.mkdir(parents=True, exist_ok=True)
+                # The old record goes first: if this run dies mid-stage, no record of another config's key may
+                # vouch for a mix of its files and this run's.
+                (stage_dir / STAGE_FILE).unlink(missing_ok=True)
                 start = time.perf_counter()
                 state, report = stage.run(state, ctx.at(stage_dir, key))
                 for w in report.warnings:
@@ -224,10 +227,11 @@ class Pipeline:
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, name: str) -> Step:
         stage_dir = self.dir / "00-teacher"
         key = sha256_json({"teacher": teacher_hash, "eval": self.data_ids["eval"], "version": __version__,
-                           "code": code_hash()})
+                           "code": code_hash(), "packages": keyed_versions()})
         done = self._stage_done(stage_dir, key)
         if done is not None:
             return Step(**{**done["step"], "cached": True})
+        (stage_dir / STAGE_FILE).unlink(missing_ok=True)
         start = time.perf_counter()
         if isinstance(teacher, OrtModule):  # your ONNX model: the float ONNX is the file itself, as given
             artifact = stage_dir / "model.fp32.onnx"

@@ -202,7 +202,9 @@ def open_dataset(spec: str | Path, size: int = 112):
 
 def data_fingerprint(spec: str | Path) -> str:
     """Identity of a `--data` value for caches and manifests: the spec itself for SynthFaces (deterministic),
-    else a hash over every file's relative path, size and modification time (cheap, and changes when files do)."""
+    else a hash over every file's relative path, size and modification time (cheap, and changes when files do).
+    A label file (CSV, WFLW list, dlib XML) counts the images it lists as well, wherever they lie: a re-shot image
+    under the same name changes the identity even when the labels do not."""
     import hashlib
 
     text = str(spec)
@@ -218,4 +220,12 @@ def data_fingerprint(spec: str | Path) -> str:
     for f in files:
         st = f.stat()
         h.update(f"{f.relative_to(path) if f != path else f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    if path.is_file():
+        try:
+            listed = sorted({str(item.image_path) for item in open_dataset(path).items})
+        except EdgekitError:
+            listed = []  # a bad label file fails where it is read, with its own message
+        for image in listed:
+            st = Path(image).stat()
+            h.update(f"{image}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return f"{text}@{h.hexdigest()[:16]}"

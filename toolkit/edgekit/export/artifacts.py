@@ -22,6 +22,7 @@ from ..config.target import Target
 from ..convert.fp16 import onnx_to_fp16
 from ..errors import EdgekitError
 from ..formats import FORMATS, format_of
+from ..fingerprint import keyed_versions
 from ..hashing import code_hash, sha256_file, sha256_json
 from ..outputs import OutputContract
 from ..runtime import load as load_runtime
@@ -166,6 +167,14 @@ class _Deferred(Exception):
         self.script, self.reason = script, reason
 
 
+def _file_matches(path: Path, record) -> bool:
+    """Reuse only the very file the sidecar describes: present, and with the sha256 it recorded (a deferred
+    TensorRT engine has no file yet and no hash)."""
+    if record.sha256 is None:
+        return record.status is Status.BUILD_ON_DEVICE
+    return path.exists() and sha256_file(path) == record.sha256
+
+
 def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progress: bool = True) -> list[dict]:
     """Build every planned artifact (skipping ones already built from the same sources); return sidecars."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,17 +182,21 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
     for p, users in plan(targets).items():
         side = sidecar_path(out_dir / p.filename)
         key = sha256_json([src.key, p.format, p.precision, p.scheme, users, __version__, code_hash(), src.nme_budget,
-                          src.max_float_layers, src.max_float_params])
+                          src.max_float_layers, src.max_float_params, keyed_versions()])
         if side.exists():
             try:
                 old = read_sidecar(side)
             except EdgekitError:
                 old = None  # unreadable (hand-edited?): built again
-            if old is not None and old.key == key and old.status is not Status.EXPORT_FAILED:
+            if old is not None and old.key == key and old.status is not Status.EXPORT_FAILED \
+                    and _file_matches(out_dir / p.filename, old):
                 old.preprocess = src.preprocess  # sidecars from before this field existed get it too
                 write_sidecar(side, old)
                 records.append({**old.to_json(), "cached": True})
                 continue
+        # The sidecar goes before the build starts: a kill mid-build then leaves a file with no sidecar (rebuilt
+        # next time), never an old sidecar whose key vouches for a half-written or different file.
+        side.unlink(missing_ok=True)
         record = ArtifactRecord(format=p.format, precision=p.precision, file=p.filename, key=key, targets=users,
                                 edgekit_version=__version__, preprocess=src.preprocess)
         try:

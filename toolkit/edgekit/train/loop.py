@@ -73,12 +73,15 @@ def fit(
     params: Iterable[torch.nn.Parameter] | None = None,
     state_path: Path | None = None,
     resume: bool = False,
+    settings: dict | None = None,
 ) -> FitResult:
     """Train `model` in place, leaving it at its best-validation weights.
 
     train_batches(epoch) yields that epoch's batches; step_loss(model, batch) returns (loss, logs);
-    validate(model) returns metrics with an "nme" key (lower is better).
+    validate(model) returns metrics with an "nme" key (lower is better). `settings`: everything else that shapes
+    the run (loss, data, batch size...); a resume refuses a state written under other settings or `cfg`.
     """
+    resume_config = {"fit": asdict(cfg), "settings": settings or {}}
     torch.manual_seed(cfg.seed)
     model.to(memory_format=training_format(model, cfg.channels_last))
     opt = torch.optim.AdamW(params if params is not None else model.parameters(), lr=cfg.lr,
@@ -88,7 +91,7 @@ def fit(
     result = FitResult(best_metrics={}, best_epoch=-1)
     first_epoch = 0
     if resume and state_path is not None and Path(state_path).exists():
-        loop, best_state = load_state(Path(state_path), asdict(cfg), model, opt, sched)
+        loop, best_state = load_state(Path(state_path), resume_config, model, opt, sched)
         best, best_epoch, bad, first_epoch = loop.best, loop.best_epoch, loop.bad, loop.epoch
         result.history = loop.history
         best_row = next((h for h in loop.history if h["epoch"] == best_epoch), {})
@@ -130,7 +133,7 @@ def fit(
             if progress:
                 bar.console.log(summary)
             if state_path is not None:
-                save_state(Path(state_path), asdict(cfg),
+                save_state(Path(state_path), resume_config,
                            LoopState(epoch + 1, best, best_epoch, bad, result.history), model, best_state, opt, sched)
             if bad >= cfg.patience:
                 result.stopped_early = True

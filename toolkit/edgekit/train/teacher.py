@@ -119,6 +119,16 @@ def _real_nme(model, input_size: int) -> dict:
     return {names[key]: m["nme"] for key, m in real_photo_metrics(model, input_size).items()}
 
 
+def resume_settings(cfg: TeacherTrainConfig) -> dict:
+    """Every training setting a resume must match: the whole config (the loss, renderer, real data and its
+    identity, batch size, ...) but the worker and thread counts, which change speed, not the result."""
+    from ..data.datasets import data_fingerprint
+
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("fit", "workers", "threads")}
+    settings["real_data_id"] = data_fingerprint(cfg.real_data) if cfg.real_data else None
+    return settings
+
+
 def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Path | None = None,
                   resume: bool = False) -> tuple[torch.nn.Module, CheckpointMeta, FitResult]:
     """Train on SynthFaces. With `state_path`, the loop state is saved every epoch; `resume` continues from it."""
@@ -155,6 +165,7 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
         progress=progress,
         state_path=state_path,
         resume=resume,
+        settings=resume_settings(cfg),
     )
     macs, params = count_macs_params(model, cfg.input_size)
     test = evaluate_model(model, SynthFaces("test", size=cfg.input_size, length=cfg.test_size))
