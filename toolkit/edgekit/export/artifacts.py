@@ -21,8 +21,8 @@ from ..atomic import write_bytes
 from ..config.target import Target
 from ..convert.fp16 import onnx_to_fp16
 from ..errors import EdgekitError
-from ..formats import FORMATS, format_of
 from ..fingerprint import keyed_versions
+from ..formats import FORMATS, format_of
 from ..hashing import code_hash, sha256_file, sha256_json
 from ..outputs import OutputContract
 from ..runtime import load as load_runtime
