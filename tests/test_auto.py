@@ -24,7 +24,8 @@ def record(variant, fmt, precision, p50, nme, artifact):
 
 
 def test_choice_is_the_most_accurate_under_a_default_budget_of_an_eighth_of_the_teacher(tmp_path):
-    run = AutoRun(target=load_target(find("targets", "cpu")), run_dir=tmp_path)
+    no_budget = load_target(find("targets", "cpu")).model_copy(update={"latency_budget_ms": None})
+    run = AutoRun(target=no_budget, run_dir=tmp_path)
     doc = {"records": [record("teacher", "onnx", "fp32", 8.0, 0.020, str(tmp_path / "t/model.onnx")),
                        record("a", "onnx", "int8", 0.5, 0.030, str(tmp_path / "a/x.int8.onnx")),
                        record("a", "onnx", "fp32", 0.6, 0.031, str(tmp_path / "a/x.fp32.onnx")),  # dominated
@@ -36,6 +37,10 @@ def test_choice_is_the_most_accurate_under_a_default_budget_of_an_eighth_of_the_
     assert out["front"] == ["a/x.int8.onnx onnxruntime", "b/x.int8.onnx onnxruntime", "c/x.fp32.onnx onnxruntime"]
     tight = summarise(AutoRun(target=run.target, run_dir=tmp_path, latency_budget_ms=0.1), doc, [], [])
     assert tight["chosen"] is None and tight["budget_source"] == "--latency-budget-ms"
+    # No --latency-budget-ms: the target's own budget (cpu.yaml: p50 2.0 ms) comes before the 1/8 default.
+    own = summarise(AutoRun(target=load_target(find("targets", "cpu")), run_dir=tmp_path), doc, [], [])
+    assert own["budget_ms"] == 2.0 and own["budget_source"] == "target cpu: latency_budget_ms.p50"
+    assert own["chosen"]["file"] == "c/x.fp32.onnx"
 
 
 def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget_cannot_hold(tiny_teacher, tmp_path):
