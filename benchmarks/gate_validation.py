@@ -1,24 +1,30 @@
-"""Does `edgekit gate` fail what it should, and only that? 20 A/A, 20 genuinely ~15% slower, 20 ~5% faster.
+"""Does `edgekit gate` fail what it should, and only that, on the models it gates and under noise?
 
-    .venv/bin/python benchmarks/gate_validation.py [--model benchmarks/baselines/ci-cpu.int8.onnx] [--runs 20]
+    .venv/bin/python benchmarks/gate_validation.py [--aa-runs 50] [--detect-runs 20] [--noisy-runs 20]
 
-The default model is the one CI gates (the smoke student's INT8 ONNX, about 0.3 ms on one core), with the
-block count CI uses (12). The candidates differ from the baseline by real compute in the graph
-(`edgekit.bench.slowdown.add_extra_gemm`), never a sleep:
-  baseline = model + an extra matrix product of `--base-width` columns,
-  slower   = model + a wider product (`--slow-width`), ~15% slower than the baseline,
-  faster   = model + a narrower product (`--fast-width`), ~5% faster than the baseline.
-The cost is about linear in the width; all three carry the product, so its fixed cost cancels out of their ratios.
-Their true ratios are measured interleaved in one process over many rounds and recorded. Then each scenario runs
-`edgekit gate --baseline ... --candidate ...` `runs` times in fresh processes (different block-order seeds) and
-records each run's exit code (0 pass, 1 regression, 3 inconclusive), ratio and p-value in
-`benchmarks/gate_validation.json` (atomic write).
+Models (each gated with CI's 12 blocks, `--eval-images 0`):
+  ci      the model CI gates (benchmarks/baselines/ci-cpu.int8.onnx, ~0.3 ms on one core);
+  5ms     the shipped teacher's FP32 ONNX (zoo:facial68-teacher, 181 MMACs; a few ms on one core);
+  128px   a 5-point landmarker on 128x128 input (defined below), to show the gate runs any input shape.
+Candidates differ from the baseline by real compute in the graph (`edgekit.bench.slowdown.add_extra_gemm`),
+never a sleep: baseline = model + a product of `BASE_WIDTH` columns; slower = a wider one. The width for each
+target slowdown is calibrated from two measured widths (the cost is about linear in the width), and every true
+ratio is then measured interleaved in one process over 30 rounds, before and after, and recorded.
+
+Scenarios: A/A (baseline against itself), true +12% and +16%, and a noisy A/A arm: CPU burners (two processes
+that alternate busy and idle at random, each bounded by the gate's own run) started with the gate, against a true
++25% candidate. Each run is `edgekit gate` in a fresh process with its own block-order seed; its exit code
+(0 pass, 1 regression, 3 inconclusive), ratio, p and threshold go to `benchmarks/gate_validation.json`,
+written atomically after every scenario.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import multiprocessing as mp
+import random
 import statistics
 import subprocess
 import sys
@@ -34,15 +40,18 @@ from edgekit.fingerprint import fingerprint
 from edgekit.runtime import load
 
 HERE = Path(__file__).resolve().parent
+BASE_WIDTH = 40
 
 
-def true_ratios(paths: dict[str, Path], rounds: int = 20, runs: int = 200) -> dict[str, float]:
-    x = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
+def true_ratios(paths: dict[str, Path], rounds: int = 30, runs: int = 100) -> dict[str, float]:
+    """Median over rounds of each file's p50 over the baseline's, all in one process, interleaved per round."""
     sessions = {k: load(p) for k, p in paths.items()}
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in sessions["baseline"].input_shape]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     per_round: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(rounds):
         for k, s in sessions.items():
-            for _ in range(20):
+            for _ in range(10):
                 s.run(x)
             t = []
             for _ in range(runs):
@@ -51,69 +60,143 @@ def true_ratios(paths: dict[str, Path], rounds: int = 20, runs: int = 200) -> di
                 t.append(time.perf_counter() - a)
             per_round[k].append(statistics.median(t))
     base = per_round["baseline"]
-    return {k: round(statistics.median(v[i] / base[i] for i in range(rounds)), 4) for k, v in per_round.items()}
+    out = {k: round(statistics.median(v[i] / base[i] for i in range(rounds)), 4) for k, v in per_round.items()}
+    out["baseline_p50_ms"] = round(1000 * statistics.median(base), 4)
+    return out
 
 
-def gate_run(baseline: Path, cand: Path, blocks: int, seed: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "gate.json"
-        t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "gate", "--baseline", str(baseline),
-                               "--candidate", str(cand), "--blocks", str(blocks), "--seed", str(seed),
-                               "--eval-images", "0", "--out", str(out)], capture_output=True, text=True)
-        report = json.loads(out.read_text()) if out.exists() else {}
+def calibrated_width(model: Path, work: Path, target: float) -> int:
+    """The gemm width that makes model+gemm(width) `target` x model+gemm(BASE_WIDTH), from two measured widths."""
+    probe = {"baseline": add_extra_gemm(model, work / "cal-base.onnx", BASE_WIDTH),
+             "wide": add_extra_gemm(model, work / "cal-wide.onnx", BASE_WIDTH + 400)}
+    r = true_ratios(probe, rounds=10)["wide"]
+    per_column = (r - 1) / 400
+    return max(BASE_WIDTH + 1, round(BASE_WIDTH + (target - 1) / per_column))
+
+
+def _burn(until: float, seed: int) -> None:
+    rng = random.Random(seed)
+    while time.time() < until:
+        busy_until = time.time() + rng.uniform(0.2, 1.5)
+        while time.time() < min(busy_until, until):
+            math.sqrt(rng.random())
+        time.sleep(rng.uniform(0.1, 1.0))
+
+
+def gate_run(baseline: Path, cand: Path, blocks: int, seed: int, noisy_s: float = 0.0) -> dict:
+    burners = []
+    if noisy_s:  # bounded in time, and stopped when the gate ends
+        until = time.time() + noisy_s
+        burners = [mp.Process(target=_burn, args=(until, seed * 10 + i), daemon=True) for i in range(2)]
+        for b in burners:
+            b.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "gate.json"
+            t = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "gate", "--baseline", str(baseline),
+                                   "--candidate", str(cand), "--blocks", str(blocks), "--seed", str(seed),
+                                   "--eval-images", "0", "--out", str(out)], capture_output=True, text=True,
+                                  timeout=1800)
+            report = json.loads(out.read_text()) if out.exists() else {}
+    finally:
+        for b in burners:
+            b.terminate()
+            b.join()
     lat = report.get("latency", {})
+    aa = report.get("aa") or {}
     return {"seed": seed, "exit": proc.returncode, "wall_s": round(time.perf_counter() - t, 1),
-            "ratio": lat.get("ratio"), "p_value": lat.get("p_value"), "threshold": lat.get("threshold"),
-            "ci95": lat.get("ratio_ci95"), "aa_drift": (report.get("aa") or {}).get("drift"),
-            "reason": lat.get("reason")}
+            "ratio": lat.get("ratio"), "ci95": lat.get("ratio_ci95"), "p_value": lat.get("p_value"),
+            "threshold": lat.get("threshold"), "aa_drift": aa.get("drift"), "aa_spread": aa.get("spread"),
+            "reason": lat.get("reason"), "stderr": proc.stderr.strip().splitlines()[-1:] if proc.returncode == 2
+            else []}
+
+
+def five_point_128(path: Path) -> Path:
+    import torch
+    from torch import nn
+
+    from edgekit.convert.onnx import export_onnx
+
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+                         nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(64, 10), nn.Sigmoid())
+    return export_onnx(body, path, (1, 3, 128, 128), ["landmarks"])
+
+
+def teacher_onnx(path: Path) -> Path:
+    from edgekit.convert.onnx import export_onnx
+    from edgekit.models.checkpoint import load_checkpoint, resolve
+
+    model, meta = load_checkpoint(resolve("zoo:facial68-teacher"))
+    return export_onnx(model.float(), path, (1, 3, meta.input_size, meta.input_size), ["landmarks", "states"])
+
+
+def scenario(results: dict, out: Path, key: str, baseline: Path, cand: Path, runs: int, blocks: int,
+             noisy_s: float = 0.0) -> None:
+    rows = []
+    for seed in range(runs):
+        r = gate_run(baseline, cand, blocks, seed, noisy_s)
+        rows.append(r)
+        print(f"{key} #{seed + 1}: exit {r['exit']} ratio {r['ratio']} p {r['p_value']} threshold {r['threshold']}"
+              f" aa {r['aa_drift']}/{r['aa_spread']} {r['reason'] or ''}", flush=True)
+    codes = [r["exit"] for r in rows]
+    results["scenarios"][key] = {"runs": len(rows), "failures": codes.count(1), "passes": codes.count(0),
+                                 "inconclusive": codes.count(3),
+                                 "errors": len(codes) - codes.count(0) - codes.count(1) - codes.count(3),
+                                 "median_wall_s": statistics.median(r["wall_s"] for r in rows), "rows": rows}
+    write_json(out, results)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(HERE / "baselines" / "ci-cpu.int8.onnx"))
-    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--models", default="ci,5ms,128px")
+    ap.add_argument("--aa-runs", type=int, default=50)
+    ap.add_argument("--detect-runs", type=int, default=20)
+    ap.add_argument("--noisy-runs", type=int, default=20)
+    ap.add_argument("--shape-runs", type=int, default=3, help="A/A and +25%% runs on the 128px model")
     ap.add_argument("--blocks", type=int, default=12)
-    # Widths measured on this project's machines to make the candidates ~15% slower and ~5% faster than the
-    # baseline (the cost is about linear in the width, ~0.2% of this model per column; run-to-run the ratios move
-    # by a few percent, so they are measured before and after the gate runs and both are recorded).
-    ap.add_argument("--base-width", type=int, default=40)
-    ap.add_argument("--slow-width", type=int, default=115)
-    ap.add_argument("--fast-width", type=int, default=15)
+    ap.add_argument("--noisy-s", type=float, default=120.0, help="how long the burners may run per gate")
     ap.add_argument("--out", default=str(HERE / "gate_validation.json"))
     args = ap.parse_args()
+    out = Path(args.out)
     work = Path(tempfile.mkdtemp(prefix="edgekit-gate-validation-"))
-    model = Path(args.model)
-    base_width, width, fast_width = args.base_width, args.slow_width, args.fast_width
-    paths = {"baseline": add_extra_gemm(model, work / "baseline.onnx", base_width),
-             "slower": add_extra_gemm(model, work / "slower.onnx", width),
-             "faster": add_extra_gemm(model, work / "faster.onnx", fast_width)}
-    ratios = true_ratios(paths, rounds=30)
-    print("true ratios vs baseline (before):", json.dumps(ratios), flush=True)
-    results = {"command": " ".join(["benchmarks/gate_validation.py", *sys.argv[1:]]), "model": str(model),
-               "fingerprint": fingerprint(), "date": time.strftime("%Y-%m-%d"), "blocks": args.blocks,
-               "extra_compute": {"kind": "matmul (-1, 256) x (256, width)", "baseline_width": base_width,
-                                 "faster_width": fast_width, "slower_width": width},
-               "true_ratios": ratios, "scenarios": {}}
-    for name, cand in (("A/A", paths["baseline"]), ("15% slower", paths["slower"]), ("5% faster", paths["faster"])):
-        runs = []
-        for seed in range(args.runs):
-            r = gate_run(paths["baseline"], cand, args.blocks, seed)
-            runs.append(r)
-            print(f"{name} #{seed + 1}: exit {r['exit']} ratio {r['ratio']} p {r['p_value']} "
-                  f"threshold {r['threshold']}", flush=True)
-        codes = [r["exit"] for r in runs]
-        results["scenarios"][name] = {"failures": codes.count(1), "passes": codes.count(0),
-                                      "inconclusive": codes.count(3), "errors": len(codes) - codes.count(0)
-                                      - codes.count(1) - codes.count(3),
-                                      "median_wall_s": statistics.median(r["wall_s"] for r in runs), "runs": runs}
-        write_json(Path(args.out), results)  # after each scenario, so an interrupted run keeps what it measured
-    results["true_ratios_after"] = true_ratios(paths, rounds=30)  # the machine drifts: measured again at the end
-    write_json(Path(args.out), results)
-    summary = {k: {kk: v[kk] for kk in ("failures", "passes", "inconclusive", "errors", "median_wall_s")}
+    sources = {"ci": lambda: HERE / "baselines" / "ci-cpu.int8.onnx", "5ms": lambda: teacher_onnx(work / "t.onnx"),
+               "128px": lambda: five_point_128(work / "p.onnx")}
+    results = {"command": " ".join(["benchmarks/gate_validation.py", *sys.argv[1:]]), "fingerprint": fingerprint(),
+               "date": time.strftime("%Y-%m-%d"), "blocks": args.blocks, "base_width": BASE_WIDTH, "models": {},
+               "scenarios": {}}
+    for name in args.models.split(","):
+        model = sources[name]()
+        slow = (0.25,) if name == "128px" else (0.12, 0.16, 0.25) if name == "ci" else (0.12,)
+        paths = {"baseline": add_extra_gemm(model, work / f"{name}-base.onnx", BASE_WIDTH)}
+        widths = {}
+        for s in slow:
+            widths[s] = calibrated_width(model, work, 1 + s)
+            paths[f"+{round(100 * s)}%"] = add_extra_gemm(model, work / f"{name}-{s}.onnx", widths[s])
+        before = true_ratios(paths)
+        results["models"][name] = {"model": str(model), "widths": {f"+{round(100 * s)}%": w for s, w in
+                                                                   widths.items()}, "true_ratios": before}
+        print(name, "true ratios (before):", json.dumps(before), flush=True)
+        write_json(out, results)
+        base = paths["baseline"]
+        if name == "128px":
+            scenario(results, out, f"{name} A/A", base, base, args.shape_runs, args.blocks)
+            scenario(results, out, f"{name} +25%", base, paths["+25%"], args.shape_runs, args.blocks)
+        else:
+            scenario(results, out, f"{name} A/A", base, base, args.aa_runs, args.blocks)
+            scenario(results, out, f"{name} +12%", base, paths["+12%"], args.detect_runs, args.blocks)
+        if name == "ci":
+            scenario(results, out, f"{name} +16%", base, paths["+16%"], args.detect_runs, args.blocks)
+            scenario(results, out, f"{name} noisy A/A arm, +25%", base, paths["+25%"], args.noisy_runs, args.blocks,
+                     noisy_s=args.noisy_s)
+        results["models"][name]["true_ratios_after"] = true_ratios(paths)
+        write_json(out, results)
+    summary = {k: {kk: v[kk] for kk in ("runs", "failures", "passes", "inconclusive", "errors", "median_wall_s")}
                for k, v in results["scenarios"].items()}
-    print(json.dumps({"true_ratios": ratios, "true_ratios_after": results["true_ratios_after"],
-                      "scenarios": summary}, indent=2))
+    print(json.dumps({"models": {k: {kk: v[kk] for kk in ("widths", "true_ratios", "true_ratios_after")}
+                                 for k, v in results["models"].items()}, "scenarios": summary}, indent=2))
 
 
 if __name__ == "__main__":
