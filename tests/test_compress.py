@@ -154,7 +154,9 @@ def test_a_missed_accuracy_budget_writes_everything_then_exits_1(tiny_teacher, t
     manifest = json.loads((run / "manifest.json").read_text())  # everything is still written
     assert manifest["accept"]["met"] is False and (run / "exports" / "model.int8.onnx").exists()
     int8 = next(a for a in manifest["artifacts"] if a["file"] == "model.int8.onnx")
-    assert int8["status"] == "validation-failed" and int8["parity"]["relative_nme_change"] > 0
+    # A budget of 0.0: the INT8 file fails parity exactly when it lost any accuracy (on some CPUs' INT8 kernels
+    # it happens to lose none on these 32 images; then it passes, and the recipe's own budget above still fails).
+    assert (int8["status"] == "validation-failed") == (int8["parity"]["relative_nme_change"] > 0)
     assert any("artifact model.int8.onnx: NME +" in ln for ln in missed)
     fp32 = next(a for a in manifest["artifacts"] if a["file"] == "model.fp32.onnx")
     assert fp32["status"] == "ok"

@@ -169,3 +169,21 @@ def test_a_target_over_its_latency_budget_is_reported_and_a_gpu_target_here_is_n
         assert "cannot be benched on this machine" in doc["targets"]["jetson"]["reason"]
         assert not doc["targets"]["jetson"]["budget_missed"]
     assert json.loads((run / "deploy.json").read_text()) == json.loads(json.dumps(doc))
+
+
+def test_a_decision_measured_on_the_device_over_its_host_is_chosen(tiny_run, tmp_path, sshd):
+    """The same files benched over ssh on a loopback host whose hardware matches the target: `chosen`, with the
+    host and the fingerprint measured there recorded (a real sshd, real ssh and scp)."""
+    import platform
+    import sys
+
+    alias, config = sshd
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    arch = {"x86_64": "x86_64", "AMD64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    box = CPU.model_copy(update={"name": "edge-box", "host": alias, "runtimes": ["onnxruntime"], "formats": ["onnx"],
+                                 "hardware": CPU.hardware.model_copy(update={"arch": arch})})
+    doc = decide(run, [box], 0.05, progress=False, ssh_config=config, remote_python=sys.executable)
+    d = doc["targets"]["edge-box"]
+    assert d["status"] == "chosen" and d["host"] == alias and d["chosen"]["file"].endswith(".onnx")
+    assert d["fingerprint"]["cpu"]["arch"] == platform.machine()

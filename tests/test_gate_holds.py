@@ -100,9 +100,6 @@ def test_a_128px_five_point_model_gates_from_its_own_input_shape(model_128, tmp_
             "--out", str(tmp_path / "gate.json"))
     assert r.returncode == 1, r.stdout + r.stderr  # was: exit 2 "baseline does not run" at the 112x112 default
     assert json.loads((tmp_path / "gate.json").read_text())["latency"]["ratio"] > 1.25
-    r = cli("gate", "--baseline", str(model_128), "--candidate", str(model_128), "--blocks", "7",
-            "--eval-images", "0", "--input-shape", "1,3,128,128")
-    assert r.returncode in (0, 3), r.stdout + r.stderr
     r = cli("gate", "--baseline", str(model_128), "--candidate", str(model_128), "--input-shape", "1,3,128")
     assert r.returncode == 2 and "expected four positive integers" in r.stderr
 

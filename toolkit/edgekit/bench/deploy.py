@@ -221,15 +221,18 @@ def describe_machine(fp: dict | None) -> str | None:
 
 
 def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True,
-                  data: str | None = "synth:test") -> TargetDecision:
+                  data: str | None = "synth:test", ssh_config: Path | None = None,
+                  remote_python: str = "python3") -> TargetDecision:
     """`data=None`: no labels to score on here (your own model on unlabeled crops); accuracy then rests on each
-    artifact's export parity check, and the choice is by latency alone."""
+    artifact's export parity check, and the choice is by latency alone. `ssh_config` and `remote_python` reach
+    a target's `host:` as they do for `edgekit bench`."""
     from .api import BenchOptions, bench
     from .protocol import DEPLOY
 
     opts = BenchOptions(run=run_dir, reference=False, protocol=DEPLOY, out=run_dir / "bench" / "deploy" /
                         target.name, progress=progress, data=data or "synth:test",
-                        eval_images=0 if data is None else None)
+                        eval_images=0 if data is None else None, ssh_config=ssh_config,
+                        remote_python=remote_python)
     budget = target.latency_budget_ms.model_dump(exclude_none=True) if target.latency_budget_ms else None
     try:
         doc, _ = bench(target, opts)
@@ -258,9 +261,10 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
 
 
 def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True,
-           data: str | None = "synth:test") -> dict:
+           data: str | None = "synth:test", ssh_config: Path | None = None, remote_python: str = "python3") -> dict:
     """Decide every target and write deploy.json; returns its document."""
-    decisions = [decide_target(run_dir, t, default_increase, progress, data) for t in targets]
+    decisions = [decide_target(run_dir, t, default_increase, progress, data, ssh_config, remote_python)
+                 for t in targets]
     doc = {"schema": SCHEMA, "run": str(run_dir), "tie": TIE, "targets": {d.target: d.to_json() for d in decisions}}
     write_json(run_dir / DEPLOY_FILE, doc)
     return doc
