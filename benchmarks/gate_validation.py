@@ -134,12 +134,14 @@ def teacher_onnx(path: Path) -> Path:
 
 
 def scenario(results: dict, out: Path, key: str, baseline: Path, cand: Path, runs: int, blocks: int,
-             noisy_s: float = 0.0) -> None:
+             noisy_s: float = 0.0, first_seed: int = 0) -> None:
+    if runs <= 0:
+        return
     rows = []
-    for seed in range(runs):
+    for seed in range(first_seed, first_seed + runs):
         r = gate_run(baseline, cand, blocks, seed, noisy_s)
         rows.append(r)
-        print(f"{key} #{seed + 1}: exit {r['exit']} ratio {r['ratio']} p {r['p_value']} threshold {r['threshold']}"
+        print(f"{key} seed {seed}: exit {r['exit']} ratio {r['ratio']} p {r['p_value']} threshold {r['threshold']}"
               f" aa {r['aa_drift']}/{r['aa_spread']} {r['reason'] or ''}", flush=True)
     codes = [r["exit"] for r in rows]
     results["scenarios"][key] = {"runs": len(rows), "failures": codes.count(1), "passes": codes.count(0),
@@ -158,6 +160,8 @@ def main() -> None:
     ap.add_argument("--shape-runs", type=int, default=3, help="A/A and +25%% runs on the 128px model")
     ap.add_argument("--blocks", type=int, default=12)
     ap.add_argument("--noisy-s", type=float, default=120.0, help="how long the burners may run per gate")
+    ap.add_argument("--first-seed", type=int, default=0, help="block-order seed of the first run (a second batch "
+                    "continues where the first stopped)")
     ap.add_argument("--out", default=str(HERE / "gate_validation.json"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -180,17 +184,17 @@ def main() -> None:
                                                                    widths.items()}, "true_ratios": before}
         print(name, "true ratios (before):", json.dumps(before), flush=True)
         write_json(out, results)
-        base = paths["baseline"]
+        base, seed0 = paths["baseline"], args.first_seed
         if name == "128px":
-            scenario(results, out, f"{name} A/A", base, base, args.shape_runs, args.blocks)
-            scenario(results, out, f"{name} +25%", base, paths["+25%"], args.shape_runs, args.blocks)
+            scenario(results, out, f"{name} A/A", base, base, args.shape_runs, args.blocks, first_seed=seed0)
+            scenario(results, out, f"{name} +25%", base, paths["+25%"], args.shape_runs, args.blocks, first_seed=seed0)
         else:
-            scenario(results, out, f"{name} A/A", base, base, args.aa_runs, args.blocks)
-            scenario(results, out, f"{name} +12%", base, paths["+12%"], args.detect_runs, args.blocks)
+            scenario(results, out, f"{name} A/A", base, base, args.aa_runs, args.blocks, first_seed=seed0)
+            scenario(results, out, f"{name} +12%", base, paths["+12%"], args.detect_runs, args.blocks, first_seed=seed0)
         if name == "ci":
-            scenario(results, out, f"{name} +16%", base, paths["+16%"], args.detect_runs, args.blocks)
+            scenario(results, out, f"{name} +16%", base, paths["+16%"], args.detect_runs, args.blocks, first_seed=seed0)
             scenario(results, out, f"{name} noisy A/A arm, +25%", base, paths["+25%"], args.noisy_runs, args.blocks,
-                     noisy_s=args.noisy_s)
+                     noisy_s=args.noisy_s, first_seed=seed0)
         results["models"][name]["true_ratios_after"] = true_ratios(paths)
         write_json(out, results)
     summary = {k: {kk: v[kk] for kk in ("runs", "failures", "passes", "inconclusive", "errors", "median_wall_s")}
