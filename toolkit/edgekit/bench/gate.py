@@ -184,11 +184,12 @@ def _preprocess(artifact: Path, opts: GateOptions) -> dict:
     return preprocess or {**DEFAULT_PREPROCESS, "input_size": _input_size(artifact, opts)}
 
 
-def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path) -> Path | None:
-    """The accuracy gate's evaluation set, preprocessed for the artifact (None: latency only)."""
+def _eval_npz(opts: GateOptions, artifact: Path, workdir: Path, preprocess: dict | None = None) -> Path | None:
+    """The accuracy gate's evaluation set, preprocessed for the artifact (None: latency only); `preprocess`, when
+    the caller already read it, saves reading the sidecar (or loading the model) again."""
     if not opts.eval_images:
         return None
-    return eval_set(opts.data, opts.eval_images, _preprocess(artifact, opts), workdir / "eval.npz")
+    return eval_set(opts.data, opts.eval_images, preprocess or _preprocess(artifact, opts), workdir / "eval.npz")
 
 
 def _input_size(artifact: Path, opts: GateOptions) -> int:

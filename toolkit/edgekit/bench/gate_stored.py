@@ -60,7 +60,8 @@ def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, 
     short = too_few_blocks(opts.blocks, rule, paired=False)
     if short:
         raise EdgekitError(f"--blocks {opts.blocks} is too few for a stored baseline: {short['reason']}")
-    m = _Measurer(opts, _eval_npz(opts, artifact, workdir))
+    preprocess = _preprocess(artifact, opts)
+    m = _Measurer(opts, _eval_npz(opts, artifact, workdir, preprocess))
     accuracy: dict = {}
     got = _candidate_blocks(m, artifact, opts.blocks, accuracy)
     if got["errors"]:
@@ -71,7 +72,7 @@ def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, 
     doc = {"schema": BASELINE_SCHEMA, "target": target, "artifact": str(artifact), "sha256": sha256_file(artifact),
            "fingerprint": fingerprint_key(fingerprint(), opts.threads), "runtime": opts.runtime,
            "block_p50_ms": got["B"], "nme": nme, "budgets": dict(opts.overrides),
-           "eval": eval_identity(opts, m.eval_npz), "preprocess": _preprocess(artifact, opts)}
+           "eval": eval_identity(opts, m.eval_npz), "preprocess": preprocess}
     write_json(path, doc)
     return doc
 
@@ -127,8 +128,9 @@ def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Pat
     short = too_few_blocks(n, rule, paired=False)
     if short:
         return _not_measured(report, short)
-    m = _Measurer(opts, _eval_npz(opts, candidate, workdir) if doc.get("nme") is not None else None)
-    _same_eval(doc, opts, m.eval_npz, _preprocess(candidate, opts) if m.eval_npz else None, baseline_path)
+    preprocess = _preprocess(candidate, opts) if doc.get("nme") is not None and opts.eval_images else None
+    m = _Measurer(opts, _eval_npz(opts, candidate, workdir, preprocess) if preprocess else None)
+    _same_eval(doc, opts, m.eval_npz, preprocess, baseline_path)
     accuracy: dict = {}
     got = _candidate_blocks(m, candidate, n, accuracy)
     if got["errors"]:
