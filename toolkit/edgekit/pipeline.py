@@ -92,14 +92,20 @@ class Pipeline:
         self.data_ids = {k: data_fingerprint(v) for k, v in run.recipe.data.model_dump().items()}
 
     def _stage_done(self, stage_dir: Path, key: str) -> dict | None:
+        """The stage's record when its key matches. A record that does not match (another config, older code,
+        unreadable) is removed here, before the stage reruns: if this run dies mid-stage, no record of another
+        config may vouch for a mix of its files and this run's."""
         f = stage_dir / STAGE_FILE
         if not f.exists():
             return None
         try:
             record = json.loads(f.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return None  # unreadable (hand-edited?): the stage simply runs again
-        return record if isinstance(record, dict) and record.get("key") == key else None
+            record = None  # unreadable (hand-edited?): the stage simply runs again
+        if isinstance(record, dict) and record.get("key") == key:
+            return record
+        f.unlink(missing_ok=True)
+        return None
 
     def _source(self, multiple: int):
         """The model to compress, its stage context, and the hash and path that identify it."""
@@ -159,9 +165,6 @@ class Pipeline:
                 steps.append(Step(**{**done["step"], "cached": True}))
             else:
                 stage_dir.mkdir(parents=True, exist_ok=True)
-                # The old record goes first: if this run dies mid-stage, no record of another config's key may
-                # vouch for a mix of its files and this run's.
-                (stage_dir / STAGE_FILE).unlink(missing_ok=True)
                 start = time.perf_counter()
                 state, report = stage.run(state, ctx.at(stage_dir, key))
                 for w in report.warnings:
@@ -231,7 +234,6 @@ class Pipeline:
         done = self._stage_done(stage_dir, key)
         if done is not None:
             return Step(**{**done["step"], "cached": True})
-        (stage_dir / STAGE_FILE).unlink(missing_ok=True)
         start = time.perf_counter()
         if isinstance(teacher, OrtModule):  # your ONNX model: the float ONNX is the file itself, as given
             artifact = stage_dir / "model.fp32.onnx"
