@@ -81,6 +81,10 @@ def dlib_xml(path: Path, size: int = 112) -> LabeledImages:
     return ds
 
 
+# Label files that list images elsewhere, by suffix: their parsers, for `open_dataset` and `data_fingerprint`.
+LABEL_READERS = {".txt": read_wflw, ".xml": read_dlib_xml, ".csv": read_landmark_csv}
+
+
 def landmark_csv(path: Path, size: int = 112) -> LabeledImages:
     ds = LabeledImages(read_landmark_csv(path), size)
     ds.kind = "landmark CSV"
@@ -220,12 +224,16 @@ def data_fingerprint(spec: str | Path) -> str:
     for f in files:
         st = f.stat()
         h.update(f"{f.relative_to(path) if f != path else f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    if path.is_file():
-        try:
-            listed = sorted({str(item.image_path) for item in open_dataset(path).items})
+    reader = LABEL_READERS.get(path.suffix.lower()) if path.is_file() else None
+    if reader is not None:
+        try:  # the parser only: opening every image is `open_dataset`'s check, not an identity's
+            listed = sorted({str(item.image_path) for item in reader(path)})
         except EdgekitError:
             listed = []  # a bad label file fails where it is read, with its own message
         for image in listed:
-            st = Path(image).stat()
-            h.update(f"{image}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                st = Path(image).stat()
+                h.update(f"{image}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{image}\0missing\n".encode())  # reading the data reports it, with the file's name
     return f"{text}@{h.hexdigest()[:16]}"
