@@ -32,9 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from edgekit.atomic import write_json
+from edgekit.bench.runner import model_input
 from edgekit.bench.slowdown import add_extra_gemm
 from edgekit.fingerprint import fingerprint
 from edgekit.runtime import load
@@ -46,8 +45,7 @@ BASE_WIDTH = 40
 def true_ratios(paths: dict[str, Path], rounds: int = 30, runs: int = 100) -> dict[str, float]:
     """Median over rounds of each file's p50 over the baseline's, all in one process, interleaved per round."""
     sessions = {k: load(p) for k, p in paths.items()}
-    shape = [d if isinstance(d, int) and d > 0 else 1 for d in sessions["baseline"].input_shape]
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x = model_input(sessions["baseline"], None)  # the model's own input, as the gate's runner feeds it
     per_round: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(rounds):
         for k, s in sessions.items():

@@ -180,7 +180,9 @@ def test_a_decision_measured_on_the_device_over_its_host_is_chosen(tiny_run, tmp
     alias, config = sshd
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    arch = {"x86_64": "x86_64", "AMD64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    from edgekit.fingerprint import normalized_arch
+
+    arch = normalized_arch(platform.machine())
     box = CPU.model_copy(update={"name": "edge-box", "host": alias, "runtimes": ["onnxruntime"], "formats": ["onnx"],
                                  "hardware": CPU.hardware.model_copy(update={"arch": arch})})
     doc = decide(run, [box], 0.05, progress=False, ssh_config=config, remote_python=sys.executable)

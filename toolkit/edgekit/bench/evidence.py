@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from ..jsonio import is_finite_number
+
 CONFIDENCE = 0.95
 
 
@@ -34,7 +36,7 @@ class AccuracyEvidence:
 
 
 def finite_nme(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return is_finite_number(v) and v >= 0
 
 
 def excess_evidence(per_image: list[float], reference: list[float] | None, increase: float | None,
