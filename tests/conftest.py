@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,25 @@ def cli():
     return run_cli
 
 
-@pytest.fixture(scope="session")
-def tiny_teacher(tmp_path_factory):
-    """A quarter-width mobile model trained for a few steps: enough structure for every stage, in seconds."""
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder `build(folder)` fills once per test session, shared by every pytest-xdist worker: the first to
+    ask builds it under a file lock, the others wait and reuse it. Tests copy it before changing anything."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    folder = root / f"shared-{name}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+def _train_tiny_teacher(folder: Path) -> None:
     from edgekit.models.checkpoint import save_checkpoint
     from edgekit.train.loop import FitConfig
     from edgekit.train.teacher import TeacherTrainConfig, train_teacher
@@ -40,9 +57,13 @@ def tiny_teacher(tmp_path_factory):
     cfg = TeacherTrainConfig(arch="mobile", arch_kwargs={"width": 0.25}, batch_size=16, val_size=32, test_size=32,
                              workers=0, fit=FitConfig(epochs=1, steps_per_epoch=4, lr=3e-3))
     model, meta, _ = train_teacher(cfg, progress=False)
-    path = tmp_path_factory.mktemp("teacher") / "tiny.safetensors"
-    save_checkpoint(path, model, meta)
-    return path
+    save_checkpoint(folder / "tiny.safetensors", model, meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory):
+    """A quarter-width mobile model trained for a few steps: enough structure for every stage, in seconds."""
+    return built_once(tmp_path_factory, "teacher", _train_tiny_teacher) / "tiny.safetensors"
 
 
 TINY_DATA = {"train": "synth:train", "val": "synth:val:32", "eval": "synth:test:32", "calibration": "synth:train:40"}
@@ -59,17 +80,24 @@ def tiny_context(tiny_teacher, tmp_path):
                         workers=0)
 
 
+TINY_RUN_TARGETS = "cpu,mobile,jetson"
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tiny_teacher, tmp_path_factory):
-    """A finished compress run (teacher reference, ONNX FP32/INT8, TFLite FP32/INT8) for the bench and gate."""
-    root = tmp_path_factory.mktemp("tiny_run")
-    data = ", ".join(f'{k}: "{v}"' for k, v in TINY_DATA.items())
-    (root / "r.yaml").write_text(f"name: t\nteacher: {tiny_teacher}\ndata: {{{data}}}\nstages:\n"
-                                 "  - quantize: {calibration: {images: 40}}\n")
-    r = run_cli("compress", "--recipe", str(root / "r.yaml"), "--target", "cpu", "--run-dir", str(root / "run"),
-                "--quiet", "--workers", "0")
-    assert r.returncode == 0, r.stderr
-    return root / "run"
+    """A finished compress run for cpu, mobile and jetson (teacher reference; ONNX FP32, FP16, INT8 asymmetric and
+    symmetric; TFLite FP32/INT8; TensorRT build scripts; deploy.json) for the export, deploy, bench and gate tests.
+    Shared by every test: copy it before changing it."""
+    def build(root: Path) -> None:
+        data = ", ".join(f'{k}: "{v}"' for k, v in TINY_DATA.items())
+        (root / "r.yaml").write_text(f"name: t\nteacher: {tiny_teacher}\ndata: {{{data}}}\nstages:\n"
+                                     "  - quantize: {calibration: {images: 40}}\n")
+        r = run_cli("compress", "--recipe", str(root / "r.yaml"), "--target", TINY_RUN_TARGETS, "--run-dir",
+                    str(root / "run"), "--quiet", "--workers", "0")
+        assert r.returncode == 0, r.stderr
+        (root / "compress.stdout").write_text(r.stdout)
+
+    return built_once(tmp_path_factory, "tiny_run", build) / "run"
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(tiny_teacher, tmp_pa
     run = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(TESTS))
     proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "compress", "--recipe", str(recipe), "--run-dir",
-                             str(run), "--workers", "0", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                             str(run), "--workers", "0", "--quiet", "--no-deploy"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     distilled = run / "01-distill" / "stage.json"
     deadline = time.time() + 300
@@ -59,7 +59,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(tiny_teacher, tmp_pa
     weights = run / "01-distill" / "model.safetensors"
     before = (weights.stat().st_mtime_ns, weights.read_bytes())
 
-    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet")
+    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet", "--no-deploy")
     assert r.returncode == 0, r.stderr
     manifest = json.loads((run / "manifest.json").read_text())
     steps = {s["name"]: s for s in manifest["steps"]}
@@ -73,7 +73,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(tiny_teacher, tmp_pa
     assert manifest["inputs"]["teacher_sha256"] and manifest["versions"]["torch"]
     assert all("region_nme" in s["metrics"] for s in manifest["steps"])
 
-    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet")
+    r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet", "--no-deploy")
     again = json.loads((run / "manifest.json").read_text())
     assert r.returncode == 0 and all(s["cached"] for s in again["steps"])
 
@@ -85,7 +85,7 @@ def test_bring_your_own_multi_output_model_reports_fidelity_per_output(tmp_path,
     run = tmp_path / "run"
     r = cli("compress", "--recipe", "ptq_int8", "--model", "byom_models:multi_head", "--weights",
             str(tmp_path / "w.safetensors"), "--input-shape", "1,3,64,64", "--data", str(image_folder),
-            "--landmarks-output", "points", "--run-dir", str(run), "--quiet")
+            "--landmarks-output", "points", "--run-dir", str(run), "--quiet", "--no-deploy")
     assert r.returncode == 0, r.stderr
     manifest = json.loads((run / "manifest.json").read_text())
     int8 = manifest["steps"][-1]
@@ -105,7 +105,7 @@ def test_fallback_keeps_layers_in_float_when_the_budget_forces_it(tmp_path, imag
     run = tmp_path / "run"
     r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:hostile_landmarks", "--input-shape",
             "1,3,32,32", "--data", str(image_folder), "--landmarks-output", "landmarks", "--run-dir", str(run),
-            "--quiet")
+            "--quiet", "--no-deploy")
     assert r.returncode == 0, r.stderr
     report = json.loads((run / "01-quantize" / "stage.json").read_text())["step"]["extra"]
     assert report["sensitivity"][0]["nme_increase"] > 0.02  # quantizing one layer alone breaks the budget
@@ -120,7 +120,7 @@ def test_fallback_keeps_layers_in_float_when_the_budget_forces_it(tmp_path, imag
                                                  "max_float_params: 0}"))
     r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:hostile_landmarks", "--input-shape",
             "1,3,32,32", "--data", str(image_folder), "--landmarks-output", "landmarks", "--run-dir",
-            str(tmp_path / "run2"), "--quiet")
+            str(tmp_path / "run2"), "--quiet", "--no-deploy")
     # INT8 everywhere moves the landmarks far past the 1% fidelity budget: written, then exit 1 naming it.
     assert r.returncode == 1 and "budget missed: artifact model.int8.onnx: landmarks move" in r.stderr, r.stdout
     capped = json.loads((tmp_path / "run2" / "01-quantize" / "stage.json").read_text())["step"]["extra"]
@@ -147,7 +147,7 @@ def test_a_missed_accuracy_budget_writes_everything_then_exits_1(tiny_teacher, t
                       "accept: {max_nme_ratio: 0.5, max_export_nme_increase: 0.0}\n")
     run = tmp_path / "run"
     r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet",
-            "--target", "cpu")
+            "--target", "cpu", "--no-deploy")
     assert r.returncode == 1, r.stdout + r.stderr
     missed = [ln for ln in r.stderr.splitlines() if ln.startswith("budget missed:")]
     assert missed[0].startswith("budget missed: accept.max_nme_ratio: int8 (ptq) NME") and "budget 0.50x" in missed[0]

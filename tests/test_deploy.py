@@ -116,6 +116,7 @@ def test_compress_writes_deploy_json_and_bench_marks_the_choice(tiny_run, tmp_pa
     d = doc["targets"]["cpu"]
     assert d["status"] == "chosen" and d["fingerprint"]["cpu"]
     files = {(c["file"], c["runtime"]) for c in d["candidates"]}
+    # The files exported for cpu, not those of the run's other targets (model.int8.sym.onnx is jetson's).
     assert files == {("exports/model.fp32.onnx", "onnxruntime"), ("exports/model.int8.onnx", "onnxruntime"),
                      ("exports/model.fp32.tflite", "litert"), ("exports/model.int8.tflite", "litert")}
     eligible = [c for c in d["candidates"] if c["status"] == "ok"]
@@ -139,20 +140,20 @@ def test_compress_writes_deploy_json_and_bench_marks_the_choice(tiny_run, tmp_pa
 
 def test_compress_for_cpu_and_mobile_here_chooses_cpu_and_proxies_mobile(tiny_run, tmp_path, cli):
     """On this x86 machine: `cpu` (any CPU) is measured where it runs; `mobile` (arm64) is not, so it is a proxy
-    that names the file it would pick, where it was measured, and its budgets as not verified."""
+    that names the file it would pick, where it was measured, and its budgets as not verified. tiny_run is
+    `compress --target cpu,mobile,jetson` (conftest)."""
     import platform
 
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("this machine is arm64: here mobile is measured where it runs")
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    mobile = load_target(find("targets", "mobile")).model_copy(update={"latency_budget_ms": LatencyBudget(p50=1e-6)})
-    doc = decide(run, [CPU, mobile], 0.05, progress=False)
+    doc = json.loads((tiny_run / "deploy.json").read_text())
     assert doc["targets"]["cpu"]["status"] == "chosen"
     m = doc["targets"]["mobile"]
     assert m["status"] == "proxy" and m["chosen"]["file"].endswith(".tflite")
     assert "target mobile is arm64" in m["reason"] and m["measured_on"].startswith("x86_64")
-    assert not m["budget_missed"] and m["budget_unverified"][0].startswith("mobile: latency_budget_ms.p50")
+    assert not m["budget_missed"] and m["budget_unverified"][0].startswith("mobile: ")
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
     r = cli("bench", "--run", str(run), "--target", "mobile", "--quick", "--out", str(tmp_path / "b"))
     assert r.returncode == 0, r.stderr
     assert "(proxy)" in (tmp_path / "b" / "table.md").read_text()
@@ -163,8 +164,20 @@ def test_a_target_over_its_latency_budget_is_reported_and_a_gpu_target_here_is_n
     shutil.copytree(tiny_run, run)
     cpu = load_target(find("targets", "cpu")).model_copy(update={"latency_budget_ms": LatencyBudget(p50=1e-6)})
     jetson = load_target(find("targets", "jetson"))
-    doc = decide(run, [cpu, jetson], 0.05, progress=False)
+    # The same budget on a target of another architecture than this machine's: measured elsewhere, so the miss
+    # is reported as unverified, never as a miss (nor as met).
+    import platform
+
+    from edgekit.fingerprint import normalized_arch
+
+    other = "x86_64" if normalized_arch(platform.machine()) == "arm64" else "arm64"
+    elsewhere = cpu.model_copy(update={"name": "elsewhere", "runtimes": ["litert"], "formats": ["tflite"],
+                                       "hardware": cpu.hardware.model_copy(update={"arch": other})})
+    doc = decide(run, [cpu, jetson, elsewhere], 0.05, progress=False)
     assert doc["targets"]["cpu"]["budget_missed"][0].startswith("cpu: latency_budget_ms.p50: exports/model.")
+    e = doc["targets"]["elsewhere"]
+    assert e["status"] == "proxy" and not e["budget_missed"]
+    assert e["budget_unverified"][0].startswith("elsewhere: latency_budget_ms.p50: exports/model.")
     if doc["targets"]["jetson"]["status"] == "not-measured":  # no TensorRT here (a GPU machine measures it)
         assert "cannot be benched on this machine" in doc["targets"]["jetson"]["reason"]
         assert not doc["targets"]["jetson"]["budget_missed"]

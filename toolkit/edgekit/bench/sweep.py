@@ -102,11 +102,13 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
     if reference and teacher and teacher.get("artifact") and final != "teacher":  # else the exports are the teacher
         cells += _cells_for(target, "teacher", run_dir / teacher["artifact"], {"precision": "fp32"})
     preprocess = None
-    for doc in manifest.get("artifacts", []):
-        sidecar = ArtifactRecord.from_json(doc, manifest_path).to_json()
-        if target.name in sidecar.get("targets", []) or sidecar.get("format") in target.formats:
-            cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
-            preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), manifest_path)
+    sidecars = [ArtifactRecord.from_json(doc, manifest_path).to_json() for doc in manifest.get("artifacts", [])]
+    # The files exported for this target; a run made for other targets offers whatever this one can run.
+    mine = [s for s in sidecars if target.name in s.get("targets", [])] or \
+        [s for s in sidecars if s.get("format") in target.formats]
+    for sidecar in mine:
+        cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
+        preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), manifest_path)
     if "torch" in target.runtimes:
         last = next((s for s in reversed(steps) if s["name"] in floats), None)
         if last:
