@@ -96,6 +96,7 @@ def tiny_run(tiny_teacher, tmp_path_factory):
                     str(root / "run"), "--quiet", "--workers", "0")
         assert r.returncode == 0, r.stderr
         (root / "compress.stdout").write_text(r.stdout)
+        (root / "compress.stderr").write_text(r.stderr)
 
     return built_once(tmp_path_factory, "tiny_run", build) / "run"
 

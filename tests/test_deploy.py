@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from edgekit.bench.deploy import (
-    SCHEMA,
     Candidate,
     choose,
     decide,
@@ -16,6 +15,7 @@ from edgekit.bench.deploy import (
     measured_on_target,
     nme_limit,
 )
+from edgekit.bench.deploy_file import SCHEMA
 from edgekit.config.catalog import find
 from edgekit.config.target import LatencyBudget, load_target
 

@@ -20,7 +20,8 @@ from torch import nn
 from . import __version__
 from .artifact_record import Status
 from .atomic import write_bytes, write_json
-from .bench.deploy import DEPLOY_FILE, decide, deploy_summary
+from .bench.deploy import decide, deploy_summary
+from .bench.deploy_file import DEPLOY_FILE
 from .compress.byom import FIDELITY_BUDGET, ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState

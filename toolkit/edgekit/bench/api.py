@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..formats import RUNTIMES
+from .deploy_file import chosen_files, run_relative
 from .protocol import FULL, QUICK, Protocol
 from .remote import Remote
 from .report import write_outputs
@@ -116,8 +117,6 @@ def bench_cells(target: Target, cells: list[Cell], preprocess: dict, opts: Bench
 def mark_chosen(doc: dict, run: Path, target: str) -> None:
     """Flag the cell the run's deploy.json chose for this target (`chosen: true`), if there is one; a pick that
     was measured off the target's hardware is flagged `proxy: true` as well."""
-    from .deploy import chosen_files, run_relative
-
     file, runtime, status = chosen_files(run).get(target, (None, None, None))
     for r in doc["records"]:
         r["chosen"] = file is not None and run_relative(r["artifact"], run) == file and r["runtime"] == runtime

@@ -22,11 +22,9 @@ from ..atomic import write_json
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..fingerprint import normalized_arch
-from ..jsonio import read_json_object
+from .deploy_file import DEPLOY_FILE, SCHEMA, run_relative
 from .evidence import AccuracyEvidence, excess_evidence, finite_nme
 
-SCHEMA = "edgekit-deploy/1"
-DEPLOY_FILE = "deploy.json"
 TIE = 0.02  # p50s closer than this (relative) are a tie; the smaller file wins
 # Candidates whose p50 intervals overlap the fastest's are a tie too, within this band: 3 trials on a noisy machine
 # give wide intervals, and an overlap alone would hand the choice to the smallest file at any cost in speed.
@@ -88,12 +86,6 @@ class TargetDecision:
         out["chosen"] = self.chosen.to_json() if self.chosen else None
         out["candidates"] = [c.to_json() for c in self.candidates]
         return out
-
-
-def run_relative(artifact: str, run_dir: Path) -> str:
-    """How deploy.json names an artifact: relative to the run directory when it lies inside it."""
-    path = Path(artifact)
-    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
 
 
 def candidates_from(records: list[dict], run_dir: Path) -> list[Candidate]:
@@ -279,19 +271,4 @@ def deploy_summary(doc: dict) -> dict:
                      "precision": c.get("precision"), "p50_ms": c.get("p50_ms"), "nme": c.get("nme"),
                      "candidates": len(d["candidates"]), "reason": d.get("reason"), "missed": d["budget_missed"],
                      "unverified": d.get("budget_unverified", []), "measured_on": d.get("measured_on")}
-    return out
-
-
-def chosen_files(run_dir: Path) -> dict[str, tuple[str, str, str]]:
-    """target -> (artifact file, runtime, status) that the run's deploy.json picked ({} when there is none);
-    status is `chosen`, or `proxy` for a pick measured off the target's hardware."""
-    path = run_dir / DEPLOY_FILE
-    if not path.exists():
-        return {}
-    doc = read_json_object(path, "deploy decision")
-    out = {}
-    for name, d in (doc.get("targets") or {}).items():
-        c = d.get("chosen") if isinstance(d, dict) else None
-        if isinstance(c, dict) and isinstance(c.get("file"), str):
-            out[name] = (c["file"], c.get("runtime"), d.get("status", "chosen"))
     return out

@@ -15,9 +15,9 @@ from ..train.loop import fit, fit_config
 from .context import StageContext
 from .kd_pool import TeacherPool
 
-if TYPE_CHECKING:  # types only: config.recipe reads the stage registry in this room
+if TYPE_CHECKING:  # annotations only: config.recipe reads the stage registry, the stage file runs this module
     from ..config.recipe import StudentSpec
-from .stages.distill import DistillConfig
+    from .stages.distill import DistillConfig
 
 WIDTHS = tuple(w / 8 for w in range(2, 17))  # 0.25 .. 2.0: the grid a latency target picks from
 

@@ -14,6 +14,7 @@ before fine-tuning was seen to cut a teacher to 3.5% of its MACs against a 25% t
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 import torch_pruning as tp
@@ -25,7 +26,9 @@ from ..models.resize import channel_summary
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
-from .stages.prune import PruneConfig
+
+if TYPE_CHECKING:  # annotations only: the stage file imports this module to run it
+    from .stages.prune import PruneConfig
 
 
 def importance(name: str):

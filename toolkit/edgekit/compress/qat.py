@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,7 +23,9 @@ from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
 from .quantize import QuantScheme, run_ptq
-from .stages.quantize import QuantizeConfig
+
+if TYPE_CHECKING:  # annotations only: the stage file imports this module to run it
+    from .stages.quantize import QuantizeConfig
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

@@ -14,6 +14,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -24,7 +25,9 @@ from rich.progress import Progress
 
 from ..hashing import sha256_file, sha256_json
 from .context import StageContext
-from .stages.quantize import QuantizeConfig
+
+if TYPE_CHECKING:  # annotations only: the stage file imports this module to run it
+    from .stages.quantize import QuantizeConfig
 
 # Every op type ORT's QDQ quantizer may wrap. Data-movement ops (Flatten, Reshape, ...) count too: quantizing
 # them puts Q/DQ on the tensors they carry, so a float Gemm after a quantized Flatten still sees int8 noise.

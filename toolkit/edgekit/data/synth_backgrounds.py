@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .synthface import _color, _gradient
+from .synth_draw import _color, _gradient
 
 # scikit-image's bundled photographs usable as backgrounds: no faces (astronaut is left out), no synthetic plots.
 BACKGROUND_PHOTOS = ("brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png", "coins.png",

@@ -24,8 +24,8 @@ import numpy as np
 
 from .face_geometry import FOREHEAD_POINTS, FaceShape
 from .synth_backgrounds import photo_patch
+from .synth_draw import _SCALE, _blend, _color, _fill, _pts
 from .synth_shaded import FaceFrame, face_outline
-from .synthface import _SCALE, _blend, _color, _fill, _pts
 
 EYE_SPACING = 1.02  # eye centres slightly further apart ...
 EYE_SIZE = 0.90  # ... and the eyes narrower: the inner corners 1.3 eye widths apart (v2: 1.06)

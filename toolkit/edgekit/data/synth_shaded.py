@@ -24,7 +24,7 @@ import numpy as np
 
 from .face_geometry import FaceShape, pose
 from .synth_backgrounds import photo_patch
-from .synthface import _SCALE, _blend, _box, _color, _fill, _line, _pts, _skin, jpeg
+from .synth_draw import _SCALE, _blend, _box, _color, _fill, _line, _pts, _skin, jpeg
 
 
 def _soft(img: np.ndarray, sigma: float) -> np.ndarray:
