@@ -10,7 +10,7 @@ import pytest
 
 from edgekit.data import dlib_faces, open_dataset
 from edgekit.data.datasets import data_fingerprint
-from edgekit.data.formats import read_dlib_xml
+from edgekit.data.label_files import read_dlib_xml
 from edgekit.errors import EdgekitError
 
 

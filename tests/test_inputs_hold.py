@@ -11,7 +11,7 @@ from edgekit.errors import EdgekitError
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "1e999"])
 def test_the_csv_reader_refuses_non_finite_coordinates_like_the_others(tmp_path, bad):
-    from edgekit.data.formats import read_landmark_csv
+    from edgekit.data.label_files import read_landmark_csv
 
     cv2.imwrite(str(tmp_path / "face.png"), np.zeros((40, 40, 3), np.uint8))
     coords = [f"{10 + i % 20}.5" for i in range(136)]

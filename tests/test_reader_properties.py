@@ -66,7 +66,7 @@ def _mutate_text(text: str, data) -> str:
 @SETTINGS
 @given(data=st.data())
 def test_pts_reader(tmp_path_factory, data):
-    from edgekit.data.formats import read_pts
+    from edgekit.data.label_files import read_pts
 
     folder = tmp_path_factory.mktemp("pts")
     path = folder / "face.pts"
@@ -84,7 +84,7 @@ def test_pts_reader(tmp_path_factory, data):
 def test_csv_reader(tmp_path_factory, data):
     import cv2
 
-    from edgekit.data.formats import read_landmark_csv
+    from edgekit.data.label_files import read_landmark_csv
 
     folder = tmp_path_factory.mktemp("csv")
     cv2.imwrite(str(folder / "face.png"), np.zeros((80, 80, 3), np.uint8))

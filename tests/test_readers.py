@@ -8,7 +8,7 @@ import pytest
 
 from edgekit.data import open_dataset
 from edgekit.data.crop import crop_from_box, crop_from_landmarks
-from edgekit.data.formats import read_landmark_csv, read_pts
+from edgekit.data.label_files import read_landmark_csv, read_pts
 from edgekit.errors import EdgekitError
 
 

