@@ -106,3 +106,26 @@ def test_a_new_stage_kind_is_one_file(tiny_teacher, tmp_path):
     assert manifest["steps"][1]["name"] == "recalibrated" and manifest["steps"][1]["extra"] == {"batches": 2}
     assert manifest["steps"][2]["precision"] == "fp16"
     assert (tmp_path / "run" / "01-bn_recalibrate" / "stage.json").exists()
+
+
+def test_pruning_importance_is_an_object_from_a_registry():
+    """The prune code asks the criterion (gradients? comparable across groups?), never its name; a new one is one
+    register() call and a recipe can name it."""
+    import torch_pruning as tp
+
+    from edgekit.compress import importance as imp
+    from edgekit.compress.stages.prune import PruneConfig
+
+    assert set(imp.names()) >= {"l1", "l2", "bn_scale", "taylor"}
+    taylor = imp.criterion("taylor")
+    assert isinstance(taylor.importance(), tp.importance.TaylorImportance) and taylor.needs_gradients
+    assert isinstance(taylor.importance(gradients=False), tp.importance.MagnitudeImportance)  # trial copies
+    assert taylor.across_groups(True) is not None and imp.criterion("l2").across_groups(True) is None
+    with pytest.raises(ValueError, match="unknown importance 'nope'; expected one of l1, l2"):
+        PruneConfig(importance="nope", target={"macs_ratio": 0.5})
+    imp.register(imp.Criterion("l3", lambda: tp.importance.MagnitudeImportance(p=3)))
+    try:
+        cfg = PruneConfig(importance="l3", target={"macs_ratio": 0.5})
+        assert imp.criterion(cfg.importance).importance().p == 3
+    finally:
+        imp._REGISTRY.pop("l3")

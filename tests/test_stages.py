@@ -302,7 +302,7 @@ def test_macs_per_channel_matches_the_saving_torch_pruning_measures():
 
 
 def test_taylor_fine_trim_refreshes_gradients_and_meets_the_target(tiny_context):
-    from edgekit.compress.prune import _taylor_gradients, fine_trim
+    from edgekit.compress.prune import _accumulate_gradients, fine_trim
     from edgekit.models.registry import build
     from edgekit.train.kd import kd_step
 
@@ -315,7 +315,7 @@ def test_taylor_fine_trim_refreshes_gradients_and_meets_the_target(tiny_context)
 
     def gradients(k):
         calls.append(k)
-        _taylor_gradients(model, step, batches(k))
+        _accumulate_gradients(model, step, batches(k))
 
     macs0 = count_macs_params(model, 112)[0]
     rounds = fine_trim(model, cfg, 0.8 * macs0, 8, 112, gradients=gradients)

@@ -26,18 +26,10 @@ from ..models.resize import channel_summary
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
+from .importance import criterion
 
 if TYPE_CHECKING:  # annotations only: the stage file imports this module to run it
     from .stages.prune import PruneConfig
-
-
-def importance(name: str):
-    return {
-        "l1": lambda: tp.importance.MagnitudeImportance(p=1),
-        "l2": lambda: tp.importance.MagnitudeImportance(p=2),
-        "bn_scale": tp.importance.BNScaleImportance,
-        "taylor": tp.importance.TaylorImportance,
-    }[name]()
 
 
 def head_layers(model: nn.Module, size: int | None = None) -> list[nn.Module]:
@@ -97,12 +89,12 @@ def output_layers(model: nn.Module, shape: tuple[int, ...] | None) -> list[nn.Mo
 
 def make_pruner(model: nn.Module, cfg: PruneConfig, ratio: float, steps: int, multiple: int, size: int,
                 gradients: bool = True):
-    """steps == 0 means one-shot. Without gradients (the bisection's trial copies) Taylor falls back to L2."""
-    name = "l2" if cfg.importance == "taylor" and not gradients else cfg.importance
+    """steps == 0 means one-shot. Without gradients (the bisection's trial copies) a gradient criterion falls back
+    to its stand-in (Taylor: L2)."""
     return tp.pruner.MetaPruner(
         model,
         torch.zeros(1, 3, size, size),
-        importance=importance(name),
+        importance=criterion(cfg.importance).importance(gradients),
         pruning_ratio=ratio,
         iterative_steps=max(1, steps),
         ignored_layers=head_layers(model, size),
@@ -179,16 +171,16 @@ def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: 
     of 10% or more once channel counts round to a multiple; one group at a time lands within a few percent of the
     target. Ranked within groups only, a converged student (flat importances everywhere) lost its last block's
     channels 72 -> 16, where each channel saves little, and went from 2.4% to 25.7% NME for 5% of its MACs."""
-    taylor = cfg.importance == "taylor" and gradients is not None
-    # Taylor scores summed over the group and left unnormalised estimate the loss a channel carries, comparable
-    # across groups; magnitudes are not, so those compare within their group only.
-    imp = tp.importance.TaylorImportance(group_reduction="sum", normalizer=None) if taylor \
-        else importance("l2" if cfg.importance == "taylor" else cfg.importance)
+    crit = criterion(cfg.importance)
+    # Scores comparable across groups (Taylor's, summed and unnormalised) rank cuts per MAC; others within a group.
+    across = crit.across_groups(gradients is not None)
+    comparable = across is not None
+    imp = across or crit.importance(gradients is not None)
     example = torch.zeros(1, 3, size, size)
     ignored = head_layers(model, size)
     rounds, first_seen = 0, {}  # a group's channel count when this call first saw it, by its root layer
     while (total := count_macs_params(model, size)[0]) > target_macs and rounds < max_rounds:
-        if taylor:
+        if comparable:
             gradients(rounds)
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
         macs = layer_macs(model, size)
@@ -204,7 +196,7 @@ def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: 
             saved = macs_per_channel(group, macs) * multiple
             if saved <= 0:
                 continue
-            if taylor:  # an estimate of the loss each channel carries: comparable across groups, so per MAC
+            if comparable:  # an estimate of the loss each channel carries: comparable across groups, so per MAC
                 cost = float(scores[weakest].sum()) / (saved / total)
             else:  # magnitudes compare within a group only; per MAC they steered the teacher's prune into its
                 # high-resolution layers (prune_int8: 2.71% against 2.51% ranked within groups)
@@ -221,7 +213,7 @@ def fine_trim(model: nn.Module, cfg: PruneConfig, target_macs: float, multiple: 
     return rounds
 
 
-def _taylor_gradients(model: nn.Module, step, batches) -> None:
+def _accumulate_gradients(model: nn.Module, step, batches) -> None:
     model.zero_grad()
     for i, batch in enumerate(batches):
         if i >= 4:
@@ -236,8 +228,8 @@ def _top_up(model: nn.Module, cfg: PruneConfig, target: float, multiple: int, si
     done, ratio = 0, 0.05
     while count_macs_params(model, size)[0] > target and done < 20:
         before = count_macs_params(model, size)[0]
-        if cfg.importance == "taylor":
-            _taylor_gradients(model, step, batches(20_000 + done))
+        if criterion(cfg.importance).needs_gradients:
+            _accumulate_gradients(model, step, batches(20_000 + done))
         make_pruner(model, cfg, ratio, 0, multiple, size).step()
         model.zero_grad()
         done += 1
@@ -303,13 +295,13 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
             goal = macs0 * macs_ratio ** ((i + 1) / cfg.steps)
             r = ratio_for_macs(model, cfg, goal, multiple, size, above=True)
             step_ratios.append(round(r, 4))
-        if cfg.importance == "taylor":
-            _taylor_gradients(model, step, batches(10_000 + i))
+        if criterion(cfg.importance).needs_gradients:
+            _accumulate_gradients(model, step, batches(10_000 + i))
         if by_macs:
             if r > 0:
                 make_pruner(model, cfg, r, 0, multiple, size).step()
             fine_trim(model, cfg, goal, multiple, size,
-                      gradients=lambda k, i=i: _taylor_gradients(model, step, batches(30_000 + 100 * i + k)))
+                      gradients=lambda k, i=i: _accumulate_gradients(model, step, batches(30_000 + 100 * i + k)))
         else:
             pruner.step()
         model.zero_grad()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ...config.base import DistillLoss, Strict, TrainSpec
+from ..importance import criterion
 from ..stage import ModelState, Stage, StageReport, model_output
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class PruneTarget(Strict):
 
 
 class PruneConfig(Strict):
-    importance: Literal["l1", "l2", "bn_scale", "taylor"] = "l2"
+    importance: str = Field("l2", description="channel importance (compress/importance.py): l1, l2, bn_scale, taylor")
     target: PruneTarget
     steps: int = Field(3, ge=1, le=50, description="iterative pruning steps, KD fine-tuning between them")
     channel_multiple: int | None = Field(None, ge=1, le=128, description="default: the target's")
@@ -36,6 +37,12 @@ class PruneConfig(Strict):
                                                                  "step's group-by-group trim may remove")
     finetune: TrainSpec = TrainSpec(epochs=1, steps_per_epoch=40, lr=1e-3)
     loss: DistillLoss = DistillLoss()
+
+    @field_validator("importance")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        criterion(v)  # ValueError naming the registered criteria
+        return v
 
 
 class Prune(Stage):
