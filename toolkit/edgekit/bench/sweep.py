@@ -52,7 +52,7 @@ class Cell:
 
 def concrete_runtime(target: Target, name: str) -> str:
     """A target's runtime name -> the runtime it means on that hardware (GPU targets use CUDA backends)."""
-    return runtime_for(name, gpu=target.hardware.kind in ("gpu", "jetson"))
+    return runtime_for(name, gpu=target.has_gpu)
 
 
 def _cells_for(target: Target, variant: str, path: Path, sidecar: dict) -> list[Cell]:
@@ -113,7 +113,7 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
         last = next((s for s in reversed(steps) if s["name"] in floats), None)
         if last:
             ckpt = run_dir / Path(last["artifact"]).parent / "model.safetensors"
-            cells += _cells_for(target, final, ckpt, {"precision": "fp16" if target.hardware.kind != "cpu" else "fp32"})
+            cells += _cells_for(target, final, ckpt, {"precision": "fp16" if target.has_gpu else "fp32"})
     if not cells:
         raise EdgekitError(f"run {run_dir} has no artifacts for target {target.name!r} (formats "
                            f"{', '.join(target.formats)}); rerun compress with --target {target.name}")

@@ -21,7 +21,9 @@ class Hardware(Strict):
     """What the target is. A deploy decision counts as measured there (`chosen`) only on a machine that matches
     `arch` and `accelerator`; elsewhere it is a `proxy` (README, "Deploy decision")."""
 
-    kind: Literal["cpu", "gpu", "jetson", "mobile"]
+    # A label (cpu, gpu, jetson, mobile, or your own device's): what the target can do is read from arch,
+    # accelerator, runtimes, formats and precision, never from this name, so a new device is one YAML file.
+    kind: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     family: str | None = None
     arch: Literal["x86_64", "arm64", "any"] = "any"
     accelerator: Literal["none", "nvidia-gpu", "jetson"] = "none"
@@ -70,6 +72,26 @@ class Target(Strict):
             raise ValueError("host must look like user@host or host[:port] (letters, digits, '.', '-', '_'; "
                              "starting with a letter or digit)")
         return v
+
+    @property
+    def arch(self) -> str:
+        return self.hardware.arch
+
+    @property
+    def accelerator(self) -> str:
+        return self.hardware.accelerator
+
+    @property
+    def has_gpu(self) -> bool:
+        """An NVIDIA GPU (discrete or Jetson): the runtimes' CUDA rows, FP16 PyTorch checkpoints."""
+        return self.hardware.accelerator != "none"
+
+    def can_run(self, fmt: str, precision: str) -> bool:
+        """Whether this target takes an artifact of `fmt` at `precision`. TFLite FP16 is for CPU delegates
+        (XNNPACK); a GPU target runs FP16 through its own formats."""
+        if fmt not in self.formats or precision not in self.precision:
+            return False
+        return not (fmt == "tflite" and precision == "fp16" and self.has_gpu)
 
     @property
     def uses_tensorrt(self) -> bool:

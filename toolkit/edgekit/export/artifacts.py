@@ -55,7 +55,7 @@ def plan(targets: list[Target]) -> dict[Planned, list[str]]:
     for t in targets:
         for fmt in t.formats:
             for prec in t.precision:
-                if fmt == "tflite" and prec == "fp16" and t.hardware.kind not in ("mobile", "cpu"):
+                if not t.can_run(fmt, prec):
                     continue
                 scheme = t.int8_scheme if prec == "int8" and fmt in ("onnx", "tensorrt") else None
                 out.setdefault(Planned(fmt, prec, scheme), []).append(t.name)
