@@ -57,16 +57,18 @@ def imports_of(name: str, path: Path) -> set[str]:
     found = set()
     for node in _runtime_nodes(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            found.add(target)  # the package is enough to place it in a room
+            found.add(_from_target(node, package))  # the package is enough to place it in a room
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
     return {f for f in found if f == "edgekit" or f.startswith("edgekit.")}
+
+
+def _from_target(node: ast.ImportFrom, package: str) -> str:
+    """The module a `from X import ...` reads from, relative levels resolved against `package`."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    return ".".join(base[: len(base) - (node.level - 1)] + ([node.module] if node.module else []))
 
 
 def _runtime_nodes(node: ast.AST):
@@ -87,11 +89,7 @@ def module_imports(name: str, path: Path) -> set[str]:
     found = set()
     for node in _runtime_nodes(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                target = ".".join(base[: len(base) - (node.level - 1)] + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = _from_target(node, package)
             found |= {f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target for a in node.names}
         elif isinstance(node, ast.Import):
             for a in node.names:
