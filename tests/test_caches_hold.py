@@ -6,6 +6,7 @@ import shutil
 import cv2
 import numpy as np
 
+from conftest import TINY_RUN_TARGETS
 from edgekit.data.datasets import data_fingerprint
 
 
@@ -27,8 +28,8 @@ def test_a_rerun_rebuilds_an_artifact_whose_file_no_longer_matches_its_sidecar(t
     shutil.copytree(tiny_run, run)
     int8 = run / "exports" / "model.int8.onnx"
     int8.write_bytes(int8.read_bytes() + b"\0")  # changed behind the sidecar's back
-    r = cli("compress", "--recipe", str(tiny_run.parent / "r.yaml"), "--target", "cpu", "--run-dir", str(run),
-            "--quiet", "--workers", "0", "--no-deploy")
+    r = cli("compress", "--recipe", str(tiny_run.parent / "r.yaml"), "--target", TINY_RUN_TARGETS, "--run-dir",
+            str(run), "--quiet", "--workers", "0", "--no-deploy")
     assert r.returncode == 0, r.stderr
     arts = {a["file"]: a for a in json.loads((run / "manifest.json").read_text())["artifacts"]}
     assert not arts["model.int8.onnx"].get("cached") and arts["model.fp32.onnx"].get("cached")
@@ -50,7 +51,7 @@ def test_a_stage_that_fails_mid_run_leaves_no_record_of_an_earlier_config(tiny_r
     recipe = (tiny_run.parent / "r.yaml").read_text()
     recipe = recipe.replace('calibration: "synth:train:40"', f'calibration: "{broken}"')
     (tmp_path / "b.yaml").write_text(recipe)
-    r = cli("compress", "--recipe", str(tmp_path / "b.yaml"), "--target", "cpu", "--run-dir", str(run), "--quiet",
-            "--workers", "0", "--no-deploy")
+    r = cli("compress", "--recipe", str(tmp_path / "b.yaml"), "--target", TINY_RUN_TARGETS, "--run-dir", str(run),
+            "--quiet", "--workers", "0", "--no-deploy")
     assert r.returncode == 2 and "face.png" in r.stderr, r.stderr
     assert not record.exists()

@@ -139,11 +139,12 @@ def test_update_baseline_is_atomic_and_a_failing_measurement_keeps_the_old_one(t
     assert r.returncode == 2 and "cannot store a baseline" in r.stderr
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["cpu.json"]  # no temporary files left behind
-    # The stored baseline then gates the same artifact: same machine, same model, so it passes.
+    # The stored baseline then gates the same artifact: same machine, same model, so it never fails; it passes, or
+    # is inconclusive when the machine's load moved between the two measurements (another test beside it).
     # The command line beats the stored budgets: --threshold 0.2 replaces the stored 0.5.
     r = cli("gate", "--stored", str(path), "--candidate", str(art), "--eval-images", "16", "--threshold", "0.2",
             "--out", str(tmp_path / "gate.json"))
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode in (0, 3), r.stdout + r.stderr
     lat = json.loads((tmp_path / "gate.json").read_text())["latency"]
     assert lat["test"] == "mann-whitney-u" and 0.2 <= lat["threshold"] < 0.5
 
