@@ -66,6 +66,14 @@ def tiny_teacher(tmp_path_factory):
     return built_once(tmp_path_factory, "teacher", _train_tiny_teacher) / "tiny.safetensors"
 
 
+def onnx_only_cpu_target(folder: Path) -> Path:
+    """A CPU target with ONNX only, for tests whose subject is not TFLite (its conversions are the slow exports)."""
+    path = folder / "cpu-onnx.yaml"
+    path.write_text("name: cpu-onnx\nhardware: {kind: cpu, arch: any, accelerator: none}\nruntimes: [onnxruntime]\n"
+                    "formats: [onnx]\nprecision: [fp32, int8]\nthreads: 1\n")
+    return path
+
+
 TINY_DATA = {"train": "synth:train", "val": "synth:val:32", "eval": "synth:test:32", "calibration": "synth:train:40"}
 
 

@@ -11,7 +11,7 @@ import cv2
 import pytest
 from safetensors.torch import save_file
 
-from conftest import TESTS, TINY_DATA
+from conftest import TESTS, TINY_DATA, onnx_only_cpu_target
 from edgekit.data import render
 
 
@@ -150,7 +150,7 @@ def test_a_missed_accuracy_budget_writes_everything_then_exits_1(tiny_teacher, t
                       "accept: {max_nme_ratio: 0.5, max_export_nme_increase: 0.0}\n")
     run = tmp_path / "run"
     r = cli("compress", "--recipe", str(recipe), "--run-dir", str(run), "--workers", "0", "--quiet",
-            "--target", "cpu", "--no-deploy")
+            "--target", str(onnx_only_cpu_target(tmp_path)), "--no-deploy")
     assert r.returncode == 1, r.stdout + r.stderr
     missed = [ln for ln in r.stderr.splitlines() if ln.startswith("budget missed:")]
     assert missed[0].startswith("budget missed: accept.max_nme_ratio: int8 (ptq) NME") and "budget 0.50x" in missed[0]

@@ -3,7 +3,7 @@
 import json
 import shlex
 
-from conftest import TINY_DATA
+from conftest import TINY_DATA, onnx_only_cpu_target
 from edgekit.config.catalog import find
 from edgekit.config.target import int8_schemes, load_target
 from edgekit.export.artifacts import plan
@@ -45,14 +45,18 @@ def test_cpu_mobile_jetson_in_one_run(tiny_run):
 
 
 def test_a_failing_artifact_is_marked_and_the_others_carry_on(tiny_teacher, tmp_path, cli):
-    r = cli("compress", "--recipe", str(recipe(tmp_path / "r.yaml", tiny_teacher, "fp16: {}")), "--target", "cpu",
-            "--run-dir", str(tmp_path / "run"), "--quiet", "--workers", "0", "--no-deploy")
+    # INT8 first in the target's list, so the FP32 file is built after the INT8 one failed.
+    target = onnx_only_cpu_target(tmp_path)
+    target.write_text(target.read_text().replace("precision: [fp32, int8]", "precision: [int8, fp32]"))
+    r = cli("compress", "--recipe", str(recipe(tmp_path / "r.yaml", tiny_teacher, "fp16: {}")), "--target",
+            str(target), "--run-dir", str(tmp_path / "run"), "--quiet", "--workers", "0", "--no-deploy")
     assert r.returncode == 0, r.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert [a["file"] for a in manifest["artifacts"]] == ["model.int8.onnx", "model.fp32.onnx"]
     status = {a["file"]: a for a in manifest["artifacts"]}
     assert status["model.int8.onnx"]["status"] == "export-failed"
     assert "no quantize stage" in status["model.int8.onnx"]["error"]
-    assert status["model.fp32.onnx"]["status"] == "ok" and status["model.int8.tflite"]["status"] == "ok"
+    assert status["model.fp32.onnx"]["status"] == "ok" and status["model.fp32.onnx"]["parity"]["passed"]
     assert "export-failed" in r.stdout
 
 

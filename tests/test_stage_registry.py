@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TESTS, TINY_DATA
+from conftest import TESTS, TINY_DATA, onnx_only_cpu_target
 from edgekit.compress.stage import Stage, registry, stage_class
 from edgekit.config.recipe import Recipe
 
@@ -95,7 +95,7 @@ def test_a_new_stage_kind_is_one_file(tiny_teacher, tmp_path):
         stages.__path__.append({str(extra)!r})  # the same as adding the file to the package
         from edgekit.cli import app
         sys.argv = ["edgekit", "compress", "--recipe", {str(recipe)!r}, "--run-dir", {str(tmp_path / 'run')!r},
-                    "--workers", "0", "--quiet", "--no-deploy"]
+                    "--workers", "0", "--quiet", "--no-deploy", "--target", {str(onnx_only_cpu_target(tmp_path))!r}]
         app()
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,

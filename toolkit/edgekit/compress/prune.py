@@ -242,21 +242,27 @@ def macs_ratio_for_latency(model: nn.Module, cfg: PruneConfig, ctx: StageContext
     """The largest MACs ratio whose one-shot prune measures at or under the latency target (bisected over the
     latency table; weights do not matter for latency, so the trial copies are pruned by magnitude)."""
     size, macs0, target = ctx.input_size, count_macs_params(model, ctx.input_size)[0], cfg.target.latency_ms
+
+    def measured_at(ratio: float) -> float:
+        trial = copy.deepcopy(model)
+        make_pruner(trial, cfg, ratio_for_macs(trial, cfg, ratio * macs0, multiple, size), 0, multiple, size,
+                    gradients=False).step()
+        fine_trim(trial, cfg, ratio * macs0, multiple, size)
+        return ctx.latency_ms(trial)
+
     lo, hi, best = 0.02, 1.0, None
     for _ in range(7):
         mid = (lo + hi) / 2
-        trial = copy.deepcopy(model)
-        make_pruner(trial, cfg, ratio_for_macs(trial, cfg, mid * macs0, multiple, size), 0, multiple, size,
-                    gradients=False).step()
-        fine_trim(trial, cfg, mid * macs0, multiple, size)
-        measured = ctx.latency_ms(trial)
-        if measured <= target:
+        if measured_at(mid) <= target:
             lo, best = mid, mid
-        else:
-            hi = mid
-    if best is None:  # runtime overhead, not channels, sets the floor: pruning cannot get there
-        raise EdgekitError(f"prune.target.latency_ms {target}: even at {hi:.3f} of its MACs the model measures "
-                           f"{measured:.3f} ms here (ONNX Runtime, FP32, 1 thread); raise the target")
+            continue
+        hi = mid
+        if best is None:  # nothing met yet: can the smallest model meet the target at all?
+            floor = measured_at(lo)
+            if floor > target:  # runtime overhead, not channels, sets the floor: pruning cannot get there
+                raise EdgekitError(f"prune.target.latency_ms {target}: even at {lo:.3f} of its MACs the model "
+                                   f"measures {floor:.3f} ms here (ONNX Runtime, FP32, 1 thread); raise the target")
+            best = lo
     return best
 
 
