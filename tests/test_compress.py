@@ -82,13 +82,19 @@ def test_killed_run_resumes_without_redoing_finished_stages(tiny_teacher, tmp_pa
 
 
 def test_bring_your_own_multi_output_model_reports_fidelity_per_output(tmp_path, image_folder, cli):
+    import torch
+
     from byom_models import MultiHead
 
+    torch.manual_seed(0)  # the same weights whatever ran before in this worker
     save_file(MultiHead().state_dict(), str(tmp_path / "w.safetensors"))
     run = tmp_path / "run"
+    # ONNX only: the subject is the run table's per-output fidelity (a random-weight INT8 TFLite file may miss
+    # the export budget, which is the TFLite tests' subject).
     r = cli("compress", "--recipe", "ptq_int8", "--model", "byom_models:multi_head", "--weights",
             str(tmp_path / "w.safetensors"), "--input-shape", "1,3,64,64", "--data", str(image_folder),
-            "--landmarks-output", "points", "--run-dir", str(run), "--quiet", "--no-deploy")
+            "--landmarks-output", "points", "--run-dir", str(run), "--quiet", "--no-deploy",
+            "--target", str(onnx_only_cpu_target(tmp_path)))
     assert r.returncode == 0, r.stderr
     manifest = json.loads((run / "manifest.json").read_text())
     int8 = manifest["steps"][-1]

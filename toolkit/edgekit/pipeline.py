@@ -25,9 +25,6 @@ from .bench.deploy_file import DEPLOY_FILE
 from .compress.byom import FIDELITY_BUDGET, ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState
-from .compress.stages.distill import Distill
-from .compress.stages.prune import Prune
-from .compress.stages.quantize import Quantize
 from .config.recipe import Recipe
 from .config.target import Target, int8_schemes
 from .data.datasets import data_fingerprint
@@ -133,11 +130,11 @@ class Pipeline:
 
     def _needs_torch(self) -> bool:
         """Does an ONNX user model have to be converted to PyTorch: pruning, QAT, or a TFLite export of it."""
-        kinds = [(item.stage.kind, getattr(item.config, "mode", None)) for item in self.run.recipe.stages]
-        if any(k == Prune.kind or (k == Quantize.kind and mode != "ptq") for k, mode in kinds):
+        stages = [item.stage for item in self.run.recipe.stages]
+        if any(s.trains_input() for s in stages):
             return True
-        distilled = any(k == Distill.kind for k, _ in kinds)
-        return not distilled and any("tflite" in t.formats for t in self.run.targets)
+        replaced = any(s.makes_new_model() for s in stages)
+        return not replaced and any("tflite" in t.formats for t in self.run.targets)
 
     def execute(self) -> dict:
         """The cache loop: each stage runs unless its folder holds a record with the same key."""

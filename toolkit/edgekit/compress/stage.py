@@ -106,6 +106,15 @@ class Stage:
         """What besides the config, the input model, the data and the code decides this stage's output."""
         return {}
 
+    def trains_input(self) -> bool:
+        """Does this stage change the input model's PyTorch weights or structure (so an ONNX model of yours must
+        be converted to PyTorch first)?"""
+        return False
+
+    def makes_new_model(self) -> bool:
+        """Does this stage replace the input with a model of its own (later stages and exports work on that)?"""
+        return False
+
     def run(self, state: ModelState, ctx: StageContext) -> tuple[ModelState, StageReport]:
         raise NotImplementedError
 

@@ -58,6 +58,9 @@ class Prune(Stage):
     def key_inputs(self, ctx: StageContext) -> dict:
         return {"multiple": ctx.channel_multiple}  # the targets' channel rounding
 
+    def trains_input(self) -> bool:
+        return True
+
     def run(self, state: ModelState, ctx: StageContext) -> tuple[ModelState, StageReport]:
         from ..prune import run_prune
 

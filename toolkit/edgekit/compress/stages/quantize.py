@@ -44,6 +44,9 @@ class Quantize(Stage):
     def label(self) -> str:
         return f"int8 ({self.config.mode})"
 
+    def trains_input(self) -> bool:
+        return self.config.mode == "qat"  # PTQ works on the ONNX file; QAT fine-tunes the PyTorch model
+
     def schemes(self, ctx: StageContext) -> list[QuantScheme]:
         """One scheme per runtime the targets need (asymmetric first: the row's INT8 model), unless the recipe
         sets `symmetric_activations` to true or false, which forces one for all."""
