@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -50,19 +51,6 @@ def modules() -> dict[str, Path]:
     return out
 
 
-def imports_of(name: str, path: Path) -> set[str]:
-    """Every edgekit module `name` imports, anywhere in the file (lazy imports inside functions too)."""
-    tree = ast.parse(path.read_text())
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found = set()
-    for node in _runtime_nodes(tree):
-        if isinstance(node, ast.ImportFrom):
-            found.add(_from_target(node, package))  # the package is enough to place it in a room
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-    return {f for f in found if f == "edgekit" or f.startswith("edgekit.")}
-
-
 def _from_target(node: ast.ImportFrom, package: str) -> str:
     """The module a `from X import ...` reads from, relative levels resolved against `package`."""
     if not node.level:
@@ -80,24 +68,28 @@ def _runtime_nodes(node: ast.AST):
         yield from _runtime_nodes(child)
 
 
-def module_imports(name: str, path: Path) -> set[str]:
-    """The edgekit modules `name` imports, resolved to modules: `from .stages import prune` is
-    edgekit.compress.stages.prune, `from ..runtime import load` is the package edgekit.runtime."""
+@functools.cache
+def import_graph() -> dict[str, frozenset[str]]:
+    """Module -> the edgekit modules it imports anywhere in the file (lazy imports inside functions too), resolved
+    to modules: `from .stages import prune` is edgekit.compress.stages.prune, `from ..runtime import load` is the
+    package edgekit.runtime. Read once; rooms and cycles are both drawn from it."""
     mods = modules()
-    tree = ast.parse(path.read_text())
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-    found = set()
-    for node in _runtime_nodes(tree):
-        if isinstance(node, ast.ImportFrom):
-            target = _from_target(node, package)
-            found |= {f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target for a in node.names}
-        elif isinstance(node, ast.Import):
-            for a in node.names:
-                n = a.name
-                while n and n not in mods:
-                    n = n.rpartition(".")[0]
-                found.add(n)
-    return {f for f in found if f in mods and f != name}
+    graph = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = set()
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = _from_target(node, package)
+                found |= {f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target for a in node.names}
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    n = a.name
+                    while n and n not in mods:
+                        n = n.rpartition(".")[0]
+                    found.add(n)
+        graph[name] = frozenset(f for f in found if f in mods and f != name)
+    return graph
 
 
 def import_cycles() -> list[list[str]]:
@@ -105,17 +97,17 @@ def import_cycles() -> list[list[str]]:
     import networkx as nx
 
     graph = nx.DiGraph()
-    for name, path in modules().items():
-        graph.add_edges_from((name, t) for t in module_imports(name, path))
+    for name, targets in import_graph().items():
+        graph.add_edges_from((name, t) for t in targets)
     return sorted(sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1)
 
 
 def room_edges() -> dict[tuple[str, str], list[str]]:
     """(from room, to room) -> the modules that make the edge."""
     edges: dict[tuple[str, str], list[str]] = {}
-    for name, path in modules().items():
+    for name, targets in import_graph().items():
         src = room_of(name)
-        for target in imports_of(name, path):
+        for target in targets:
             dst = room_of(target)
             if dst != src:
                 edges.setdefault((src, dst), []).append(name)
