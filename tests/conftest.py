@@ -66,6 +66,15 @@ def tiny_teacher(tmp_path_factory):
     return built_once(tmp_path_factory, "teacher", _train_tiny_teacher) / "tiny.safetensors"
 
 
+def other_arch() -> str:
+    """An architecture this machine is not: a target declaring it is measured elsewhere (a proxy) here."""
+    import platform
+
+    from edgekit.fingerprint import normalized_arch
+
+    return "x86_64" if normalized_arch(platform.machine()) == "arm64" else "arm64"
+
+
 def onnx_only_cpu_target(folder: Path) -> Path:
     """A CPU target with ONNX only, for tests whose subject is not TFLite (its conversions are the slow exports)."""
     path = folder / "cpu-onnx.yaml"

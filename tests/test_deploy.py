@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import other_arch
 from edgekit.bench.deploy import (
     Candidate,
     choose,
@@ -166,13 +167,8 @@ def test_a_target_over_its_latency_budget_is_reported_and_a_gpu_target_here_is_n
     jetson = load_target(find("targets", "jetson"))
     # The same budget on a target of another architecture than this machine's: measured elsewhere, so the miss
     # is reported as unverified, never as a miss (nor as met).
-    import platform
-
-    from edgekit.fingerprint import normalized_arch
-
-    other = "x86_64" if normalized_arch(platform.machine()) == "arm64" else "arm64"
     elsewhere = cpu.model_copy(update={"name": "elsewhere", "runtimes": ["litert"], "formats": ["tflite"],
-                                       "hardware": cpu.hardware.model_copy(update={"arch": other})})
+                                       "hardware": cpu.hardware.model_copy(update={"arch": other_arch()})})
     doc = decide(run, [cpu, jetson, elsewhere], 0.05, progress=False)
     assert doc["targets"]["cpu"]["budget_missed"][0].startswith("cpu: latency_budget_ms.p50: exports/model.")
     e = doc["targets"]["elsewhere"]

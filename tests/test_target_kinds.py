@@ -2,16 +2,15 @@
 its declared capabilities (arch, accelerator, runtimes, formats, precision)."""
 
 import json
-import platform
 import shutil
 
+from conftest import other_arch
 from edgekit.bench.deploy import decide
 from edgekit.config.catalog import find
 from edgekit.config.target import load_target
 from edgekit.export.artifacts import plan
-from edgekit.fingerprint import normalized_arch
 
-OTHER_ARCH = "x86_64" if normalized_arch(platform.machine()) == "arm64" else "arm64"
+OTHER_ARCH = other_arch()
 BOARD = f"""name: npu-board
 description: a single-board computer no edgekit code has heard of
 hardware: {{kind: rk3588-board, arch: {OTHER_ARCH}, accelerator: none}}

@@ -190,16 +190,15 @@ def latency_misses(choice: Candidate, budget) -> list[str]:
 
 def measured_on_target(target: Target, fp: dict | None) -> tuple[bool, str]:
     """Whether the machine that ran the trials is the target's hardware, and if not, why not."""
-    hw = target.hardware
     if fp is None:
         return False, "no fingerprint was recorded, so where it ran is unknown"
     cpu = fp.get("cpu") or {}
     arch = normalized_arch(cpu.get("arch"))
-    if hw.arch != "any" and arch != hw.arch:
-        return False, f"measured on {arch} ({cpu.get('model')}); target {target.name} is {hw.arch}"
-    if hw.accelerator == "nvidia-gpu" and not fp.get("gpu"):
+    if target.arch != "any" and arch != target.arch:
+        return False, f"measured on {arch} ({cpu.get('model')}); target {target.name} is {target.arch}"
+    if target.accelerator == "nvidia-gpu" and not fp.get("gpu"):
         return False, f"measured on a machine without an NVIDIA GPU; target {target.name} has one"
-    if hw.accelerator == "jetson" and not fp.get("jetson"):
+    if target.accelerator == "jetson" and not fp.get("jetson"):
         return False, f"measured on a machine that is not a Jetson; target {target.name} is one"
     return True, ""
 
