@@ -14,6 +14,7 @@ import cv2
 import pytest
 import torch
 
+from conftest import onnx_only_cpu_target
 from edgekit.compress_cli import resolve_targets
 from edgekit.config.recipe import load_recipe
 from edgekit.data import render
@@ -35,6 +36,12 @@ RECIPES = {  # the shipped recipes' stages, with steps cut to seconds
                   "finetune: {epochs: 1, steps_per_epoch: 2, batch_size: 8}}\n"
                   "  - quantize: {calibration: {images: 16}}\n",
     "ptq_int8": "stages:\n  - quantize: {calibration: {images: 16}}\n",
+}
+# Recipes of single tests (not in the matrix).
+MORE_RECIPES = {
+    "distill_mmacs": RECIPES["distill_int8"].replace("{arch: mobile, width: 0.25}", "{mmacs: 1.5}"),
+    "qat_int8": "stages:\n  - quantize: {mode: qat, calibration: {images: 16}, "
+                "qat: {epochs: 1, steps_per_epoch: 2, batch_size: 8, lr: 0.00001}}\n",
 }
 TARGETS = "cpu,mobile,jetson"
 
@@ -73,7 +80,7 @@ def spec_for(style: str, source: str, onnx_files) -> ByomSpec:
 
 def run_recipe(name: str, spec: ByomSpec, crops, run_dir, targets=TARGETS, deploy=False) -> dict:
     path = run_dir.parent / f"{run_dir.name}.yaml"
-    path.write_text(f"name: {name}\n" + RECIPES[name])
+    path.write_text(f"name: {name}\n" + {**RECIPES, **MORE_RECIPES}[name])
     rec = load_recipe(path)
     data = {"train": str(crops), "calibration": str(crops), "val": str(crops), "eval": str(crops)}
     rec = rec.model_copy(update={"data": rec.data.model_copy(update=data)})
@@ -207,28 +214,32 @@ def test_converter_parity_failure_is_one_line(tmp_path, crops, onnx_files, monke
     assert not (tmp_path / "run").exists()
 
 
-def test_student_by_mmacs_and_your_own_student_and_qat(crops, onnx_files, tmp_path, cli):
-    """The distilled student sized by a MACs target; `--student pkg.mod:factory`; QAT on your own module."""
-    RECIPES["distill_mmacs"] = RECIPES["distill_int8"].replace("{arch: mobile, width: 0.25}", "{mmacs: 1.5}")
+def test_a_student_sized_by_mmacs(crops, onnx_files, tmp_path):
+    """The distilled student sized by a MACs target (ONNX only: the student's size is the subject)."""
     manifest = run_recipe("distill_mmacs", spec_for("b", "factory", onnx_files), crops, tmp_path / "m",
-                          targets="cpu")
+                          targets=str(onnx_only_cpu_target(tmp_path)))
     student = manifest["steps"][1]
     assert student["macs"] <= 1.5e6 and student["extra"]["mmacs_target"]["width"] >= 0.25
 
+
+def test_your_own_student(crops, tmp_path, cli):
+    """`--student pkg.mod:factory`, kept as a torch.export archive."""
     recipe = tmp_path / "d.yaml"
     recipe.write_text("name: d\n" + RECIPES["distill_int8"])
     r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:style_a", "--input-shape", "1,3,64,64",
             "--landmarks-output", "output0", "--mean", "0.5", "--student", "byom_models:tiny_student_a",
-            "--data", str(crops), "--target", "cpu", "--run-dir", str(tmp_path / "s"), "--quiet", "--no-deploy")
+            "--data", str(crops), "--target", str(onnx_only_cpu_target(tmp_path)), "--run-dir", str(tmp_path / "s"),
+            "--quiet", "--no-deploy")
     assert r.returncode == 0, r.stderr
     done = json.loads((tmp_path / "s" / "manifest.json").read_text())["steps"]
     assert done[1]["extra"]["arch"] == "byom_models:tiny_student_a"
     assert (tmp_path / "s" / "01-distill" / "model.pt2").exists()  # your student, kept as a torch.export archive
     assert done[1]["macs"] < done[0]["macs"] / 2
 
-    RECIPES["qat_int8"] = ("stages:\n  - quantize: {mode: qat, calibration: {images: 16}, "
-                           "qat: {epochs: 1, steps_per_epoch: 2, batch_size: 8, lr: 0.00001}}\n")
-    manifest = run_recipe("qat_int8", spec_for("a", "factory", onnx_files), crops, tmp_path / "q", targets="cpu")
+
+def test_qat_on_your_own_module(crops, onnx_files, tmp_path):
+    manifest = run_recipe("qat_int8", spec_for("a", "factory", onnx_files), crops, tmp_path / "q",
+                          targets=str(onnx_only_cpu_target(tmp_path)))
     assert manifest["steps"][-1]["extra"]["qat"]["history"] and manifest["accept"]["met"]
 
 
