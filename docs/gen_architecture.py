@@ -160,16 +160,17 @@ def stage_table() -> str:
 
 
 def format_table() -> str:
-    from edgekit.formats import FORMATS, RUNTIMES
+    from edgekit.formats import formats
+    from edgekit.runtime.registry import runtimes
 
-    rows = ["| format | suffix | precisions | exported | runtimes (target name -> concrete) | loader |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    for f in FORMATS.values():
-        rts = [r for r in RUNTIMES.values() if r.format == f.name]
-        rows.append(f"| `{f.name}` | {', '.join(f.suffixes)} | {', '.join(f.precisions)} | "
-                    f"{'yes' if f.exported else 'no'} | "
+    rows = ["| format | file | suffix | precisions | exported | runtimes (target name -> concrete) | runtime file |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for f in formats().values():
+        rts = [r for r in runtimes().values() if r.format == f.name]
+        rows.append(f"| `{f.name}` | `{type(f).__module__.removeprefix('edgekit.')}` | {', '.join(f.suffixes)} | "
+                    f"{', '.join(f.precisions)} | {'yes' if f.exported else 'no'} | "
                     f"{'; '.join(f'{r.family} -> {r.name}' + (' (GPU)' if r.gpu else '') for r in rts)} | "
-                    f"{', '.join(sorted({r.loader for r in rts}))} |")
+                    f"{', '.join(sorted({r.module_file for r in rts}))} |")
     return "\n".join(rows)
 
 
@@ -185,7 +186,7 @@ def generated() -> str:
         diagram(),
         "### Stages (the registry)",
         stage_table(),
-        "### Formats and runtimes (`edgekit.formats`)",
+        "### Formats and runtimes (`edgekit.formats`, `edgekit.runtime.registry`)",
         format_table(),
         "### Modules",
         module_table(),

@@ -7,7 +7,7 @@ from conftest import TINY_DATA, onnx_only_cpu_target
 from edgekit.config.catalog import find
 from edgekit.config.target import int8_schemes, load_target
 from edgekit.export.artifacts import plan
-from edgekit.export.tensorrt import qdq_zero_points_are_zero
+from edgekit.export.tensorrt_build import qdq_zero_points_are_zero
 
 
 def recipe(path, teacher, stage):

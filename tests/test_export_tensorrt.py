@@ -4,7 +4,7 @@ import shlex
 
 import pytest
 
-from edgekit.export.tensorrt import (
+from edgekit.export.tensorrt_build import (
     EngineSpec,
     build_engine,
     qdq_zero_points_are_zero,

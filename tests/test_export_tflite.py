@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgekit.export.parity import parity
-from edgekit.export.tflite import export_tflite, io_details
+from edgekit.export.tflite_convert import export_tflite, io_details
 from edgekit.runtime.litert import LiteRTSession
 
 

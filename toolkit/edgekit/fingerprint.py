@@ -1,34 +1,45 @@
 """What machine and software a result came from: versions, runtimes, CPU flags, GPU.
 
-Only the standard library: the device-side bench runner uses this too. Versions come from package metadata
-and importability from `find_spec`, so nothing heavy is imported.
+The standard library and the runtime registry only: the device-side bench runner uses this too. Versions come
+from package metadata and importability from `find_spec`, so no runtime library is imported.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import platform
 import shutil
 import subprocess
 
-PACKAGES = ("edgekit", "numpy", "torch", "torch-pruning", "onnx", "onnxruntime", "onnxslim", "opencv-python-headless",
-            "ai-edge-litert", "litert-torch", "tflite-runtime", "tensorrt")
-RUNTIMES = {  # runtime -> module that must import
-    "onnxruntime": "onnxruntime",
-    "litert": "ai_edge_litert",
-    "tflite_runtime": "tflite_runtime",
-    "tensorrt": "tensorrt",
-    "torch": "torch",
-}
+# What compress itself runs on; each runtime and format adds its own packages (their registry rows).
+BUILD_PACKAGES = ("torch", "torch-pruning", "onnx", "onnxruntime", "onnxslim")
+CORE_PACKAGES = ("edgekit", "numpy", *BUILD_PACKAGES, "opencv-python-headless")
 # CPU features that decide which INT8/FP16 kernels a runtime can use.
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "fphp", "sve")
 
 
+def _registered_packages() -> tuple[str, ...]:
+    """The runtimes' and formats' packages. The device-side runner carries the runtime registry but no
+    exporters, so there the formats' converters are simply not listed."""
+    from .runtime.registry import runtime_packages
+
+    try:
+        from .formats import formats
+
+        converters = tuple(p for f in formats().values() for p in f.packages)
+    except ImportError:
+        converters = ()
+    return (*runtime_packages(), *converters)
+
+
+def packages() -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*CORE_PACKAGES, *_registered_packages())))
+
+
 def package_versions() -> dict[str, str | None]:
     out = {}
-    for name in PACKAGES:
+    for name in packages():
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -36,19 +47,18 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-# What builds or runs an artifact: a new release of any of them can change the file or its numbers, so cache keys
-# (compress stages, exports) include their versions and a rerun after an upgrade rebuilds instead of reusing.
-KEYED_PACKAGES = ("torch", "torch-pruning", "onnx", "onnxruntime", "onnxslim", "litert-torch", "ai-edge-litert",
-                  "tensorrt")
-
-
 def keyed_versions() -> dict[str, str | None]:
+    """What builds or runs an artifact: a new release of any of them can change the file or its numbers, so cache
+    keys (compress stages, exports) include their versions and a rerun after an upgrade rebuilds."""
     versions = package_versions()
-    return {name: versions.get(name) for name in KEYED_PACKAGES}
+    return {name: versions.get(name) for name in dict.fromkeys((*BUILD_PACKAGES, *_registered_packages()))}
 
 
 def available_runtimes() -> dict[str, bool]:
-    return {name: importlib.util.find_spec(mod) is not None for name, mod in RUNTIMES.items()}
+    """Runtime family -> installed here."""
+    from .runtime.registry import installed_families
+
+    return installed_families()
 
 
 def cpu_info() -> dict:

@@ -1,106 +1,112 @@
-"""The one table of artifact formats and the runtimes that run them.
+"""The format registry: every artifact format is one file in `edgekit/export/exporters/` that subclasses `Format`
+and calls `register_format` with it.
 
-Export names its files from it, the runtime layer loads through it, bench maps files and target runtimes to
-cells with it, and the target schema takes its names from it. Modelled on Ultralytics' single export-format
-table (format, suffix, CPU/GPU): adding a format or a runtime is one row here plus its loader.
+A format says what its files are called, which precisions it can hold, which (target, precision) pairs it serves
+and how it builds an artifact from the compressed model (`build`). Export's plan and build step, bench's cells,
+the target schema and the precision reader all ask these objects; no format name is compared outside its file.
+Runtimes are the other half (`edgekit/runtime/registry.py`): they name the format they run.
 
-Standard library only: the device-side bench runner imports this through `edgekit.runtime`.
+Standard library only, and nothing heavy at import: the target schema reads it, and the exporter files import
+their converters (torch, onnx, litert-torch, TensorRT) inside `build`.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import pkgutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config.target import Target
+    from .export.sources import ExportSources, Planned
 
 PRECISIONS = ("fp32", "fp16", "int8")
+EXPORTERS_PACKAGE = "edgekit.export.exporters"
 
 
-@dataclass(frozen=True)
 class Format:
-    name: str
-    suffixes: tuple[str, ...]  # the first is what export writes
-    precisions: tuple[str, ...]  # what export can write in this format
-    exported: bool  # written by the export phase for targets (pytorch is the training checkpoint)
-    description: str
+    """One artifact format and its exporter. Subclasses set the class attributes and override what differs."""
 
-    def filename(self, precision: str) -> str:
+    name: str = ""
+    suffixes: tuple[str, ...] = ()  # the first is what export writes
+    precisions: tuple[str, ...] = PRECISIONS  # what export can write in this format
+    exported: bool = True  # written by the export phase (pytorch is the training checkpoint: not exported)
+    description: str = ""
+    packages: tuple[str, ...] = ()  # what builds it: their versions key the export cache
+    checked_here: bool = True  # parity through its runtime right after export (an engine is checked where it runs)
+    from_torch: bool = False  # built from the PyTorch model (an ONNX model of yours is converted to PyTorch first)
+    int8_from_qdq: bool = False  # its INT8 file is built from the quantize stage's QDQ ONNX model
+    symmetric_int8: bool = False  # its INT8 needs symmetric activations (zero-point 0)
+
+    def filename(self, precision: str, variant: str | None = None) -> str:
         return f"model.{precision}{self.suffixes[0]}"
 
+    def variant(self, target: Target, precision: str) -> str | None:
+        """What else than (format, precision) tells two files apart (the INT8 QDQ scheme), or None."""
+        return None
 
-@dataclass(frozen=True)
-class Runtime:
-    name: str  # concrete runtime, as a bench cell and `edgekit.runtime.load` name it
-    family: str  # the name a target file uses; GPU targets get the family's gpu row
-    format: str
-    gpu: bool
-    modules: tuple[str, ...]  # any one of these importable means the runtime is installed
-    loader: str  # "module:function(path, runtime, threads, xnnpack) -> session"
-    description: str
+    def serves(self, target: Target, precision: str) -> bool:
+        """Whether `target`, which lists this format and precision, takes such a file."""
+        return True
+
+    def build(self, planned: Planned, src: ExportSources, out_dir: Path, targets: list[Target],
+              progress: bool = False) -> tuple[Path, dict]:
+        """Write one artifact into `out_dir`; return its path and extra sidecar fields. Raise
+        `export.sources.BuildOnDevice` when it can only be built on the device (after writing how)."""
+        raise NotImplementedError(f"format {self.name!r} has no exporter")
+
+    def precision_of(self, path: Path) -> str | None:
+        """The precision read from the file itself, or None when it cannot be read here."""
+        return None
 
 
-FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("onnx", (".onnx",), PRECISIONS, True, "ONNX (QDQ for INT8)"),
-    Format("tflite", (".tflite",), PRECISIONS, True, "TFLite flatbuffer (LiteRT)"),
-    Format("tensorrt", (".engine", ".plan"), ("fp32", "fp16", "int8"), True, "TensorRT engine (built per GPU)"),
-    Format("pytorch", (".safetensors",), ("fp32", "fp16"), False, "edgekit checkpoint (safetensors + JSON)"),
-)}
+_REGISTRY: dict[str, Format] = {}
+_SCANNED = False
 
-RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
-    Runtime("onnxruntime", "onnxruntime", "onnx", False, ("onnxruntime",), "edgekit.runtime.ort:session",
-            "ONNX Runtime, CPU execution provider"),
-    Runtime("onnxruntime-cuda", "onnxruntime", "onnx", True, ("onnxruntime",), "edgekit.runtime.ort:session",
-            "ONNX Runtime, CUDA execution provider"),
-    Runtime("onnxruntime-tensorrt", "onnxruntime", "onnx", True, ("onnxruntime",),
-            "edgekit.runtime.ort:session", "ONNX Runtime, TensorRT execution provider"),
-    Runtime("litert", "litert", "tflite", False, ("ai_edge_litert", "tflite_runtime"),
-            "edgekit.runtime.litert:session", "LiteRT (ai-edge-litert, or tflite_runtime), XNNPACK when asked"),
-    Runtime("tensorrt", "tensorrt", "tensorrt", True, ("tensorrt",), "edgekit.runtime.tensorrt:session",
-            "TensorRT engine (Python API, CUDA buffers)"),
-    Runtime("torch", "torch", "pytorch", False, ("torch",), "edgekit.runtime.torch_eager:session",
-            "PyTorch eager, CPU"),
-    Runtime("torch-cuda-fp16", "torch", "pytorch", True, ("torch",), "edgekit.runtime.torch_eager:session",
-            "PyTorch eager, CUDA, FP16 weights and activations"),
-)}
 
-# Names a target file may use: runtime families and exported formats.
-TARGET_RUNTIMES = tuple(dict.fromkeys(r.family for r in RUNTIMES.values() if r.name == r.family))
-TARGET_FORMATS = tuple(f.name for f in FORMATS.values() if f.exported)
+def register_format(fmt: Format) -> Format:
+    if not fmt.name or not fmt.suffixes:
+        raise ValueError(f"{type(fmt).__name__}: a format needs a name and at least one suffix")
+    _REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def formats() -> dict[str, Format]:
+    """Format name -> format, from every file of the exporters package (imported on first use)."""
+    global _SCANNED
+    if not _SCANNED:
+        package = importlib.import_module(EXPORTERS_PACKAGE)  # dynamic: the exporter files import this module
+        for mod in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{EXPORTERS_PACKAGE}.{mod.name}")
+        _SCANNED = True
+    return dict(_REGISTRY)
+
+
+def format_named(name: str) -> Format:
+    found = formats().get(name)
+    if found is None:
+        raise KeyError(f"unknown format {name!r}; expected one of {', '.join(formats())}")
+    return found
+
+
+def exported_format_names() -> tuple[str, ...]:
+    """The names a target file may list under `formats`."""
+    return tuple(f.name for f in formats().values() if f.exported)
 
 
 def format_of(path: str | Path) -> str | None:
     """The format a file's suffix says, or None."""
     suffix = Path(path).suffix
-    return next((f.name for f in FORMATS.values() if suffix in f.suffixes), None)
-
-
-def runs(runtime: str, path: str | Path) -> bool:
-    return runtime in RUNTIMES and format_of(path) == RUNTIMES[runtime].format
-
-
-def runtime_for(family: str, gpu: bool) -> str:
-    """A target's runtime name -> the concrete runtime on that hardware (GPU targets use the CUDA rows)."""
-    rows = [r for r in RUNTIMES.values() if r.family == family]
-    return next((r.name for r in rows if r.gpu == gpu), rows[0].name if rows else family)
-
-
-def default_runtime(path: str | Path) -> str | None:
-    """The CPU runtime for a file (the first row of its format), or None."""
-    fmt = format_of(path)
-    rows = [r for r in RUNTIMES.values() if r.format == fmt]
-    return next((r.name for r in rows if not r.gpu), rows[0].name if rows else None)
+    return next((f.name for f in formats().values() if suffix in f.suffixes), None)
 
 
 def precision_in_name(path: str | Path) -> str:
     """`model.int8.onnx` -> int8: the precision a file name says (fp32 when it says none). A fallback only;
-    edgekit reads the precision from the graph where it can (bench.precision)."""
+    edgekit reads the precision from the file where it can (`Format.precision_of`)."""
     return next((p for p in Path(path).name.split(".") if p in PRECISIONS), "fp32")
 
 
-def loader(runtime: str):
-    module, func = RUNTIMES[runtime].loader.split(":")
-    return getattr(importlib.import_module(module), func)
-
-
 def known_suffixes() -> list[str]:
-    return sorted({s for f in FORMATS.values() for s in f.suffixes})
+    return sorted({s for f in formats().values() for s in f.suffixes})

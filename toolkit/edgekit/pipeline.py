@@ -29,7 +29,8 @@ from .config.recipe import Recipe
 from .config.target import Target, int8_schemes
 from .data.datasets import data_fingerprint
 from .errors import EdgekitError
-from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, ExportSources, export_all
+from .export.artifacts import FALLBACK_SELECTION_IMAGES, PARITY_SAMPLES, export_all
+from .export.sources import ExportSources
 from .fingerprint import keyed_versions, package_versions
 from .hashing import code_hash, sha256_file, sha256_json
 from .models.byom import OrtModule, load_user_model
@@ -134,7 +135,7 @@ class Pipeline:
         if any(s.trains_input() for s in stages):
             return True
         replaced = any(s.makes_new_model() for s in stages)
-        return not replaced and any("tflite" in t.formats for t in self.run.targets)
+        return not replaced and any(t.needs_torch_model for t in self.run.targets)
 
     def execute(self) -> dict:
         """The cache loop: each stage runs unless its folder holds a record with the same key."""

@@ -87,8 +87,9 @@ def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, dict]], ski
     from ..bench.report import frontier
 
     macs = {point.name: manifest["steps"][-1].get("macs") for point, _, manifest in done}
-    teacher = next((r for r in doc["records"] if r["variant"] == "teacher" and r["format"] == "onnx"
-                    and r["status"] == Status.OK and r.get("latency")), None)
+    # The teacher's cells are its FP32 ONNX file (the run's source step), on whichever runtime the target has.
+    teacher = next((r for r in doc["records"] if r["variant"] == "teacher" and r["status"] == Status.OK
+                    and r.get("latency")), None)
     target_budget = run.target.latency_budget_ms
     if run.latency_budget_ms is not None:
         budget, source = run.latency_budget_ms, "--latency-budget-ms"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -12,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config.target import Target
 from ..errors import EdgekitError
-from ..formats import RUNTIMES
+from ..runtime.registry import runtime as runtime_row
 from .deploy_file import chosen_files, run_relative
 from .protocol import FULL, QUICK, Protocol
 from .remote import Remote
@@ -45,8 +44,8 @@ def _gpu_present() -> bool:
 
 def runtime_usable_here(runtime: str) -> tuple[bool, str]:
     """Whether `runtime` can run on this machine, and why not."""
-    row = RUNTIMES[runtime]
-    if not any(importlib.util.find_spec(m) is not None for m in row.modules):
+    row = runtime_row(runtime)
+    if not row.installed():
         return False, f"{' or '.join(row.modules)} is not installed"
     if row.gpu and not _gpu_present():
         return False, "there is no NVIDIA GPU here"

@@ -22,6 +22,7 @@ from ..atomic import write_json
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..fingerprint import normalized_arch
+from ..runtime.registry import runtime_packages
 from .deploy_file import DEPLOY_FILE, SCHEMA, run_relative
 from .evidence import AccuracyEvidence, excess_evidence, finite_nme
 
@@ -108,8 +109,7 @@ def _measured_with(fp: dict) -> dict:
     Jetson power state and runtime versions."""
     pk = fp.get("packages") or {}
     return {"cpu": fp.get("cpu"), "gpu": [g.get("name") for g in fp.get("gpu") or []], "jetson": fp.get("jetson"),
-            "os": fp.get("os"), "runtimes": {k: pk.get(k) for k in ("onnxruntime", "ai-edge-litert",
-                                                                       "tflite-runtime", "tensorrt", "torch")}}
+            "os": fp.get("os"), "runtimes": {k: pk.get(k) for k in runtime_packages()}}
 
 
 def _reference(cands: list[Candidate]) -> Candidate | None:

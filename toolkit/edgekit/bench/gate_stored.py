@@ -17,6 +17,7 @@ from ..errors import EdgekitError
 from ..fingerprint import fingerprint
 from ..hashing import sha256_file
 from ..jsonio import is_finite_number, read_json_object
+from ..runtime.registry import runtime_packages
 from .decision import INCONCLUSIVE, REGRESSION, GateRule, accuracy_verdict, combine, too_few_blocks, unpaired_verdict
 from .gate import GateOptions, _candidate_blocks, _eval_npz, _Measurer, _not_measured, _preprocess
 
@@ -45,8 +46,7 @@ def fingerprint_key(fp: dict, threads: int) -> dict:
     cpu = fp["cpu"]
     key = {"cpu_model": cpu["model"], "cpu_id": cpu.get("id"), "cpu_flags": cpu["flags"], "arch": cpu["arch"],
            "cores": cpu.get("cores"), "governor": cpu.get("governor"), "threads": threads,
-           "numpy": pk.get("numpy"), "onnxruntime": pk.get("onnxruntime"), "ai-edge-litert": pk.get("ai-edge-litert"),
-           "tflite-runtime": pk.get("tflite-runtime"), "tensorrt": pk.get("tensorrt"),
+           "numpy": pk.get("numpy"), **{p: pk.get(p) for p in runtime_packages()},
            "gpu": [g["name"] for g in fp.get("gpu", [])]}
     if fp.get("jetson"):
         j = fp["jetson"]

@@ -16,19 +16,24 @@ from pathlib import Path
 
 from ..config.target import HOST_PATTERN
 from ..errors import EdgekitError
+from ..runtime.registry import device_side_files
 
-# The modules the device-side runner needs: numpy-only code plus the runtime wrappers (torch_eager stays home).
-RUNNER_MODULES = ("__init__.py", "fingerprint.py", "formats.py", "metrics.py", "landmarks.py", "schemes.py",
-                  "outputs.py", "errors.py", "bench/__init__.py",
-                  "bench/protocol.py", "bench/runner.py", "runtime/__init__.py", "runtime/ort.py",
-                  "runtime/litert.py", "runtime/tensorrt.py", "runtime/timing.py")
+# The modules the device-side runner needs: numpy-only code, the runtime registry, and every runtime file that
+# says it can travel (`Runtime.device_side`; torch_eager stays home).
+RUNNER_MODULES = ("__init__.py", "fingerprint.py", "metrics.py", "landmarks.py", "schemes.py", "outputs.py",
+                  "errors.py", "bench/__init__.py", "bench/protocol.py", "bench/runner.py", "runtime/__init__.py",
+                  "runtime/registry.py", "runtime/timing.py")
+
+
+def runner_files() -> tuple[str, ...]:
+    return (*RUNNER_MODULES, *device_side_files())
 _REMOTE_DIR = re.compile(r"^/[A-Za-z0-9/._-]+$")
 
 
 def runner_bundle(dest: Path) -> Path:
     """Copy the runner's modules into `dest/edgekit/...`; `PYTHONPATH=dest python -m edgekit.bench.runner` runs."""
     src = Path(__file__).resolve().parent.parent
-    for rel in RUNNER_MODULES:
+    for rel in runner_files():
         out = dest / "edgekit" / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / rel, out)

@@ -20,9 +20,10 @@ import numpy as np
 from ..artifact_record import ArtifactRecord, Status, parse_status, read_sidecar_of, sidecar_path
 from ..config.target import Target
 from ..errors import EdgekitError
-from ..formats import PRECISIONS, RUNTIMES, format_of, runs, runtime_for
+from ..formats import PRECISIONS, format_of
 from ..hashing import sha256_file
 from ..jsonio import check_preprocess, read_json_object
+from ..runtime.registry import runs, runtime_for, runtimes
 from .precision import precision_of
 from .protocol import Protocol
 from .remote import Remote
@@ -109,11 +110,10 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
     for sidecar in mine:
         cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
         preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), manifest_path)
-    if "torch" in target.runtimes:
-        last = next((s for s in reversed(steps) if s["name"] in floats), None)
-        if last:
-            ckpt = run_dir / Path(last["artifact"]).parent / "model.safetensors"
-            cells += _cells_for(target, final, ckpt, {"precision": "fp16" if target.has_gpu else "fp32"})
+    last = next((s for s in reversed(steps) if s["name"] in floats), None)
+    ckpt = run_dir / Path(last["artifact"]).parent / "model.safetensors" if last else None
+    if ckpt is not None and any(runs(rt, ckpt) for rt in target.concrete_runtimes()):  # a checkpoint runtime
+        cells += _cells_for(target, final, ckpt, {"precision": "fp16" if target.has_gpu else "fp32"})
     if not cells:
         raise EdgekitError(f"run {run_dir} has no artifacts for target {target.name!r} (formats "
                            f"{', '.join(target.formats)}); rerun compress with --target {target.name}")
@@ -304,4 +304,4 @@ def sweep(cells: list[Cell], target: Target, protocol: Protocol, eval_npz: Path 
     return {"schema": SCHEMA, "target": target.name, "host": remote.host if remote else "local",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_s": round(time.perf_counter() - started, 1), "protocol": protocol.to_dict(),
-            "runtimes": {k: v.description for k, v in RUNTIMES.items()}, "records": records}
+            "runtimes": {k: v.description for k, v in runtimes().items()}, "records": records}

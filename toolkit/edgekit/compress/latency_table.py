@@ -26,6 +26,7 @@ from torch import nn
 from ..atomic import write_json
 from ..fingerprint import cpu_info, package_versions
 from ..hashing import sha256_json
+from ..runtime.registry import runtime as runtime_row
 
 SCHEMA = "edgekit-latency-table/1"
 log = logging.getLogger("edgekit")
@@ -54,7 +55,7 @@ class LatencyTable:
     def open(cls, directory: Path | None = None, runtime: str = "onnxruntime", threads: int = 1) -> LatencyTable:
         cpu = cpu_info()
         machine = {"cpu": cpu["model"], "flags": cpu["flags"], "runtime": runtime, "threads": threads,
-                   "version": package_versions().get("onnxruntime" if runtime == "onnxruntime" else runtime)}
+                   "version": package_versions().get(runtime_row(runtime).packages[0])}
         path = (directory or cache_dir() / "latency") / f"{runtime}-t{threads}-{sha256_json(machine)[:12]}.json"
         table = cls(path, runtime, threads, machine)
         if path.exists():

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ..formats import PRECISIONS, TARGET_FORMATS, TARGET_RUNTIMES
+from ..formats import PRECISIONS, exported_format_names, format_named
+from ..runtime.registry import runtime, runtime_for, target_runtime_names
 from .base import Strict
 from .yamlconf import load_yaml_model
 
@@ -52,8 +53,9 @@ class Target(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     hardware: Hardware
-    runtimes: list[Literal[TARGET_RUNTIMES]] = Field(min_length=1)  # names from edgekit.formats
-    formats: list[Literal[TARGET_FORMATS]] = Field(min_length=1)
+    # Names from the runtime and format registries (one file each in edgekit/runtime/, edgekit/export/exporters/).
+    runtimes: list[str] = Field(min_length=1)
+    formats: list[str] = Field(min_length=1)
     precision: list[Literal[PRECISIONS]] = Field(min_length=1)
     threads: int | None = Field(None, ge=1, le=256)
     xnnpack: bool = False
@@ -73,6 +75,16 @@ class Target(Strict):
                              "starting with a letter or digit)")
         return v
 
+    @field_validator("runtimes")
+    @classmethod
+    def _runtimes(cls, v: list[str]) -> list[str]:
+        return _known(v, target_runtime_names(), "runtime")
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: list[str]) -> list[str]:
+        return _known(v, exported_format_names(), "format")
+
     @property
     def arch(self) -> str:
         return self.hardware.arch
@@ -87,26 +99,44 @@ class Target(Strict):
         return self.hardware.accelerator != "none"
 
     def can_run(self, fmt: str, precision: str) -> bool:
-        """Whether this target takes an artifact of `fmt` at `precision`. TFLite FP16 is for CPU delegates
-        (XNNPACK); a GPU target runs FP16 through its own formats."""
+        """Whether this target takes an artifact of `fmt` at `precision` (the format has the last word: TFLite
+        FP16 is for CPU delegates, not GPU targets)."""
         if fmt not in self.formats or precision not in self.precision:
             return False
-        return not (fmt == "tflite" and precision == "fp16" and self.has_gpu)
+        return format_named(fmt).serves(self, precision)
+
+    def concrete_runtimes(self) -> list[str]:
+        """The runtime rows this target means on its hardware (a GPU target's onnxruntime is the CUDA row)."""
+        return [runtime_for(name, gpu=self.has_gpu) for name in self.runtimes]
 
     @property
-    def uses_tensorrt(self) -> bool:
-        return "tensorrt" in self.runtimes or "tensorrt" in self.formats
+    def symmetric_int8(self) -> bool:
+        """One of its formats or runtimes needs INT8 with symmetric activations (TensorRT)."""
+        return any(format_named(f).symmetric_int8 for f in self.formats) or \
+            any(runtime(r).symmetric_int8 for r in self.concrete_runtimes())
 
     @property
     def int8_scheme(self) -> str:
         """The INT8 QDQ scheme this target's runtimes want: TensorRT needs symmetric activations (zero-point 0);
         ONNX Runtime on CPU runs asymmetric uint8 activations faster (2.8x FP32 on the teacher, on a VNNI Xeon,
         where symmetric int8 ran 1.2x slower than FP32). LiteRT's INT8 is built apart, through PT2E."""
-        return "sym" if self.uses_tensorrt else "asym"
+        return "sym" if self.symmetric_int8 else "asym"
 
     @property
     def needs_int8_onnx(self) -> bool:
-        return "int8" in self.precision and bool({"onnx", "tensorrt"} & set(self.formats))
+        return "int8" in self.precision and any(format_named(f).int8_from_qdq for f in self.formats)
+
+    @property
+    def needs_torch_model(self) -> bool:
+        """One of its formats is converted from the PyTorch model (an ONNX model of yours must become one)."""
+        return any(format_named(f).from_torch for f in self.formats)
+
+
+def _known(names: list[str], known: tuple[str, ...], what: str) -> list[str]:
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r}; expected one of {', '.join(known)}")
+    return names
 
 
 def int8_schemes(targets: list[Target]) -> tuple[str, ...]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .registry import Runtime, register
+
 
 def interpreter_class():
     try:
@@ -34,6 +36,11 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) -> LiteRTSession:
     return LiteRTSession(path, threads=threads, xnnpack=xnnpack)
+
+
+register(Runtime("litert", "litert", "tflite", (".tflite",), False,
+                 ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"), ("ai-edge-litert", "tflite-runtime"),
+                 session, "LiteRT (ai-edge-litert, or tflite_runtime), XNNPACK when asked"))
 
 
 class LiteRTSession:

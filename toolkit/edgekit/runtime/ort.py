@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .registry import Runtime, RuntimeUnavailable, register
+
 PROVIDERS = {
     "onnxruntime": ["CPUExecutionProvider"],
     "onnxruntime-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -17,6 +19,16 @@ def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) 
     return OrtSession(path, threads=threads, providers=PROVIDERS[runtime], require_all=True)
 
 
+def _row(name: str, gpu: bool, description: str, symmetric_int8: bool = False) -> Runtime:
+    return Runtime(name, "onnxruntime", "onnx", (".onnx",), gpu, ("onnxruntime",), ("onnxruntime",), session,
+                   description, symmetric_int8=symmetric_int8)
+
+
+register(_row("onnxruntime", False, "ONNX Runtime, CPU execution provider"),
+         _row("onnxruntime-cuda", True, "ONNX Runtime, CUDA execution provider"),
+         _row("onnxruntime-tensorrt", True, "ONNX Runtime, TensorRT execution provider", symmetric_int8=True))
+
+
 class OrtSession:
     def __init__(self, path: str | Path, threads: int | None = 1, providers: list[str] | None = None,
                  require_all: bool = False):
@@ -26,8 +38,6 @@ class OrtSession:
         if require_all:
             missing = [p for p in providers if p not in ort.get_available_providers()]
             if missing:
-                from . import RuntimeUnavailable
-
                 raise RuntimeUnavailable(f"onnxruntime {ort.__version__} here lacks {', '.join(missing)} "
                                          f"(has {', '.join(ort.get_available_providers())})")
         opts = ort.SessionOptions()

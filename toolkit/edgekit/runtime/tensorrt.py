@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .registry import Runtime, register
+
 
 def _cudart():
     try:
@@ -28,6 +30,10 @@ def _check(result):
 
 def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) -> TensorRTSession:
     return TensorRTSession(path)
+
+
+register(Runtime("tensorrt", "tensorrt", "tensorrt", (".engine", ".plan"), True, ("tensorrt",), ("tensorrt",),
+                 session, "TensorRT engine (Python API, CUDA buffers)", symmetric_int8=True))
 
 
 class TensorRTSession:

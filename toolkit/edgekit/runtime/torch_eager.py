@@ -9,9 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
+from .registry import Runtime, RuntimeUnavailable, register
+
 
 def session(path: str | Path, runtime: str, threads: int | None, xnnpack: bool) -> TorchSession:
     return TorchSession(path, threads=threads, cuda_fp16=runtime == "torch-cuda-fp16")
+
+
+# Not carried to devices: it reads edgekit checkpoints through edgekit.models, which needs the whole package.
+register(*(Runtime(name, "torch", "pytorch", (".safetensors",), gpu, ("torch",), ("torch",), session, text,
+                   device_side=False)
+           for name, gpu, text in (("torch", False, "PyTorch eager, CPU"),
+                                   ("torch-cuda-fp16", True, "PyTorch eager, CUDA, FP16 weights and activations"))))
 
 
 class TorchSession:
@@ -21,8 +30,6 @@ class TorchSession:
         from ..models.checkpoint import load_checkpoint
 
         if cuda_fp16 and not torch.cuda.is_available():
-            from . import RuntimeUnavailable
-
             raise RuntimeUnavailable("torch-cuda-fp16 needs a CUDA GPU; torch.cuda.is_available() is False here")
         if threads and not cuda_fp16:
             torch.set_num_threads(threads)
