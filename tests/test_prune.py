@@ -89,7 +89,7 @@ def test_taylor_fine_trim_refreshes_gradients_and_meets_the_target(tiny_context)
     reference = copy.deepcopy(model).eval()
     cfg = PruneConfig(importance="taylor", target={"macs_ratio": 0.8}, channel_multiple=8)
     step = kd_step(reference, cfg.loss, 112.0)
-    batches = tiny_context.train_batches(4, 1)
+    batches = tiny_context.data.train_batches(4, 1)
     calls = []
 
     def gradients(k):
@@ -132,7 +132,7 @@ def test_prune_to_a_measured_latency(tiny_context):
 
     model = build("mobile", width=1.0)
     macs0 = count_macs_params(model, 112)[0]
-    before = tiny_context.latency_ms(model)
+    before = tiny_context.latency.ms(model)
     # 0.8, not lower: a runtime floor of fixed per-call cost sits near 0.65 of this model's latency on some hosts
     cfg = PruneConfig(target={"latency_ms": 0.8 * before}, steps=1, channel_multiple=8,
                       finetune={"epochs": 1, "steps_per_epoch": 1, "batch_size": 4})
@@ -161,7 +161,7 @@ def test_student_width_chosen_by_measured_latency(tiny_context):
     from edgekit.compress.distill import WIDTHS
     from edgekit.models.registry import build
 
-    target = tiny_context.latency_ms(build("mobile", width=1.0)) * 1.02
+    target = tiny_context.latency.ms(build("mobile", width=1.0)) * 1.02
     cfg = DistillConfig(epochs=1, steps_per_epoch=1, batch_size=4)
     student, arch, extra = run_distill(cfg, StudentSpec(latency_ms=target), tiny_context)
     chosen = extra["latency"]["width"]

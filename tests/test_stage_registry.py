@@ -39,12 +39,12 @@ class BnRecalibrate(Stage):
 
         model = copy.deepcopy(state.module).train()
         with torch.no_grad():
-            for _, batch in zip(range(self.config.batches), ctx.train_batches(8, self.config.batches)(0)):
+            for _, batch in zip(range(self.config.batches), ctx.data.train_batches(8, self.config.batches)(0)):
                 model(batch.images)
         model.eval()
-        onnx_path = ctx.export_onnx(model, ctx.stage_dir / "model.fp32.onnx")
+        onnx_path = ctx.files.export_onnx(model, ctx.files.dir / "model.fp32.onnx")
         out = ModelState(module=model, arch=state.arch, float_onnx=onnx_path)
-        return out, StageReport(name="recalibrated", artifact=onnx_path, metrics=ctx.evaluate(model),
+        return out, StageReport(name="recalibrated", artifact=onnx_path, metrics=ctx.scoring.evaluate(model),
                                 extra={"batches": self.config.batches})
 '''
 

@@ -76,9 +76,7 @@ def test_distill_works_on_unlabeled_images_with_teacher_pseudo_labels(tiny_conte
     folder.mkdir()
     for i in range(12):
         cv2.imwrite(str(folder / f"{i}.png"), render(9, i).image[:, :, ::-1])
-    ctx = copy.copy(tiny_context)
-    ctx._cache = {}
-    ctx.data = ctx.data.model_copy(update={"train": str(folder), "val": str(folder)})
+    ctx = tiny_context.with_data(tiny_context.data.spec.model_copy(update={"train": str(folder), "val": str(folder)}))
     cfg = DistillConfig(epochs=1, steps_per_epoch=2, batch_size=8)
     student, _, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), ctx)
     # Against the teacher's own predictions: NME is fidelity, states are the teacher's decisions.

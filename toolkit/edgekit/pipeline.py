@@ -123,7 +123,7 @@ class Pipeline:
                                  "weights": sha256_file(Path(b.weights)) if b.weights else None,
                                  "spec": {k: v for k, v in b.__dict__.items() if k not in ("model", "weights")}})
             if model.module is None and self._needs_torch():
-                model.torch_module(ctx.arrays(r.recipe.data.calibration)["x"][:16])
+                model.torch_module(ctx.data.arrays(r.recipe.data.calibration)["x"][:16])
             return model.module or model.reference, ctx, ident, b.model
         path = resolve(r.teacher or r.recipe.teacher)
         model, meta = load_checkpoint(path)
@@ -182,7 +182,7 @@ class Pipeline:
             artifacts = self._export(ctx, state)
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         manifest["artifacts"] = artifacts
-        labeled = r.byom is None or ctx.labeled()
+        labeled = r.byom is None or ctx.scoring.labeled()
         manifest["accept"] = acceptance(r.recipe.accept if labeled else None, steps, artifacts)
         write_json(self.dir / MANIFEST, manifest)  # bench reads the finished run
         if r.deploy and artifacts:
@@ -195,7 +195,7 @@ class Pipeline:
         the recipe's."""
         data = "synth:test"
         if self.run.byom is not None:  # score on the run's eval data when it has labels in the model's scheme
-            data = self.run.recipe.data.eval if self._ctx.labeled() else None
+            data = self.run.recipe.data.eval if self._ctx.scoring.labeled() else None
         doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
                      data=data)
         manifest["deploy"] = deploy_summary(doc)
@@ -204,8 +204,8 @@ class Pipeline:
         manifest["accept"]["met"] = manifest["accept"]["met"] and not missed
 
     def _export(self, ctx: StageContext, state: ModelState) -> list[dict]:
-        calib = ctx.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]
-        evaluation = ctx.arrays(ctx.data.eval)
+        calib = ctx.data.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]
+        evaluation = ctx.data.arrays(ctx.data.eval)
         own = self.run.byom is not None
         absolute = own and not evaluation["labeled"]  # NME is fidelity to the original: the budget is absolute
         budget = self.run.recipe.export_nme_budget
@@ -238,16 +238,16 @@ class Pipeline:
             artifact = stage_dir / "model.fp32.onnx"
             write_bytes(artifact, teacher.path.read_bytes())
         else:
-            artifact = ctx.export_onnx(teacher, stage_dir / "model.fp32.onnx")
+            artifact = ctx.files.export_onnx(teacher, stage_dir / "model.fp32.onnx")
         measured = teacher
         if isinstance(teacher, OrtModule):  # MACs are counted in PyTorch: convert if the file allows it
             try:
-                measured = ctx.byom.torch_module(ctx.arrays(ctx.data.calibration)["x"][:16])
+                measured = ctx.byom.torch_module(ctx.data.arrays(ctx.data.calibration)["x"][:16])
             except EdgekitError as exc:
                 log.warning("MACs of %s not counted: %s", teacher.path.name, exc)
         macs, params = count_macs_params(measured, ctx.input_shape)
         step = Step(name=name, kind="source", key=key, params=params, macs=macs, size_bytes=artifact.stat().st_size,
-                    metrics=ctx.evaluate(teacher), artifact=str(artifact.relative_to(self.dir)),
+                    metrics=ctx.scoring.evaluate(teacher), artifact=str(artifact.relative_to(self.dir)),
                     wall_s=time.perf_counter() - start)
         write_json(stage_dir / STAGE_FILE, {"key": key, "step": step.__dict__})
         return step
@@ -301,7 +301,7 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
 def _selection_set(ctx: StageContext) -> tuple:
     """Validation images and their targets (labels, or the teacher's outputs when unlabeled) that choose an
     export's float layers; parity then checks on eval data."""
-    val = ctx.arrays(ctx.data.val)
+    val = ctx.data.arrays(ctx.data.val)
     return val["x"][:FALLBACK_SELECTION_IMAGES], val["landmarks"][:FALLBACK_SELECTION_IMAGES]
 
 

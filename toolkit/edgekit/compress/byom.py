@@ -1,6 +1,6 @@
 """Your own model in the pipeline: its output contract, its data, and what quality means without labels.
 
-The stage context does the work (see `StageContext.arrays` and `score`): landmarks are read through the model's
+The stage context does the work (see `StageData.arrays` and `Scorer.score`): landmarks are read through the model's
 `OutputContract` and scored in its scheme, against labels of that scheme when the data has them, else against the
 original model; every other output is scored as fidelity to the original.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 from ..errors import EdgekitError
 from ..models.byom import ByomModel, ByomSpec
 from .context import StageContext
+from .scoring import Scorer
+from .stage_data import StageData
 
 __all__ = ["ByomContext", "ByomSpec", "FIDELITY_BUDGET"]
 
@@ -20,30 +22,19 @@ HELD_IMAGES = 1000
 FIDELITY_BUDGET = 0.01
 
 
-class ByomContext(StageContext):
-    """StageContext whose teacher and reference is the user's model (ONNX Runtime for an ONNX file)."""
-
-    def __init__(self, model: ByomModel, **kw):
-        self.byom = model
-        if model.input_shape[2] != model.input_shape[3]:
-            raise EdgekitError(f"--model input is {model.input_shape[2]}x{model.input_shape[3]}; edgekit's face "
-                               "crops are square")
-        super().__init__(teacher=model.reference, contract=model.contract, **kw)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (1, *self.byom.input_shape[1:])
-
+class ByomData(StageData):
     def augmentation(self) -> dict:
         """Your model teaches on exactly what the student sees, so geometric augmentation costs no label accuracy:
         flips (the scheme's pairs), a small random similarity, and photometric jitter."""
         return {**super().augmentation(), "warp": True}
 
     def array_limit(self, spec: str) -> int | None:
-        return None if spec == self.data.eval else HELD_IMAGES
+        return None if spec == self.eval else HELD_IMAGES
 
+
+class ByomScorer(Scorer):
     def labeled(self) -> bool:
-        return bool(self.arrays(self.data.eval)["labeled"])
+        return bool(self.data.arrays(self.data.eval)["labeled"])
 
     def nme_budget(self, float_nme: float, max_increase: float) -> float:
         """With labels in the model's scheme, relative (as for edgekit's models). Without, NME is already
@@ -51,3 +42,18 @@ class ByomContext(StageContext):
         if self.labeled():
             return super().nme_budget(float_nme, max_increase)
         return float_nme + min(max_increase, FIDELITY_BUDGET)
+
+
+class ByomContext(StageContext):
+    """StageContext whose teacher and reference is the user's model (ONNX Runtime for an ONNX file)."""
+
+    Data = ByomData
+    Scoring = ByomScorer
+
+    def __init__(self, model: ByomModel, **kw):
+        self.byom = model
+        if model.input_shape[2] != model.input_shape[3]:
+            raise EdgekitError(f"--model input is {model.input_shape[2]}x{model.input_shape[3]}; edgekit's face "
+                               "crops are square")
+        super().__init__(teacher=model.reference, contract=model.contract, input_shape=(1, *model.input_shape[1:]),
+                         **kw)

@@ -28,7 +28,7 @@ def width_for_latency(arch: str, ctx: StageContext, latency_ms: float) -> tuple[
     seen: dict[float, float] = {}
 
     def fits(i: int) -> bool:
-        seen[WIDTHS[i]] = round(ctx.latency_ms(build(arch, input_size=ctx.input_size, width=WIDTHS[i])), 4)
+        seen[WIDTHS[i]] = round(ctx.latency.ms(build(arch, input_size=ctx.input_size, width=WIDTHS[i])), 4)
         return seen[WIDTHS[i]] <= latency_ms
 
     if not fits(0):
@@ -43,7 +43,7 @@ def width_for_latency(arch: str, ctx: StageContext, latency_ms: float) -> tuple[
 
 def probability_outputs(ctx: StageContext) -> list[str]:
     """Names of the teacher's outputs that are probabilities (non-negative, summing to 1 on the last axis)."""
-    ref, c = ctx.arrays(ctx.data.val)["reference"], ctx.contract
+    ref, c = ctx.data.arrays(ctx.data.val)["reference"], ctx.contract
     return [c.names[i] for i in c.other_indices
             if ref[i].ndim >= 2 and ref[i].shape[-1] > 1 and (ref[i] >= 0).all()
             and abs(ref[i].sum(-1) - 1).max() < 1e-3]
@@ -65,7 +65,7 @@ def contract_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, d
     kwargs = {"width": width, "contract": ctx.contract.to_json(), "probabilities": probability_outputs(ctx), **head}
     student = build("mobile-contract", input_size=ctx.input_size, **kwargs)
     if ctx.contract.landmark_index is not None:
-        student.head.init_landmark_bias(ctx.mean_teacher_landmarks())
+        student.head.init_landmark_bias(ctx.data.mean_teacher_landmarks())
     info = {}
     if init_meta is not None:
         source, _ = load_checkpoint(spec.init)
@@ -111,7 +111,7 @@ def initial_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, di
     """The student and its arch info: pre-trained weights from `spec.init`, else fresh weights."""
     if spec.init is None:
         student = build(spec.arch, input_size=ctx.input_size, width=spec.width)
-        student.head.init_landmark_bias(ctx.mean_teacher_landmarks())
+        student.head.init_landmark_bias(ctx.data.mean_teacher_landmarks())
         return student, {"arch": spec.arch, "arch_kwargs": {"width": spec.width}}
     student, meta = load_checkpoint(spec.init)
     where = f"student.init {spec.init}"
@@ -176,8 +176,8 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         pool = TeacherPool(ctx, cfg.pool, features=adapters is not None)
         batches = lambda epoch: pool.batches(cfg.batch_size, cfg.steps_per_epoch, epoch)  # noqa: E731
     else:
-        batches = ctx.train_batches(cfg.batch_size, cfg.steps_per_epoch)
-    result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.validate, description="distillation",
+        batches = ctx.data.train_batches(cfg.batch_size, cfg.steps_per_epoch)
+    result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.scoring.validate, description="distillation",
                  progress=ctx.progress, params=params)
     extra = {"arch": arch_info["arch"], **arch_info["arch_kwargs"], "init": student_spec.init,
              "best_epoch": result.best_epoch, "pool": cfg.pool, "val": result.best_metrics, "history": result.history,

@@ -37,7 +37,7 @@ class TeacherPool(Dataset):
             base = SynthFaces("train", size=ctx.input_size, length=size, offset=7_000_000 + ctx.seed * size,
                               version=stream[1])
         else:
-            base = ctx.dataset(spec)
+            base = ctx.data.dataset(spec)
         self.n = min(size, len(base)) if not isinstance(base, SynthFaces) else size
         images, gt_lm, gt_st, t_lm, t_st, t_feat = [], [], [], [], [], []
         teacher = ctx.teacher.eval().to(memory_format=torch.channels_last)

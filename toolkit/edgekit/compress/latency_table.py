@@ -96,3 +96,17 @@ class LatencyTable:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, {"schema": SCHEMA, "machine": self.machine, "entries": self.entries})
+
+
+class LatencyProbe:
+    """What a stage asks: the measured p50 of a model's structure on this machine, at the run's input shape.
+    The table opens on the first question (stages that never ask never touch the cache)."""
+
+    def __init__(self, input_shape: tuple[int, ...], output_names: list[str]):
+        self.input_shape, self.output_names = input_shape, output_names
+        self._table: LatencyTable | None = None
+
+    def ms(self, model: nn.Module) -> float:
+        if self._table is None:
+            self._table = LatencyTable.open()
+        return self._table.latency_ms(model, self.input_shape, self.output_names)

@@ -248,7 +248,7 @@ def macs_ratio_for_latency(model: nn.Module, cfg: PruneConfig, ctx: StageContext
         make_pruner(trial, cfg, ratio_for_macs(trial, cfg, ratio * macs0, multiple, size), 0, multiple, size,
                     gradients=False).step()
         fine_trim(trial, cfg, ratio * macs0, multiple, size)
-        return ctx.latency_ms(trial)
+        return ctx.latency.ms(trial)
 
     lo, hi, best = 0.02, 1.0, None
     for _ in range(7):
@@ -275,7 +275,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
                "it are kept" for name, m in unknown_layers(model)] if getattr(model, "head", None) is None else []
     macs_ratio = cfg.target.macs_ratio
     if cfg.target.latency_ms is not None:  # a measured latency becomes a MACs ratio, checked again at the end
-        latency = {"target_ms": cfg.target.latency_ms, "before_ms": round(ctx.latency_ms(model), 4)}
+        latency = {"target_ms": cfg.target.latency_ms, "before_ms": round(ctx.latency.ms(model), 4)}
         if latency["before_ms"] <= cfg.target.latency_ms:
             extra = {"importance": cfg.importance, "macs_before": macs0, "macs_after": macs0, "latency": latency,
                      "params_before": params0, "params_after": params0, "channels": channel_summary(model),
@@ -294,7 +294,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
         p.requires_grad_(True)
     pruner = None if by_macs else make_pruner(model, cfg, ratio, cfg.steps, multiple, size)
     step = kd_step(reference, cfg.loss, float(size), view=ctx.canonical)
-    batches = ctx.train_batches(cfg.finetune.batch_size, cfg.finetune.steps_per_epoch)
+    batches = ctx.data.train_batches(cfg.finetune.batch_size, cfg.finetune.steps_per_epoch)
     history, step_ratios = [], []
     for i in range(cfg.steps):
         if by_macs:  # this step's share of the MACs target: a uniform ratio to just above it, then group by group
@@ -312,19 +312,19 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
             pruner.step()
         model.zero_grad()
         ft = fit_config(cfg.finetune, ctx.seed + i)
-        result = fit(model, ft, lambda e, i=i: batches(100 * (i + 1) + e), step, ctx.validate,
+        result = fit(model, ft, lambda e, i=i: batches(100 * (i + 1) + e), step, ctx.scoring.validate,
                      description=f"prune {i + 1}/{cfg.steps}", progress=ctx.progress)
         macs, params = count_macs_params(model, size)
         history.append({"step": i + 1, "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
     target = macs_ratio * macs0 if by_macs else None
     if latency is not None:  # the scheduled structure differs from the trial's: measure it, trim more if slow
-        measured = ctx.latency_ms(model)
+        measured = ctx.latency.ms(model)
         if measured > cfg.target.latency_ms:
             target = min(target, count_macs_params(model, size)[0] * cfg.target.latency_ms / measured)
     top_ups = _top_up(model, cfg, target, multiple, size, step, batches) if target is not None else 0
     if top_ups:
         ft = fit_config(cfg.finetune, ctx.seed + cfg.steps)
-        result = fit(model, ft, lambda e: batches(100 * (cfg.steps + 1) + e), step, ctx.validate,
+        result = fit(model, ft, lambda e: batches(100 * (cfg.steps + 1) + e), step, ctx.scoring.validate,
                      description="prune top-up", progress=ctx.progress)
         macs, params = count_macs_params(model, size)
         history.append({"step": "top-up", "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
@@ -334,7 +334,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
         warnings_.append(f"prune reached {macs1 / macs0:.3f} of the MACs, not the {target / macs0:.3f} asked for: "
                          f"the layers left are at {multiple} channels or belong to the head")
     if latency is not None:
-        latency["after_ms"] = round(ctx.latency_ms(model), 4)
+        latency["after_ms"] = round(ctx.latency.ms(model), 4)
         if latency["after_ms"] > cfg.target.latency_ms:
             warnings_.append(f"prune measured {latency['after_ms']:.3f} ms after pruning, over its "
                              f"{cfg.target.latency_ms} ms target")

@@ -111,10 +111,10 @@ def run_qat(model: nn.Module, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Sta
     for p in qat_model.parameters():  # the input may come frozen (the teacher, in a quantize-only recipe)
         p.requires_grad_(True)
     step = kd_step(reference, DistillLoss(features=0.0), float(ctx.input_size), view=ctx.canonical)
-    batches = ctx.train_batches(cfg.qat.batch_size, cfg.qat.steps_per_epoch)
+    batches = ctx.data.train_batches(cfg.qat.batch_size, cfg.qat.steps_per_epoch)
     ft = fit_config(cfg.qat, ctx.seed)
     ft.channels_last = False
-    result = fit(qat_model, ft, batches, step, ctx.validate, description="QAT", progress=ctx.progress)
+    result = fit(qat_model, ft, batches, step, ctx.scoring.validate, description="QAT", progress=ctx.progress)
     trained = strip_fake_quant(qat_model).eval()
     fp32 = export_onnx(trained, out_dir / "model.qat-fp32.onnx", ctx.input_shape, ctx.output_names, onnx_meta)
     artifact, extra = run_ptq(fp32, cfg, scheme, ctx, out_dir)

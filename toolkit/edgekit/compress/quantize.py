@@ -122,11 +122,11 @@ class Int8Builder:
 
 
 def _nme(ctx: StageContext, path: Path) -> float:
-    return ctx.score_onnx(path, ctx.data.val)["nme"]
+    return ctx.scoring.score_onnx(path, ctx.data.val)["nme"]
 
 
 def calibration_images(ctx: StageContext, n: int) -> np.ndarray:
-    x = ctx.arrays(ctx.data.calibration)["x"]
+    x = ctx.data.arrays(ctx.data.calibration)["x"]
     if len(x) < n:
         log.warning("calibration set %s has %d images, fewer than the %d asked for", ctx.data.calibration, len(x), n)
     return x[:n]
@@ -143,7 +143,7 @@ def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Stag
     nme_fp32 = _nme(ctx, fp32_path)
     builder.build(out)
     nme_int8 = _nme(ctx, out)
-    budget = ctx.nme_budget(nme_fp32, cfg.fallback.max_nme_increase) if cfg.fallback else None
+    budget = ctx.scoring.nme_budget(nme_fp32, cfg.fallback.max_nme_increase) if cfg.fallback else None
     float_layers: list[str] = []
     sensitivity: list[dict] = []
     if budget is not None and nme_int8 > budget:

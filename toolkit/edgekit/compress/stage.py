@@ -150,17 +150,17 @@ def model_output(model: nn.Module, arch: dict, ctx: StageContext, name: str,
 
     meta = ctx.meta
     if arch["arch"] in FAMILIES:
-        checkpoint = ctx.stage_dir / "model.safetensors"
+        checkpoint = ctx.files.dir / "model.safetensors"
         save_checkpoint(checkpoint, model, CheckpointMeta(
             arch=arch["arch"], arch_kwargs=arch["arch_kwargs"], pruned=arch["pruned"], input_size=meta.input_size,
             mean=meta.mean, std=meta.std, outputs=tuple(ctx.output_names),
-            provenance={"recipe": ctx.recipe_name, "stage": name, "key": ctx.stage_key}))
+            provenance={"recipe": ctx.recipe_name, "stage": name, "key": ctx.files.key}))
     else:  # your own (pruned) module: no family rebuilds it, so it is kept as a torch.export archive
         from ..models.export_archive import save_archive
 
-        checkpoint = save_archive(model, ctx.stage_dir / "model.pt2", ctx.input_shape)
-    onnx_path = ctx.export_onnx(model, ctx.stage_dir / "model.fp32.onnx")
+        checkpoint = save_archive(model, ctx.files.dir / "model.pt2", ctx.input_shape)
+    onnx_path = ctx.files.export_onnx(model, ctx.files.dir / "model.fp32.onnx")
     state = ModelState(module=model, arch=arch, float_onnx=onnx_path, checkpoint=checkpoint)
     warnings = extra.pop("warnings", [])
-    return state, StageReport(name=name, artifact=onnx_path, metrics=ctx.evaluate(model), extra=extra,
+    return state, StageReport(name=name, artifact=onnx_path, metrics=ctx.scoring.evaluate(model), extra=extra,
                               warnings=warnings)

@@ -27,7 +27,7 @@ class Fp16(Stage):
     def run(self, state: ModelState, ctx: StageContext) -> tuple[ModelState, StageReport]:
         from ...convert.fp16 import onnx_to_fp16
 
-        fp32 = ctx.export_onnx(state.module, ctx.stage_dir / "model.fp32.onnx")
-        out = onnx_to_fp16(fp32, ctx.stage_dir / "model.fp16.onnx", keep_io_types=self.config.keep_io_types)
-        return replace(state), StageReport(name=self.label(), artifact=out, metrics=ctx.score_onnx(out),
+        fp32 = ctx.files.export_onnx(state.module, ctx.files.dir / "model.fp32.onnx")
+        out = onnx_to_fp16(fp32, ctx.files.dir / "model.fp16.onnx", keep_io_types=self.config.keep_io_types)
+        return replace(state), StageReport(name=self.label(), artifact=out, metrics=ctx.scoring.score_onnx(out),
                                            precision="fp16", extra={"keep_io_types": self.config.keep_io_types})

@@ -63,14 +63,14 @@ class Quantize(Stage):
         from ..qat import run_qat
         from ..quantize import run_ptq
 
-        fp32 = ctx.export_onnx(state.module, ctx.stage_dir / "model.fp32.onnx")
+        fp32 = ctx.files.export_onnx(state.module, ctx.files.dir / "model.fp32.onnx")
         files, per_scheme, extra, source = {}, {}, {}, fp32
         for i, scheme in enumerate(self.schemes(ctx)):
             if self.config.mode == "qat" and i == 0:  # train once; later schemes quantize the QAT-tuned weights
-                artifact, more = run_qat(state.module, self.config, scheme, ctx, ctx.stage_dir, ctx.onnx_metadata)
-                source = ctx.stage_dir / more["qat"]["fp32_onnx"]
+                artifact, more = run_qat(state.module, self.config, scheme, ctx, ctx.files.dir, ctx.onnx_metadata)
+                source = ctx.files.dir / more["qat"]["fp32_onnx"]
             else:
-                artifact, more = run_ptq(source, self.config, scheme, ctx, ctx.stage_dir)
+                artifact, more = run_ptq(source, self.config, scheme, ctx, ctx.files.dir)
             files[scheme.tag] = artifact
             per_scheme[scheme.tag] = {k: more.get(k) for k in ("val_nme_int8", "within_budget", "float_layers")}
             per_scheme[scheme.tag]["file"] = artifact.name
@@ -80,5 +80,5 @@ class Quantize(Stage):
         warnings = extra.pop("warnings", [])
         out = ModelState(module=state.module, arch=state.arch, float_onnx=fp32, int8_onnx=files,
                          checkpoint=state.checkpoint)
-        return out, StageReport(name=self.label(), artifact=primary, metrics=ctx.score_onnx(primary),
+        return out, StageReport(name=self.label(), artifact=primary, metrics=ctx.scoring.score_onnx(primary),
                                 precision="int8", extra=extra, warnings=warnings)
