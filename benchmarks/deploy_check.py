@@ -27,7 +27,7 @@ def check(run: Path, target_name: str) -> dict:
     target = load_target(find("targets", target_name))
     manifest = json.loads((run / "manifest.json").read_text())
     budget = load_recipe(manifest["recipe_path"]).export_nme_budget if manifest.get("recipe_path") else 0.05
-    decision = decide(run, [target], budget, progress=False)["targets"][target.name]
+    decision = decide(run, [target], budget, progress=False).to_json()["targets"][target.name]
     chosen = decision["chosen"]
     doc, _ = bench(target, BenchOptions(run=run, reference=False, progress=False,
                                         out=run / "bench" / "deploy-check" / target.name))

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import TINY_DATA, onnx_only_cpu_target
 from edgekit.auto.grid import STAGES, Point
+from edgekit.auto.result import AutoResult
 from edgekit.auto.search import AutoRun, run_auto, summarise
 from edgekit.config.catalog import find
 from edgekit.config.recipe import DataSpec
@@ -32,15 +33,16 @@ def test_choice_is_the_most_accurate_under_a_default_budget_of_an_eighth_of_the_
                        record("b", "onnx", "int8", 0.8, 0.025, str(tmp_path / "b/x.int8.onnx")),
                        record("c", "onnx", "fp32", 1.2, 0.021, str(tmp_path / "c/x.fp32.onnx"))]}
     out = summarise(run, doc, [], [])
-    assert out["budget_ms"] == pytest.approx(1.0) and "1/8" in out["budget_source"]
-    assert out["chosen"]["file"] == "b/x.int8.onnx"  # c is more accurate but over budget
-    assert out["front"] == ["a/x.int8.onnx onnxruntime", "b/x.int8.onnx onnxruntime", "c/x.fp32.onnx onnxruntime"]
+    assert out.budget_ms == pytest.approx(1.0) and "1/8" in out.budget_source
+    assert out.chosen.file == "b/x.int8.onnx"  # c is more accurate but over budget
+    assert out.front == ["a/x.int8.onnx onnxruntime", "b/x.int8.onnx onnxruntime", "c/x.fp32.onnx onnxruntime"]
+    assert AutoResult.from_json(out.to_json(), "auto.json") == out  # one class writes it and reads it back
     tight = summarise(AutoRun(target=run.target, run_dir=tmp_path, latency_budget_ms=0.1), doc, [], [])
-    assert tight["chosen"] is None and tight["budget_source"] == "--latency-budget-ms"
+    assert tight.chosen is None and tight.budget_source == "--latency-budget-ms"
     # No --latency-budget-ms: the target's own budget (cpu.yaml: p50 2.0 ms) comes before the 1/8 default.
     own = summarise(AutoRun(target=load_target(find("targets", "cpu")), run_dir=tmp_path), doc, [], [])
-    assert own["budget_ms"] == 2.0 and own["budget_source"] == "target cpu: latency_budget_ms.p50"
-    assert own["chosen"]["file"] == "c/x.fp32.onnx"
+    assert own.budget_ms == 2.0 and own.budget_source == "target cpu: latency_budget_ms.p50"
+    assert own.chosen.file == "c/x.fp32.onnx"
 
 
 def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget_cannot_hold(tiny_teacher, tmp_path):
@@ -55,7 +57,7 @@ def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget
     run.grid = grid[:2]
     result = run_auto(run, log=lambda _: None)
     saved = json.loads((tmp_path / "auto" / "auto.json").read_text())
-    assert saved["schema"] == "edgekit-auto/1" and saved["chosen"] == result["chosen"]
+    assert saved["schema"] == "edgekit-auto/1" and saved == result.to_json()
     points = {(p["point"], p["precision"], p["format"]) for p in saved["points"] if p["status"] == "ok"}
     assert {("small", "int8", "onnx"), ("small-p80", "int8", "onnx"), ("small", "fp32", "onnx")} <= points
     assert len(points) >= 4
@@ -68,8 +70,8 @@ def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget
     # Rerun with no time left after the first point: the cached point is done again (cheap), the rest skipped.
     run.grid, run.time_budget_s = grid, 1.0
     again = run_auto(run, log=lambda _: None)
-    assert [s["point"] for s in again["skipped"]] == ["small-p80", "late"]
-    assert "time budget" in again["skipped"][0]["reason"]
+    assert [s["point"] for s in again.skipped] == ["small-p80", "late"]
+    assert "time budget" in again.skipped[0]["reason"]
 
 
 def test_auto_options_are_checked(cli):

@@ -16,7 +16,7 @@ from edgekit.bench.deploy import (
     measured_on_target,
     nme_limit,
 )
-from edgekit.bench.deploy_file import SCHEMA
+from edgekit.bench.deploy_file import SCHEMA, DeployDocument
 from edgekit.config.catalog import find
 from edgekit.config.target import LatencyBudget, load_target
 
@@ -170,14 +170,14 @@ def test_a_target_over_its_latency_budget_is_reported_and_a_gpu_target_here_is_n
     elsewhere = cpu.model_copy(update={"name": "elsewhere", "runtimes": ["litert"], "formats": ["tflite"],
                                        "hardware": cpu.hardware.model_copy(update={"arch": other_arch()})})
     doc = decide(run, [cpu, jetson, elsewhere], 0.05, progress=False)
-    assert doc["targets"]["cpu"]["budget_missed"][0].startswith("cpu: latency_budget_ms.p50: exports/model.")
-    e = doc["targets"]["elsewhere"]
-    assert e["status"] == "proxy" and not e["budget_missed"]
-    assert e["budget_unverified"][0].startswith("elsewhere: latency_budget_ms.p50: exports/model.")
-    if doc["targets"]["jetson"]["status"] == "not-measured":  # no TensorRT here (a GPU machine measures it)
-        assert "cannot be benched on this machine" in doc["targets"]["jetson"]["reason"]
-        assert not doc["targets"]["jetson"]["budget_missed"]
-    assert json.loads((run / "deploy.json").read_text()) == json.loads(json.dumps(doc))
+    assert doc.targets["cpu"].budget_missed[0].startswith("cpu: latency_budget_ms.p50: exports/model.")
+    e, jet = doc.targets["elsewhere"], doc.targets["jetson"]
+    assert e.status == "proxy" and not e.budget_missed
+    assert e.budget_unverified[0].startswith("elsewhere: latency_budget_ms.p50: exports/model.")
+    if jet.status == "not-measured":  # no TensorRT here (a GPU machine measures it)
+        assert "cannot be benched on this machine" in jet.reason and not jet.budget_missed
+    assert json.loads((run / "deploy.json").read_text()) == json.loads(json.dumps(doc.to_json()))
+    assert DeployDocument.read(run).to_json() == doc.to_json()  # one class writes it and reads it back
 
 
 def test_a_decision_measured_on_the_device_over_its_host_is_chosen(tiny_run, tmp_path, sshd):
@@ -195,6 +195,6 @@ def test_a_decision_measured_on_the_device_over_its_host_is_chosen(tiny_run, tmp
     box = CPU.model_copy(update={"name": "edge-box", "host": alias, "runtimes": ["onnxruntime"], "formats": ["onnx"],
                                  "hardware": CPU.hardware.model_copy(update={"arch": arch})})
     doc = decide(run, [box], 0.05, progress=False, ssh_config=config, remote_python=sys.executable)
-    d = doc["targets"]["edge-box"]
-    assert d["status"] == "chosen" and d["host"] == alias and d["chosen"]["file"].endswith(".onnx")
-    assert d["fingerprint"]["cpu"]["arch"] == platform.machine()
+    d = doc.targets["edge-box"]
+    assert d.status == "chosen" and d.host == alias and d.chosen.file.endswith(".onnx")
+    assert d.fingerprint["cpu"]["arch"] == platform.machine()

@@ -96,8 +96,8 @@ def test_ptq_writes_a_per_channel_qdq_model_that_runs_and_warns_on_small_calibra
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     lm, st = sess.run(None, {"image": np.zeros((2, 3, 112, 112), np.float32)})
     assert lm.shape == (2, 68, 2) and st.shape == (2, 3)
-    assert extra["warnings"] and "40 images (< 100)" in extra["warnings"][0]
-    assert extra["quantized_layers"] > 0
+    assert extra.warnings and "40 images (< 100)" in extra.warnings[0]
+    assert extra.quantized_layers > 0
 
 
 def test_ort_format_auto_times_qdq_against_qoperator_and_keeps_the_faster(tiny_context, tmp_path):
@@ -106,7 +106,7 @@ def test_ort_format_auto_times_qdq_against_qoperator_and_keeps_the_faster(tiny_c
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
     out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None), QuantScheme(),
                          tiny_context, tmp_path)
-    fmt = extra["ort_format"]
+    fmt = extra.ort_format
     assert set(fmt["p50_ms"]) == {"qdq", "qoperator"} and min(fmt["p50_ms"].values()) > 0
     faster = fmt["p50_ms"]["qoperator"] < fmt["p50_ms"]["qdq"] * (1 - FORMAT_MARGIN)
     assert fmt["chosen"] == ("qoperator" if faster else "qdq")
@@ -120,8 +120,8 @@ def test_forced_qoperator_is_fused_int8_with_the_same_accuracy(tiny_context, tmp
                          QuantScheme(), tiny_context, tmp_path)
     ops = onnx_ops(out)
     assert "QLinearConv" in ops and "Conv" not in ops
-    nme = extra["ort_format"]["val_nme"]
-    assert extra["ort_format"]["chosen"] == "qoperator" and abs(nme["qoperator"] - nme["qdq"]) < 0.1 * nme["qdq"]
+    nme = extra.ort_format["val_nme"]
+    assert extra.ort_format["chosen"] == "qoperator" and abs(nme["qoperator"] - nme["qdq"]) < 0.1 * nme["qdq"]
     lm, st = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
         None, {"image": np.zeros((2, 3, 112, 112), np.float32)})
     assert lm.shape == (2, 68, 2) and st.shape == (2, 3)
@@ -137,7 +137,7 @@ def test_symmetric_scheme_has_zero_points_of_zero(tiny_context, tmp_path):
            and len(n.input) > 2 and n.input[2] in inits]
     assert zps and all(np.all(z == 0) for z in zps)
     assert {z.dtype for z in zps} <= {np.dtype(np.int8), np.dtype(np.int32)}  # int32 only for biases, no uint8
-    assert extra["ort_format"] is None  # TensorRT's scheme stays QDQ
+    assert extra.ort_format is None  # TensorRT's scheme stays QDQ
 
 
 def test_qat_fine_tunes_with_fake_quant_and_exports_qdq(tiny_context, tmp_path):
@@ -145,7 +145,7 @@ def test_qat_fine_tunes_with_fake_quant_and_exports_qdq(tiny_context, tmp_path):
                                                                      "batch_size": 8})
     out, extra = run_qat(copy.deepcopy(tiny_context.teacher), cfg, QuantScheme(), tiny_context, tmp_path, {})
     assert "QuantizeLinear" in onnx_ops(out)
-    assert extra["qat"]["history"] and extra["qat"]["val_nme_fake_quant"] > 0
+    assert extra.qat.history and extra.qat.val_nme_fake_quant > 0 and extra.qat.fp32_onnx.exists()
 
 
 def test_batchnorm_folding_keeps_the_function():

@@ -36,7 +36,7 @@ def test_a_new_device_kind_is_one_yaml_file(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     doc = decide(run, [board], 0.05, progress=False)
-    d = doc["targets"]["npu-board"]
-    assert d["status"] == "proxy" and d["chosen"]["file"].endswith(".tflite"), d
-    assert f"target npu-board is {OTHER_ARCH}" in d["reason"]
+    d = doc.targets["npu-board"]
+    assert d.status == "proxy" and d.chosen.file.endswith(".tflite"), d
+    assert f"target npu-board is {OTHER_ARCH}" in d.reason
     assert json.loads((run / "deploy.json").read_text())["targets"]["npu-board"]["status"] == "proxy"

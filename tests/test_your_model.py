@@ -85,7 +85,7 @@ def run_recipe(name: str, spec: ByomSpec, crops, run_dir, targets=TARGETS, deplo
     data = {"train": str(crops), "calibration": str(crops), "val": str(crops), "eval": str(crops)}
     rec = rec.model_copy(update={"data": rec.data.model_copy(update=data)})
     return compress(CompressRun(recipe=rec, run_dir=run_dir, targets=resolve_targets(targets), progress=False,
-                                byom=spec, deploy=deploy))
+                                byom=spec, deploy=deploy)).to_json()  # the manifest as written
 
 
 # Every pair of (style, source), (style, recipe) and (source, recipe) once: 9 runs instead of all 18 triples. A

@@ -57,9 +57,11 @@ class ArtifactRecord:
     traceback: str | None = None
     details: dict = field(default_factory=dict)  # format-specific fields (io, fallback, build_script, ...)
     schema: str = SIDECAR_SCHEMA
+    cached: bool = False  # reused from an earlier run (the manifest says so; a sidecar on disk never does)
 
     def to_json(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k != "details" and v is not None}
+        out = {k: v for k, v in asdict(self).items() if k != "details" and v is not None
+               and not (k == "cached" and not v)}
         out["status"] = self.status.value
         return {**out, **self.details}
 
@@ -74,7 +76,7 @@ class ArtifactRecord:
             raise EdgekitError("key 'targets': expected a list of target names in an artifact sidecar", path=where)
         known = {f.name for f in fields(cls)} - {"details", "status"}
         return cls(status=status, **{k: v for k, v in doc.items() if k in known},
-                   details={k: v for k, v in doc.items() if k not in known and k not in ("status", "cached")})
+                   details={k: v for k, v in doc.items() if k not in known and k != "status"})
 
 
 def sidecar_path(artifact: Path) -> Path:

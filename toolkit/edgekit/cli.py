@@ -262,7 +262,7 @@ def compress(
         manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
                                 stderr_console=console, verbose=verbose, deploy=deploy, eval_data=eval_data,
                                 student=student)
-        missed = manifest.get("accept", {}).get("missed", [])
+        missed = manifest.missed
     for line in missed:
         console.print(f"[red]budget missed:[/red] {line}", highlight=False, soft_wrap=True)
     if missed:

@@ -9,12 +9,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .artifact_record import ArtifactRecord
+from .auto.result import AutoResult
 from .compress.byom import ByomSpec
 from .config.catalog import find
 from .config.recipe import load_recipe
 from .config.target import load_target
 from .errors import EdgekitError
 from .pipeline import CompressRun, compress
+from .run_manifest import RunManifest
 from .thirdparty_log import LOG_NAME, third_party_output_to
 
 
@@ -61,7 +64,7 @@ def _per_channel(option: str, text: str) -> tuple[float, ...]:
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
                  workers: int, progress: bool, console: Console, byom: ByomSpec | None = None,
                  stderr_console: Console | None = None, verbose: bool = True, deploy: bool = True,
-                 eval_data: str | None = None, student: str | None = None) -> dict:
+                 eval_data: str | None = None, student: str | None = None) -> RunManifest:
     """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal."""
     path = find("recipes", recipe)
     rec = load_recipe(path)
@@ -85,55 +88,55 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
                                         deploy=deploy))
     table = step_table if byom is None else fidelity_table
     console.print(table(manifest, title=f"{rec.name} -> {out}"))
-    if manifest.get("artifacts"):
-        console.print(artifact_table(manifest["artifacts"], title=f"artifacts -> {out / 'exports'}"))
-    if manifest.get("deploy"):
-        console.print(deploy_table(manifest["deploy"], title=f"deploy decision -> {out / 'deploy.json'}"))
+    if manifest.artifacts:
+        console.print(artifact_table(manifest.artifacts, title=f"artifacts -> {out / 'exports'}"))
+    if manifest.deploy:
+        console.print(deploy_table(manifest.deploy, title=f"deploy decision -> {out / 'deploy.json'}"))
     return manifest
 
 
-def step_table(manifest: dict, title: str = "") -> Table:
+def step_table(manifest: RunManifest, title: str = "") -> Table:
     t = Table(title=title, title_justify="left")
     for col in ("step", "params", "MMACs", "size", "NME", "jaw", "brows", "nose", "eyes", "mouth", "state F1",
                 "time"):
         t.add_column(col, justify="left" if col == "step" else "right")
-    for s in manifest["steps"]:
-        m = s["metrics"]
+    for s in manifest.steps:
+        m = s.metrics
         r = m["region_nme"]
         t.add_row(
-            s["name"], f"{s['params'] / 1e6:.2f}M", f"{s['macs'] / 1e6:.1f}", f"{s['size_bytes'] / 1e6:.2f} MB",
+            s.name, f"{s.params / 1e6:.2f}M", f"{s.macs / 1e6:.1f}", f"{s.size_bytes / 1e6:.2f} MB",
             f"{100 * m['nme']:.2f}%", *(f"{100 * r[k]:.2f}" for k in ("jaw", "brows", "nose", "eyes", "mouth")),
-            f"{m.get('state_f1', float('nan')):.3f}", "cached" if s.get("cached") else f"{s['wall_s']:.0f}s",
+            f"{m.get('state_f1', float('nan')):.3f}", "cached" if s.cached else f"{s.wall_s:.0f}s",
         )
     return t
 
 
-def fidelity_table(manifest: dict, title: str = "") -> Table:
+def fidelity_table(manifest: RunManifest, title: str = "") -> Table:
     """Your own model's runs: size, landmark NME (against labels, or the original when unlabeled) and each other
     output's relative error against the original."""
     t = Table(title=title, title_justify="left")
     for col in ("step", "params", "MMACs", "size", "landmark NME", "other outputs (relative error)"):
         t.add_column(col, justify="left" if col in ("step", "other outputs (relative error)") else "right")
-    for s in manifest["steps"]:
-        m = s["metrics"]
+    for s in manifest.steps:
+        m = s.metrics
         others = ", ".join(f"{k} {100 * v['relative']:.2f}%" for k, v in m.get("outputs", {}).items())
-        t.add_row(s["name"], f"{s['params'] / 1e6:.2f}M", f"{s['macs'] / 1e6:.1f}", f"{s['size_bytes'] / 1e6:.2f} MB",
+        t.add_row(s.name, f"{s.params / 1e6:.2f}M", f"{s.macs / 1e6:.1f}", f"{s.size_bytes / 1e6:.2f} MB",
                   f"{100 * m['nme']:.2f}%" if "region_nme" in m else "", others)
     return t
 
 
-def artifact_table(records: list[dict], title: str = "") -> Table:
+def artifact_table(records: list[ArtifactRecord], title: str = "") -> Table:
     t = Table(title=title, title_justify="left")
     for col in ("file", "targets", "status", "size", "max |diff|", "NME vs PyTorch", "NME change", "states agree"):
         t.add_column(col, justify="left" if col in ("file", "targets", "status") else "right")
     for r in records:
-        p = r.get("parity", {})
-        size = f"{r['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in r else ""
-        status = r["status"] + (" (cached)" if r.get("cached") else "")
-        float_layers = r.get("fallback", {}).get("float_layers")
+        p = r.parity or {}
+        size = f"{r.size_bytes / 1e6:.2f} MB" if r.size_bytes is not None else ""
+        status = r.status.value + (" (cached)" if r.cached else "")
+        float_layers = r.details.get("fallback", {}).get("float_layers")
         if float_layers:  # the TFLite INT8 fallback kept these in float to meet the export budget
             status += f", {len(float_layers)} float layer{'s' if len(float_layers) > 1 else ''}"
-        t.add_row(r["file"], ",".join(r["targets"]), status, size,
+        t.add_row(r.file, ",".join(r.targets), status, size,
                   f"{p.get('landmarks_max_abs_diff', p.get('max_abs_diff_scaled', 0)):.2e}" if p else "",
                   f"{100 * p['nme_vs_pytorch']:.3f}%" if "nme_vs_pytorch" in p else "",
                   f"{100 * p['nme_change']:+.3f}" if "nme_change" in p else "",
@@ -184,27 +187,25 @@ def run_auto_cli(target: str, teacher: str | None, data: str | None, run_dir: Pa
             shutil.rmtree(run.run_dir, ignore_errors=True)
         raise
     console.print(auto_table(result, title=f"auto -> {run.run_dir / 'auto.json'}"))
-    chosen = result["chosen"]
+    chosen = result.chosen
     if chosen is None:
-        return [f"auto: no artifact measured under the {result['budget_ms']:.3f} ms budget ({result['budget_source']})"]
-    console.print(f"chosen: {chosen['file']} on {chosen['runtime']}, p50 {chosen['p50_ms']:.3f} ms (budget "
-                  f"{result['budget_ms']:.3f} ms, {result['budget_source']}), NME {100 * chosen['nme']:.2f}%",
+        return [f"auto: no artifact measured under the {result.budget_ms:.3f} ms budget ({result.budget_source})"]
+    console.print(f"chosen: {chosen.file} on {chosen.runtime}, p50 {chosen.p50_ms:.3f} ms (budget "
+                  f"{result.budget_ms:.3f} ms, {result.budget_source}), NME {100 * chosen.nme:.2f}%",
                   highlight=False)
     return []
 
 
-def auto_table(result: dict, title: str = "") -> Table:
+def auto_table(result: AutoResult, title: str = "") -> Table:
     """Every measured artifact of the auto grid, fastest first; the front and the choice marked."""
     t = Table(title=title, title_justify="left")
     for col in ("point", "artifact", "runtime", "MMACs", "size", "p50 ms", "NME", ""):
         t.add_column(col, justify="left" if col in ("point", "artifact", "runtime", "") else "right")
-    front, chosen = set(result["front"]), result.get("chosen") or {}
-    for p in sorted(result["points"], key=lambda p: (p["p50_ms"] is None, p["p50_ms"] or 0)):
-        key = f"{p['file']} {p['runtime']}"
-        mark = "chosen" if (p["file"], p["runtime"]) == (chosen.get("file"), chosen.get("runtime")) else \
-            "front" if key in front else p["status"] if p["status"] != "ok" else ""
-        t.add_row(p["point"], Path(p["file"]).name, p["runtime"], f"{p['macs'] / 1e6:.1f}" if p["macs"] else "",
-                  f"{p['size_bytes'] / 2**20:.2f} MB" if p["size_bytes"] else "",
-                  f"{p['p50_ms']:.3f}" if p["p50_ms"] is not None else "",
-                  f"{100 * p['nme']:.2f}%" if p["nme"] is not None else "", mark)
+    front, chosen = set(result.front), result.chosen.label if result.chosen else None
+    for p in sorted(result.points, key=lambda p: (p.p50_ms is None, p.p50_ms or 0)):
+        mark = "chosen" if p.label == chosen else "front" if p.label in front else p.status if p.status != "ok" else ""
+        t.add_row(p.point, Path(p.file).name, p.runtime, f"{p.macs / 1e6:.1f}" if p.macs else "",
+                  f"{p.size_bytes / 2**20:.2f} MB" if p.size_bytes else "",
+                  f"{p.p50_ms:.3f}" if p.p50_ms is not None else "",
+                  f"{100 * p.nme:.2f}%" if p.nme is not None else "", mark)
     return t

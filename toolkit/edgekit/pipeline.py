@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from . import __version__
-from .artifact_record import Status
+from .artifact_record import ArtifactRecord, Status
 from .atomic import write_bytes, write_json
-from .bench.deploy import decide, deploy_summary
-from .bench.deploy_file import DEPLOY_FILE
+from .bench.deploy import decide
+from .bench.deploy_file import DEPLOY_FILE, deploy_summary
 from .compress.byom import FIDELITY_BUDGET, ByomContext, ByomSpec
 from .compress.context import StageContext
 from .compress.stage import ModelState
@@ -36,31 +36,12 @@ from .hashing import code_hash, sha256_file, sha256_json
 from .models.byom import OrtModule, load_user_model
 from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve
 from .models.registry import count_macs_params
+from .run_manifest import Acceptance, RunManifest, Step
 from .thirdparty_log import LOG_NAME
 
-MANIFEST = "manifest.json"
 EXPORT_CALIBRATION_IMAGES = 200
 STAGE_FILE = "stage.json"
 log = logging.getLogger("edgekit")
-
-
-@dataclass
-class Step:
-    """One row of the result table: a model state after a stage."""
-
-    name: str
-    kind: str  # "source" (the teacher or the user's model), else the stage kind
-    key: str
-    params: int
-    macs: int
-    size_bytes: int
-    metrics: dict
-    artifact: str
-    wall_s: float = 0.0
-    cached: bool = False
-    extra: dict = field(default_factory=dict)
-    precision: str = "fp32"  # of `artifact`
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -161,7 +142,7 @@ class Pipeline:
             done = self._stage_done(stage_dir, key)
             if done is not None:
                 state = state.with_files(done["state"], self.dir)
-                steps.append(Step(**{**done["step"], "cached": True}))
+                steps.append(Step.from_json({**done["step"], "cached": True}, stage_dir / STAGE_FILE))
             else:
                 stage_dir.mkdir(parents=True, exist_ok=True)
                 start = time.perf_counter()
@@ -173,24 +154,22 @@ class Pipeline:
                                   params=params, macs=macs, size_bytes=report.artifact.stat().st_size,
                                   metrics=report.metrics, artifact=str(report.artifact.relative_to(self.dir)),
                                   wall_s=time.perf_counter() - start, extra=report.extra, warnings=report.warnings))
-                write_json(stage_dir / STAGE_FILE, {"key": key, "step": steps[-1].__dict__,
+                write_json(stage_dir / STAGE_FILE, {"key": key, "step": steps[-1].to_json(),
                                                     "state": state.files(self.dir)})
             state.key = key
-        artifacts = []
         (self.dir / DEPLOY_FILE).unlink(missing_ok=True)  # a decision about older artifacts is void
-        if r.targets:
-            artifacts = self._export(ctx, state)
         manifest = self._manifest(steps, teacher_path, teacher_hash)
-        manifest["artifacts"] = artifacts
+        if r.targets:
+            manifest.artifacts = self._export(ctx, state)
         labeled = r.byom is None or ctx.scoring.labeled()
-        manifest["accept"] = acceptance(r.recipe.accept if labeled else None, steps, artifacts)
-        write_json(self.dir / MANIFEST, manifest)  # bench reads the finished run
-        if r.deploy and artifacts:
+        manifest.accept = acceptance(r.recipe.accept if labeled else None, steps, manifest.artifacts)
+        manifest.write(self.dir)  # bench reads the finished run
+        if r.deploy and manifest.artifacts:
             self._deploy(manifest)
-            write_json(self.dir / MANIFEST, manifest)
+            manifest.write(self.dir)
         return manifest
 
-    def _deploy(self, manifest: dict) -> None:
+    def _deploy(self, manifest: RunManifest) -> None:
         """Measure each target's artifacts there (locally, or over its host:) and choose; budget misses join
         the recipe's."""
         data = "synth:test"
@@ -198,12 +177,10 @@ class Pipeline:
             data = self.run.recipe.data.eval if self._ctx.scoring.labeled() else None
         doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
                      data=data)
-        manifest["deploy"] = deploy_summary(doc)
-        missed = [m for d in doc["targets"].values() for m in d["budget_missed"]]
-        manifest["accept"]["missed"] = manifest["accept"].get("missed", []) + missed
-        manifest["accept"]["met"] = manifest["accept"]["met"] and not missed
+        manifest.deploy = deploy_summary(doc)
+        manifest.accept.add_missed(doc.budget_missed)
 
-    def _export(self, ctx: StageContext, state: ModelState) -> list[dict]:
+    def _export(self, ctx: StageContext, state: ModelState) -> list[ArtifactRecord]:
         calib = ctx.data.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]
         evaluation = ctx.data.arrays(ctx.data.eval)
         own = self.run.byom is not None
@@ -232,7 +209,7 @@ class Pipeline:
                            "code": code_hash(), "packages": keyed_versions()})
         done = self._stage_done(stage_dir, key)
         if done is not None:
-            return Step(**{**done["step"], "cached": True})
+            return Step.from_json({**done["step"], "cached": True}, stage_dir / STAGE_FILE)
         start = time.perf_counter()
         if isinstance(teacher, OrtModule):  # your ONNX model: the float ONNX is the file itself, as given
             artifact = stage_dir / "model.fp32.onnx"
@@ -249,26 +226,20 @@ class Pipeline:
         step = Step(name=name, kind="source", key=key, params=params, macs=macs, size_bytes=artifact.stat().st_size,
                     metrics=ctx.scoring.evaluate(teacher), artifact=str(artifact.relative_to(self.dir)),
                     wall_s=time.perf_counter() - start)
-        write_json(stage_dir / STAGE_FILE, {"key": key, "step": step.__dict__})
+        write_json(stage_dir / STAGE_FILE, {"key": key, "step": step.to_json()})
         return step
 
-    def _manifest(self, steps: list[Step], teacher_path: str, teacher_hash: str) -> dict:
+    def _manifest(self, steps: list[Step], teacher_path: str, teacher_hash: str) -> RunManifest:
         r = self.run
-        return {
-            "schema": "edgekit-run/1",
-            "recipe": r.recipe.model_dump(),
-            "recipe_path": r.recipe_path,
-            "recipe_hash": self.recipe_hash,
-            "targets": [t.model_dump() for t in r.targets],
-            "inputs": {"teacher": teacher_path, "teacher_sha256": teacher_hash, "data": self.data_ids,
-                       "seed": r.seed},
-            "versions": {k: v for k, v in package_versions().items() if v},
-            "torch_threads": torch.get_num_threads(),
-            "steps": [s.__dict__ for s in steps],
-        }
+        return RunManifest(
+            recipe=r.recipe.model_dump(), recipe_path=r.recipe_path, recipe_hash=self.recipe_hash,
+            targets=[t.model_dump() for t in r.targets],
+            inputs={"teacher": teacher_path, "teacher_sha256": teacher_hash, "data": self.data_ids, "seed": r.seed},
+            versions={k: v for k, v in package_versions().items() if v}, torch_threads=torch.get_num_threads(),
+            steps=steps)
 
 
-def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
+def acceptance(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> Acceptance:
     """Check the recipe's budgets against the final model and the artifacts; `missed` holds one line each."""
     teacher_nme, final = steps[0].metrics.get("nme"), steps[-1]
     nme = final.metrics.get("nme")
@@ -285,17 +256,17 @@ def acceptance(accept, steps: list[Step], artifacts: list[dict]) -> dict:
     if accept.max_nme is not None and nme is not None and nme > accept.max_nme:
         missed.append(f"accept.max_nme: {final.name} NME {100 * nme:.2f}% > {100 * accept.max_nme:.2f}%")
     for a in artifacts:
-        if a.get("status") == Status.VALIDATION_FAILED:
-            par = a.get("parity", {})
+        if a.status == Status.VALIDATION_FAILED:
+            par = a.parity or {}
             change = par.get("relative_nme_change")
             detail = (f"NME +{100 * change:.1f}% over its float model (budget +{100 * par['nme_budget']:.1f}%)"
                       if change is not None and "nme_budget" in par else "parity check failed")
             if "nme_budget_absolute" in par:
                 detail = (f"landmarks move {100 * par['nme_change']:.2f}% of the normalising distance from the "
                           f"original's (budget {100 * par['nme_budget_absolute']:.2f}%)")
-            missed.append(f"artifact {a['file']}: {detail}")
-    return {"met": not missed, "missed": missed, "teacher_nme": teacher_nme, "final_nme": nme,
-            "budgets": accept.model_dump()}
+            missed.append(f"artifact {a.file}: {detail}")
+    return Acceptance(met=not missed, missed=missed, teacher_nme=teacher_nme, final_nme=nme,
+                      budgets=accept.model_dump())
 
 
 def _selection_set(ctx: StageContext) -> tuple:
@@ -305,7 +276,7 @@ def _selection_set(ctx: StageContext) -> tuple:
     return val["x"][:FALLBACK_SELECTION_IMAGES], val["landmarks"][:FALLBACK_SELECTION_IMAGES]
 
 
-def compress(run: CompressRun) -> dict:
+def compress(run: CompressRun) -> RunManifest:
     """Run the recipe. Bad input (exit 2) leaves nothing behind: a run directory this call created is removed."""
     # Fresh: nothing there yet but the third-party log the CLI opens first.
     fresh = not run.run_dir.exists() or {p.name for p in run.run_dir.iterdir()} <= {LOG_NAME}

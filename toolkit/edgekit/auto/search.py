@@ -14,16 +14,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..artifact_record import Status
-from ..atomic import write_json
 from ..config.recipe import DataSpec
 from ..config.target import Target
 from ..errors import EdgekitError
 from .grid import GRID, STAGES, Point
+from .result import AutoPoint, AutoResult
 
-SCHEMA = "edgekit-auto/1"
-AUTO_FILE = "auto.json"
+if TYPE_CHECKING:
+    from ..run_manifest import RunManifest
+
 DEFAULT_BUDGET_FRACTION = 1 / 8  # of the teacher's FP32 p50, when no --latency-budget-ms is given
 MEASURE_RESERVE_S = 180.0  # kept free in the time budget for the final sweep
 
@@ -44,7 +46,7 @@ class AutoRun:
     eval_images: int = 500
 
 
-def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, dict]], list[dict]]:
+def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, RunManifest]], list[dict]]:
     """Compress grid points in order until the next one would not fit the time budget."""
     from ..pipeline import CompressRun, compress
 
@@ -65,7 +67,7 @@ def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, dict]], 
     return done, skipped
 
 
-def measure(run: AutoRun, done: list[tuple[Point, Path, dict]]) -> dict:
+def measure(run: AutoRun, done: list[tuple[Point, Path, RunManifest]]) -> dict:
     """One interleaved sweep over every point's artifacts and the teacher's FP32 ONNX."""
     from ..bench.api import BenchOptions, bench_cells
     from ..bench.protocol import DEPLOY
@@ -83,10 +85,11 @@ def measure(run: AutoRun, done: list[tuple[Point, Path, dict]]) -> dict:
     return bench_cells(run.target, cells, preprocess, opts)
 
 
-def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, dict]], skipped: list[dict]) -> dict:
+def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, RunManifest]],
+              skipped: list[dict]) -> AutoResult:
     from ..bench.report import frontier
 
-    macs = {point.name: manifest["steps"][-1].get("macs") for point, _, manifest in done}
+    macs = {point.name: manifest.final.macs for point, _, manifest in done}
     # The teacher's cells are its FP32 ONNX file (the run's source step), on whichever runtime the target has.
     teacher = next((r for r in doc["records"] if r["variant"] == "teacher" and r["status"] == Status.OK
                     and r.get("latency")), None)
@@ -105,28 +108,28 @@ def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, dict]], ski
         if r["variant"] == "teacher":
             continue
         lat, acc = r.get("latency") or {}, r.get("accuracy") or {}
-        points.append({"point": r["variant"], "file": str(Path(r["artifact"]).relative_to(run.run_dir)),
-                       "format": r["format"], "precision": r["precision"], "runtime": r["runtime"],
-                       "status": r["status"], "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"),
-                       "nme": acc.get("nme"), "size_bytes": r.get("size_bytes"), "macs": macs.get(r["variant"])})
-    measured = [p for p in points if p["status"] == Status.OK and p["p50_ms"] is not None and p["nme"] is not None]
-    under = [p for p in measured if p["p50_ms"] <= budget and _meets_tails(p, target_budget)]
-    chosen = min(under, key=lambda p: (p["nme"], p["p50_ms"])) if under else None
-    return {"schema": SCHEMA, "target": run.target.name, "budget_ms": budget, "budget_source": source,
-            "teacher_p50_ms": teacher["latency"]["p50"] if teacher else None,
-            "teacher_nme": (teacher.get("accuracy") or {}).get("nme") if teacher else None,
-            "points": points, "front": [f"{p['file']} {p['runtime']}" for p in frontier(measured, x="p50_ms")],
-            "chosen": chosen, "skipped": skipped, "fingerprint": next(
-                (r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)}
+        points.append(AutoPoint(point=r["variant"], file=str(Path(r["artifact"]).relative_to(run.run_dir)),
+                                format=r["format"], precision=r["precision"], runtime=r["runtime"],
+                                status=r["status"], p50_ms=lat.get("p50"), p90_ms=lat.get("p90"), nme=acc.get("nme"),
+                                size_bytes=r.get("size_bytes"), macs=macs.get(r["variant"])))
+    measured = [p for p in points if p.status == Status.OK and p.p50_ms is not None and p.nme is not None]
+    under = [p for p in measured if p.p50_ms <= budget and _meets_tails(p, target_budget)]
+    chosen = min(under, key=lambda p: (p.nme, p.p50_ms)) if under else None
+    front = frontier([{"label": p.label, "p50_ms": p.p50_ms, "nme": p.nme} for p in measured], x="p50_ms")
+    return AutoResult(target=run.target.name, budget_ms=budget, budget_source=source,
+                      teacher_p50_ms=teacher["latency"]["p50"] if teacher else None,
+                      teacher_nme=(teacher.get("accuracy") or {}).get("nme") if teacher else None,
+                      points=points, front=[p["label"] for p in front], chosen=chosen, skipped=skipped,
+                      fingerprint=next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None))
 
 
-def _meets_tails(point: dict, budget) -> bool:
+def _meets_tails(point: AutoPoint, budget) -> bool:
     """The target's p90 budget, where it sets one, holds too (p99 is not measured by the short protocol)."""
     limit = getattr(budget, "p90", None) if budget is not None else None
-    return limit is None or point["p90_ms"] is None or point["p90_ms"] <= limit
+    return limit is None or point.p90_ms is None or point.p90_ms <= limit
 
 
-def run_auto(run: AutoRun, log=print) -> dict:
+def run_auto(run: AutoRun, log=print) -> AutoResult:
     """Compress the grid, measure, choose; writes auto.json and the bench report with the front plotted."""
     from ..bench.api import BenchOptions, check_reachable
     from ..bench.report import write_outputs
@@ -137,8 +140,8 @@ def run_auto(run: AutoRun, log=print) -> dict:
     log("auto: measuring every artifact side by side")
     doc = measure(run, done)
     result = summarise(run, doc, done, skipped)
-    doc["latency_budget_ms"] = result["budget_ms"]  # the Pareto plot draws it
-    result["bench"] = {k: str(v) for k, v in write_outputs(doc, run.run_dir / "bench" / run.target.name).items()}
-    result["wall_s"] = round(time.monotonic() - started, 1)
-    write_json(run.run_dir / AUTO_FILE, result)
+    doc["latency_budget_ms"] = result.budget_ms  # the Pareto plot draws it
+    result.bench = {k: str(v) for k, v in write_outputs(doc, run.run_dir / "bench" / run.target.name).items()}
+    result.wall_s = round(time.monotonic() - started, 1)
+    result.write(run.run_dir)
     return result

@@ -14,16 +14,14 @@ Everything lands in `runs/<name>/deploy.json` (`edgekit-deploy/1`), candidates, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..artifact_record import Status
-from ..atomic import write_json
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..fingerprint import normalized_arch
 from ..runtime.registry import runtime_packages
-from .deploy_file import DEPLOY_FILE, SCHEMA, run_relative
+from .deploy_file import Candidate, DeployDocument, TargetDecision, run_relative
 from .evidence import AccuracyEvidence, excess_evidence, finite_nme
 
 TIE = 0.02  # p50s closer than this (relative) are a tie; the smaller file wins
@@ -31,62 +29,6 @@ TIE = 0.02  # p50s closer than this (relative) are a tie; the smaller file wins
 # give wide intervals, and an overlap alone would hand the choice to the smallest file at any cost in speed.
 TIE_BAND = 0.10
 NOT_MEASURED = "not-measured"  # a candidate whose accuracy was asked for and came back missing or non-finite
-
-
-@dataclass
-class Candidate:
-    file: str  # artifact path relative to the run directory
-    format: str
-    precision: str
-    runtime: str
-    status: str  # the artifact vocabulary (ok, export-failed, validation-failed, run-failed, ...), over-budget
-    p50_ms: float | None = None
-    p90_ms: float | None = None
-    p99_ms: float | None = None
-    p50_ci95: list[float] | None = None
-    nme: float | None = None
-    size_bytes: int | None = None
-    reason: str | None = None
-    evidence: dict | None = None  # AccuracyEvidence.to_json(): why it is in or over the accuracy budget
-    fingerprint: dict | None = None  # the machine and runtime versions it was measured with
-    nme_per_image: list[float] | None = field(default=None, repr=False)  # not written to deploy.json
-
-    @property
-    def eligible(self) -> bool:
-        return self.status == Status.OK and self.p50_ms is not None
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        ci = self.p50_ci95 if self.p50_ci95 and len(self.p50_ci95) == 2 else [self.p50_ms, self.p50_ms]
-        return float(ci[0]), float(ci[1])
-
-    def to_json(self) -> dict:
-        out = asdict(self)
-        out.pop("nme_per_image")
-        return out
-
-
-@dataclass
-class TargetDecision:
-    target: str
-    status: str  # chosen | proxy | none-in-budget | not-measured
-    chosen: Candidate | None = None  # for a proxy: the file it would pick
-    candidates: list[Candidate] = field(default_factory=list)
-    nme_limit: float | None = None
-    latency_budget_ms: dict | None = None
-    budget_missed: list[str] = field(default_factory=list)
-    budget_unverified: list[str] = field(default_factory=list)  # a proxy's budgets: measured elsewhere
-    reason: str | None = None
-    fingerprint: dict | None = None
-    host: str = "local"
-    measured_on: str | None = None  # "x86_64 AMD EPYC (2 cores)", from the fingerprint
-    tie_with: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        out = asdict(self)
-        out["chosen"] = self.chosen.to_json() if self.chosen else None
-        out["candidates"] = [c.to_json() for c in self.candidates]
-        return out
 
 
 def candidates_from(records: list[dict], run_dir: Path) -> list[Candidate]:
@@ -252,22 +194,13 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
 
 
 def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True,
-           data: str | None = "synth:test", ssh_config: Path | None = None, remote_python: str = "python3") -> dict:
+           data: str | None = "synth:test", ssh_config: Path | None = None,
+           remote_python: str = "python3") -> DeployDocument:
     """Decide every target and write deploy.json; returns its document."""
     decisions = [decide_target(run_dir, t, default_increase, progress, data, ssh_config, remote_python)
                  for t in targets]
-    doc = {"schema": SCHEMA, "run": str(run_dir), "tie": TIE, "targets": {d.target: d.to_json() for d in decisions}}
-    write_json(run_dir / DEPLOY_FILE, doc)
+    doc = DeployDocument(run=str(run_dir), tie=TIE, targets={d.target: d for d in decisions})
+    doc.write(run_dir)
     return doc
 
 
-def deploy_summary(doc: dict) -> dict:
-    """The manifest's short form: per target, the status and the chosen file, runtime, p50 and NME."""
-    out = {}
-    for name, d in doc["targets"].items():
-        c = d.get("chosen") or {}
-        out[name] = {"status": d["status"], "file": c.get("file"), "runtime": c.get("runtime"),
-                     "precision": c.get("precision"), "p50_ms": c.get("p50_ms"), "nme": c.get("nme"),
-                     "candidates": len(d["candidates"]), "reason": d.get("reason"), "missed": d["budget_missed"],
-                     "unverified": d.get("budget_unverified", []), "measured_on": d.get("measured_on")}
-    return out

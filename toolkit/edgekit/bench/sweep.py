@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact_record import ArtifactRecord, Status, parse_status, read_sidecar_of, sidecar_path
+from ..artifact_record import Status, parse_status, read_sidecar_of, sidecar_path
 from ..config.target import Target
 from ..errors import EdgekitError
 from ..formats import PRECISIONS, format_of
 from ..hashing import sha256_file
-from ..jsonio import check_preprocess, read_json_object
+from ..jsonio import check_preprocess
+from ..run_manifest import MANIFEST, RunManifest, Step
 from ..runtime.registry import runs, runtime_for, runtimes
 from .precision import precision_of
 from .protocol import Protocol
@@ -86,32 +87,25 @@ def latest_run(root: Path = Path("runs")) -> Path:
 
 def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[list[Cell], dict]:
     """The cells of a compress run for `target` (the teacher as reference first), and the run's preprocessing."""
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise EdgekitError("not a finished compress run (no manifest.json)", path=run_dir)
-    manifest = read_json_object(manifest_path, "compress run manifest")
-    steps = manifest.get("steps", [])
-    if not isinstance(steps, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in steps):
-        raise EdgekitError("key 'steps': expected a list of steps with names", path=manifest_path)
-    if not isinstance(manifest.get("artifacts", []), list) or not all(
-            isinstance(a, dict) and isinstance(a.get("file"), str) for a in manifest.get("artifacts", [])):
-        raise EdgekitError("key 'artifacts': expected a list of sidecars with a file name", path=manifest_path)
-    floats = [s["name"] for s in steps[1:] if _step_precision(run_dir, s) == "fp32"]  # steps[0]: the source
+    manifest = RunManifest.read(run_dir)
+    manifest_path = run_dir / MANIFEST
+    steps = manifest.steps
+    floats = [s.name for s in steps[1:] if _step_precision(run_dir, s) == "fp32"]  # steps[0]: the source
     final = floats[-1] if floats else "teacher"
     cells: list[Cell] = []
     teacher = steps[0] if steps else None
-    if reference and teacher and teacher.get("artifact") and final != "teacher":  # else the exports are the teacher
-        cells += _cells_for(target, "teacher", run_dir / teacher["artifact"], {"precision": "fp32"})
+    if reference and teacher and teacher.artifact and final != "teacher":  # else the exports are the teacher
+        cells += _cells_for(target, "teacher", run_dir / teacher.artifact, {"precision": "fp32"})
     preprocess = None
-    sidecars = [ArtifactRecord.from_json(doc, manifest_path).to_json() for doc in manifest.get("artifacts", [])]
+    sidecars = [a.to_json() for a in manifest.artifacts]
     # The files exported for this target; a run made for other targets offers whatever this one can run.
     mine = [s for s in sidecars if target.name in s.get("targets", [])] or \
         [s for s in sidecars if s.get("format") in target.formats]
     for sidecar in mine:
         cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
         preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), manifest_path)
-    last = next((s for s in reversed(steps) if s["name"] in floats), None)
-    ckpt = run_dir / Path(last["artifact"]).parent / "model.safetensors" if last else None
+    last = next((s for s in reversed(steps) if s.name in floats), None)
+    ckpt = run_dir / Path(last.artifact).parent / "model.safetensors" if last else None
     if ckpt is not None and any(runs(rt, ckpt) for rt in target.concrete_runtimes()):  # a checkpoint runtime
         cells += _cells_for(target, final, ckpt, {"precision": "fp16" if target.has_gpu else "fp32"})
     if not cells:
@@ -120,11 +114,11 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
     return cells, preprocess or DEFAULT_PREPROCESS
 
 
-def _step_precision(run_dir: Path, step: dict) -> str:
+def _step_precision(run_dir: Path, step: Step) -> str:
     """A run-table row's precision: as recorded, or (manifests from before it was) read from its artifact."""
-    if step.get("precision") in PRECISIONS:
-        return step["precision"]
-    return precision_of(run_dir / step["artifact"], {}) if step.get("artifact") else "fp32"
+    if step.precision in PRECISIONS:
+        return step.precision
+    return precision_of(run_dir / step.artifact, {}) if step.artifact else "fp32"
 
 
 def from_files(paths: list[Path], target: Target) -> tuple[list[Cell], dict]:

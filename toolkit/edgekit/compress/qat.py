@@ -22,7 +22,7 @@ from ..convert.onnx import export_onnx
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
-from .quantize import QuantScheme, run_ptq
+from .quantize import QatReport, QuantScheme, run_ptq
 
 if TYPE_CHECKING:  # annotations only: the stage file imports this module to run it
     from .stages.quantize import QuantizeConfig
@@ -117,9 +117,8 @@ def run_qat(model: nn.Module, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Sta
     result = fit(qat_model, ft, batches, step, ctx.scoring.validate, description="QAT", progress=ctx.progress)
     trained = strip_fake_quant(qat_model).eval()
     fp32 = export_onnx(trained, out_dir / "model.qat-fp32.onnx", ctx.input_shape, ctx.output_names, onnx_meta)
-    artifact, extra = run_ptq(fp32, cfg, scheme, ctx, out_dir)
-    extra["qat"] = {"fp32_onnx": fp32.name, "val_nme_fake_quant": result.best_metrics.get("nme"),
-                    "best_epoch": result.best_epoch,
-                    "history": result.history}
-    return artifact, extra
+    artifact, report = run_ptq(fp32, cfg, scheme, ctx, out_dir)
+    report.qat = QatReport(fp32_onnx=fp32, val_nme_fake_quant=result.best_metrics.get("nme"),
+                           best_epoch=result.best_epoch, history=result.history)
+    return artifact, report
 

@@ -12,7 +12,7 @@ import hashlib
 import io
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,8 +132,48 @@ def calibration_images(ctx: StageContext, n: int) -> np.ndarray:
     return x[:n]
 
 
-def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: StageContext, out_dir: Path):
-    """Quantize `fp32_path`; returns (int8 path, report extra)."""
+@dataclass
+class QatReport:
+    """What quantization-aware training adds: the tuned float model later schemes quantize, and its history."""
+
+    fp32_onnx: Path
+    val_nme_fake_quant: float | None
+    best_epoch: int
+    history: list[dict]
+
+    def to_json(self) -> dict:
+        return {"fp32_onnx": self.fp32_onnx.name, "val_nme_fake_quant": self.val_nme_fake_quant,
+                "best_epoch": self.best_epoch, "history": self.history}
+
+
+@dataclass
+class Int8Report:
+    """One INT8 model's figures: what the quantize stage puts in its run-table row (`to_json`) and per scheme."""
+
+    scheme: dict
+    val_nme_fp32: float
+    val_nme_int8: float
+    nme_increase: float | None  # None against the original itself (your own model, unlabeled: float NME is 0)
+    budget: float | None
+    within_budget: bool
+    float_layers: list[str]
+    sensitivity: list[dict]
+    quantized_layers: int
+    ort_format: dict | None
+    warnings: list[str] = field(default_factory=list)
+    qat: QatReport | None = None
+
+    def to_json(self) -> dict:
+        """The manifest's row details (warnings travel apart, in the step's own list)."""
+        out = {k: getattr(self, k) for k in ("scheme", "val_nme_fp32", "val_nme_int8", "nme_increase", "budget",
+                                              "within_budget", "float_layers", "sensitivity", "quantized_layers",
+                                              "ort_format")}
+        return {**out, "qat": self.qat.to_json()} if self.qat else out
+
+
+def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: StageContext,
+            out_dir: Path) -> tuple[Path, Int8Report]:
+    """Quantize `fp32_path`; returns the INT8 model's path and its figures."""
     images = calibration_images(ctx, cfg.calibration.images)
     warnings_ = []
     if len(images) < MIN_CALIBRATION_IMAGES:
@@ -164,23 +204,15 @@ def run_ptq(fp32_path: Path, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Stag
         nme_int8 = ort_format["val_nme"][ort_format["chosen"]]
     for tmp in (builder.pre,):
         tmp.unlink(missing_ok=True)
-    extra = {
-        "scheme": {"symmetric_activations": scheme.symmetric_activations, "reduce_range": scheme.reduce_range,
-                   "per_channel": cfg.per_channel, "calibration": cfg.calibration.model_dump(),
-                   "calibration_images": int(len(images))},
-        "val_nme_fp32": nme_fp32,
-        "val_nme_int8": nme_int8,
-        # Against the original itself (your own model, unlabeled) the float NME is 0: no ratio to give.
-        "nme_increase": nme_int8 / nme_fp32 - 1.0 if nme_fp32 > 0 else None,
-        "budget": budget,
-        "within_budget": budget is None or nme_int8 <= budget,
-        "float_layers": float_layers,
-        "sensitivity": sensitivity,
-        "quantized_layers": len(builder.nodes) - len(float_layers),
-        "ort_format": ort_format,
-        "warnings": warnings_,
-    }
-    return out, extra
+    return out, Int8Report(
+        scheme={"symmetric_activations": scheme.symmetric_activations, "reduce_range": scheme.reduce_range,
+                "per_channel": cfg.per_channel, "calibration": cfg.calibration.model_dump(),
+                "calibration_images": int(len(images))},
+        val_nme_fp32=nme_fp32, val_nme_int8=nme_int8,
+        nme_increase=nme_int8 / nme_fp32 - 1.0 if nme_fp32 > 0 else None,
+        budget=budget, within_budget=budget is None or nme_int8 <= budget, float_layers=float_layers,
+        sensitivity=sensitivity, quantized_layers=len(builder.nodes) - len(float_layers), ort_format=ort_format,
+        warnings=warnings_)
 
 
 FORMAT_MARGIN = 0.03  # QOperator must measure this much faster to replace QDQ (the portable form)

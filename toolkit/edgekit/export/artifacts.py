@@ -45,8 +45,9 @@ def _file_matches(path: Path, record) -> bool:
     return path.exists() and sha256_file(path) == record.sha256
 
 
-def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progress: bool = True) -> list[dict]:
-    """Build every planned artifact (skipping ones already built from the same sources); return sidecars."""
+def export_all(src: ExportSources, targets: list[Target], out_dir: Path,
+               progress: bool = True) -> list[ArtifactRecord]:
+    """Build every planned artifact (skipping ones already built from the same sources); return their records."""
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for p, users in plan(targets).items():
@@ -62,7 +63,8 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
                     and _file_matches(out_dir / p.filename, old):
                 old.preprocess = src.preprocess  # sidecars from before this field existed get it too
                 write_sidecar(side, old)
-                records.append({**old.to_json(), "cached": True})
+                old.cached = True
+                records.append(old)
                 continue
         # The sidecar goes before the build starts: a kill mid-build then leaves a file with no sidecar (rebuilt
         # next time), never an old sidecar whose key vouches for a half-written or different file.
@@ -87,5 +89,5 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path, progres
             record.status = Status.EXPORT_FAILED
             record.error, record.traceback = f"{exc.__class__.__name__}: {exc}", traceback.format_exc(limit=5)
         write_sidecar(side, record)
-        records.append(record.to_json())
+        records.append(record)
     return records

@@ -64,20 +64,19 @@ class Quantize(Stage):
         from ..quantize import run_ptq
 
         fp32 = ctx.files.export_onnx(state.module, ctx.files.dir / "model.fp32.onnx")
-        files, per_scheme, extra, source = {}, {}, {}, fp32
+        files, per_scheme, reports, source = {}, {}, [], fp32
         for i, scheme in enumerate(self.schemes(ctx)):
             if self.config.mode == "qat" and i == 0:  # train once; later schemes quantize the QAT-tuned weights
-                artifact, more = run_qat(state.module, self.config, scheme, ctx, ctx.files.dir, ctx.onnx_metadata)
-                source = ctx.files.dir / more["qat"]["fp32_onnx"]
+                artifact, report = run_qat(state.module, self.config, scheme, ctx, ctx.files.dir, ctx.onnx_metadata)
+                source = report.qat.fp32_onnx
             else:
-                artifact, more = run_ptq(source, self.config, scheme, ctx, ctx.files.dir)
-            files[scheme.tag] = artifact
-            per_scheme[scheme.tag] = {k: more.get(k) for k in ("val_nme_int8", "within_budget", "float_layers")}
-            per_scheme[scheme.tag]["file"] = artifact.name
-            extra = extra or more  # the first scheme's details are the row's
+                artifact, report = run_ptq(source, self.config, scheme, ctx, ctx.files.dir)
+            files[scheme.tag], reports = artifact, [*reports, report]
+            per_scheme[scheme.tag] = {"val_nme_int8": report.val_nme_int8, "within_budget": report.within_budget,
+                                      "float_layers": report.float_layers, "file": artifact.name}
         primary = next(iter(files.values()))
-        extra["schemes"] = per_scheme
-        warnings = extra.pop("warnings", [])
+        extra = {**reports[0].to_json(), "schemes": per_scheme}  # the first scheme's figures are the row's
+        warnings = reports[0].warnings
         out = ModelState(module=state.module, arch=state.arch, float_onnx=fp32, int8_onnx=files,
                          checkpoint=state.checkpoint)
         return out, StageReport(name=self.label(), artifact=primary, metrics=ctx.scoring.score_onnx(primary),
