@@ -140,10 +140,10 @@ def test_an_edited_checkout_does_not_resume_from_what_older_code_built(tiny_teac
     run = pipeline.CompressRun(recipe=recipe, run_dir=tmp_path / "run", targets=[], progress=False, workers=0)
     pipeline.compress(run)
     again = pipeline.compress(run)
-    assert all(s["cached"] for s in again["steps"])
+    assert all(s.cached for s in again.steps)
     monkeypatch.setattr(pipeline, "code_hash", lambda: "edited-source")
     edited = pipeline.compress(run)
-    assert not any(s["cached"] for s in edited["steps"])
+    assert not any(s.cached for s in edited.steps)
 
 
 def test_architecture_doc_matches_the_code_and_rooms_import_only_downward():

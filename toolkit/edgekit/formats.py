@@ -12,10 +12,10 @@ their converters (torch, onnx, litert-torch, TensorRT) inside `build`.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .scan import import_modules
 
 if TYPE_CHECKING:
     from .config.target import Target
@@ -76,10 +76,7 @@ def formats() -> dict[str, Format]:
     """Format name -> format, from every file of the exporters package (imported on first use)."""
     global _SCANNED
     if not _SCANNED:
-        package = importlib.import_module(EXPORTERS_PACKAGE)  # dynamic: the exporter files import this module
-        for mod in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{EXPORTERS_PACKAGE}.{mod.name}")
+        import_modules(EXPORTERS_PACKAGE)
         _SCANNED = True
     return dict(_REGISTRY)
 

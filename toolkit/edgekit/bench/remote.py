@@ -22,7 +22,7 @@ from ..runtime.registry import device_side_files
 # says it can travel (`Runtime.device_side`; torch_eager stays home).
 RUNNER_MODULES = ("__init__.py", "fingerprint.py", "metrics.py", "landmarks.py", "schemes.py", "outputs.py",
                   "errors.py", "bench/__init__.py", "bench/protocol.py", "bench/runner.py", "runtime/__init__.py",
-                  "runtime/registry.py", "runtime/timing.py")
+                  "runtime/registry.py", "runtime/timing.py", "scan.py")
 
 
 def runner_files() -> tuple[str, ...]:

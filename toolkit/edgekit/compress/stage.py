@@ -13,13 +13,13 @@ a runtime at module level; a stage imports its implementation inside `run`.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
+
+from ..scan import import_modules
 
 if TYPE_CHECKING:
     from torch import nn
@@ -127,10 +127,7 @@ def registry() -> dict[str, type[Stage]]:
     """Stage kind -> class, in the order the stages package lists its files (imported on first use)."""
     global _SCANNED
     if not _SCANNED:
-        from . import stages
-
-        for mod in sorted(pkgutil.iter_modules(stages.__path__), key=lambda m: m.name):
-            importlib.import_module(f"{stages.__name__}.{mod.name}")
+        import_modules(f"{__package__}.stages")
         _SCANNED = True
     return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].order, kv[0])))
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..scan import import_modules
+
 PACKAGE = __name__.rpartition(".")[0]  # edgekit.runtime
-_NOT_RUNTIMES = {"registry", "timing"}  # the package's helpers, not runtime files
+_NOT_RUNTIMES = frozenset({"registry", "timing"})  # the package's helpers, not runtime files
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -60,10 +61,7 @@ def runtimes() -> dict[str, Runtime]:
     """Runtime name -> row, from every runtime file of the package (imported on first use)."""
     global _SCANNED
     if not _SCANNED:
-        package = importlib.import_module(PACKAGE)  # dynamic: the package imports this module
-        for mod in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            if mod.name not in _NOT_RUNTIMES and not mod.name.startswith("_"):
-                importlib.import_module(f"{PACKAGE}.{mod.name}")
+        import_modules(PACKAGE, skip=_NOT_RUNTIMES)
         _SCANNED = True
     return dict(_REGISTRY)
 
