@@ -13,6 +13,7 @@ from .data_cli import DATA_HELP, data_app
 from .errors import EdgekitError
 from .gate_cli import gate as gate_command
 from .predict_cli import predict as predict_command
+from .serve_cli import serve as serve_command
 
 app = typer.Typer(help="edgekit: turn a facial-feature CNN into small, fast, verified on-device models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -334,6 +335,7 @@ def bench(
 
 app.command("gate")(gate_command)
 app.command("predict")(predict_command)
+app.command("serve")(serve_command)
 
 
 def main(argv: list[str] | None = None) -> None:

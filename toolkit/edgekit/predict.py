@@ -88,14 +88,16 @@ def load_model(model: str):
         raise EdgekitError(str(exc), path=path) from None
 
 
-def predict(model: str, image_path: Path, box: tuple[float, float, float, float] | None = None) -> Prediction:
-    image = read_image(image_path)
-    detected = box is None
-    box = box or detect_face(image, image_path)
-    session, pre = load_model(model)
-    size = int(pre["input_size"])
-    patch, _ = crop_from_box(image, box, size, scale=LANDMARK_CROP_SCALE)
-    outputs = session.run(normalize(patch[None], pre.get("mean", (0.5,) * 3), pre.get("std", (0.5,) * 3)))
+def face_input(image: np.ndarray, box: tuple[float, float, float, float], pre: dict) -> np.ndarray:
+    """The model's (1, 3, S, S) input for the face in `box`: the crop readers cut around it, normalised as the
+    artifact's sidecar (or checkpoint) says."""
+    patch, _ = crop_from_box(image, box, int(pre["input_size"]), scale=LANDMARK_CROP_SCALE)
+    return normalize(patch[None], pre.get("mean", (0.5,) * 3), pre.get("std", (0.5,) * 3))
+
+
+def read_outputs(outputs: list[np.ndarray], box: tuple[float, float, float, float],
+                 detected: bool) -> Prediction:
+    """One face's outputs (batch of one) -> landmarks in image pixels and state probabilities."""
     lm = np.asarray(outputs[0], np.float32).reshape(-1, 2)
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * LANDMARK_CROP_SCALE
@@ -105,6 +107,14 @@ def predict(model: str, image_path: Path, box: tuple[float, float, float, float]
         probs = 1.0 / (1.0 + np.exp(-np.asarray(outputs[1], np.float64).reshape(-1)))
         states = {n: round(float(p), 3) for n, p in zip(STATE_NAMES, probs, strict=True)}
     return Prediction(box=box, detected=detected, landmarks=corner + lm * side, states=states)
+
+
+def predict(model: str, image_path: Path, box: tuple[float, float, float, float] | None = None) -> Prediction:
+    image = read_image(image_path)
+    detected = box is None
+    box = box or detect_face(image, image_path)
+    session, pre = load_model(model)
+    return read_outputs(session.run(face_input(image, box, pre)), box, detected)
 
 
 def draw(image_path: Path, pred: Prediction, out: Path) -> Path:
