@@ -158,6 +158,12 @@ def test_prune_to_a_latency_already_met_prunes_nothing(tiny_context):
 
 
 def test_student_width_chosen_by_measured_latency(tiny_context):
+    """The search's contract, on the latencies it measured: the chosen width fits, every wider one it tried did
+    not, and it bisects (a handful of measurements for 15 widths). Where the choice lands for a given target
+    depends on how loaded the machine is while it measures (a neighbouring test worker once moved it from about
+    1.0 to 0.625), so that is not asserted here."""
+    import math
+
     from edgekit.compress.distill import WIDTHS
     from edgekit.models.registry import build
 
@@ -170,7 +176,8 @@ def test_student_width_chosen_by_measured_latency(tiny_context):
     assert measured[chosen] <= target  # the chosen width fits ...
     wider = [w for w in measured if w > chosen]
     assert all(measured[w] > target for w in wider)  # ... and every wider width tried did not
-    assert 0.75 <= chosen <= 1.25  # the width measured at the target lies near 1.0 (noise allowed)
+    assert chosen == WIDTHS[-1] or WIDTHS[WIDTHS.index(chosen) + 1] in measured  # the next width up was tried
+    assert len(measured) <= math.ceil(math.log2(len(WIDTHS))) + 1  # bisected, not scanned
 
 
 def test_student_latency_target_excludes_width_and_init():
