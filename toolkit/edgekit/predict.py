@@ -64,9 +64,20 @@ def detect_face(image: np.ndarray, path: Path) -> tuple[float, float, float, flo
     return float(f["c"]), float(f["r"]), float(f["c"] + f["width"]), float(f["r"] + f["height"])
 
 
+def artifact_preprocess(path: Path):
+    """(sidecar record, preprocessing) of an exported artifact; refused without the input size it needs."""
+    from .artifact_record import read_sidecar_of
+
+    record = read_sidecar_of(path)
+    pre = (record.preprocess if record else None) or {}
+    if "input_size" not in pre:
+        raise EdgekitError("no sidecar with the input size and normalisation next to this artifact "
+                           "(edgekit writes <file>.json at export)", path=path)
+    return record, pre
+
+
 def load_model(model: str):
     """(session, preprocess) for a checkpoint (zoo:NAME or .safetensors) or an exported artifact."""
-    from .artifact_record import read_sidecar_of
     from .models.checkpoint import read_meta, resolve
     from .runtime import RuntimeUnavailable, load
 
@@ -77,11 +88,7 @@ def load_model(model: str):
         meta = read_meta(path)
         pre = {"input_size": meta.input_size, "mean": list(meta.mean), "std": list(meta.std)}
     else:
-        record = read_sidecar_of(path)
-        pre = (record.preprocess if record else None) or {}
-        if "input_size" not in pre:
-            raise EdgekitError("no sidecar with the input size and normalisation next to this artifact "
-                               "(edgekit writes <file>.json at export)", path=path)
+        pre = artifact_preprocess(path)[1]
     try:
         return load(path, threads=None), pre
     except RuntimeUnavailable as exc:

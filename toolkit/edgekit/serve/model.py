@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..artifact_record import read_sidecar_of
 from ..bench.deploy_file import DeployDocument
 from ..errors import EdgekitError
 from ..hashing import sha256_file
+from ..predict import artifact_preprocess
 from ..runtime import RuntimeUnavailable, default_runtime, load
 
 SERVABLE = ("chosen",)  # deploy statuses served without --allow-proxy
@@ -57,11 +57,7 @@ class ServedModel:
     def from_artifact(cls, path: Path, runtime: str | None = None) -> ServedModel:
         if not path.exists():
             raise EdgekitError("artifact not found", path=path)
-        record = read_sidecar_of(path)
-        pre = (record.preprocess if record else None) or {}
-        if "input_size" not in pre:
-            raise EdgekitError("no sidecar with the input size and normalisation next to this artifact (edgekit "
-                               "writes <file>.json at export)", path=path)
+        record, pre = artifact_preprocess(path)
         try:
             runtime = runtime or default_runtime(path)
         except RuntimeUnavailable as exc:
