@@ -128,6 +128,8 @@ def bad_inputs(image: np.ndarray) -> list[tuple[str, dict, int]]:
         ("multipart without an image", {"files": {"photo": ("x.png", png(image), "image/png")}}, 422),
         ("large multipart over the pixel limit", {"files": {"image": ("n.png", png(noise), "image/png")}}, 413),
         ("no face and no box", {"content": png(np.full((200, 200, 3), 128, np.uint8)), **raw}, 422),
+        ("box of three numbers", {"content": png(image), "params": {"box": "10,10,100"}, **raw}, 422),
+        ("PNG cut after its header", {"content": png(image)[:64], **raw}, 400),
     ]
 
 

@@ -27,6 +27,7 @@ class ServedModel:
     preprocess: dict
     card: dict = field(default_factory=dict)
     threads: int | None = None
+    batch1_ms: float | None = None  # median batch-1 time in the warm-up's second half
     session: object = None
     ready: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,11 +80,14 @@ class ServedModel:
             raise EdgekitError(str(exc), path=self.artifact) from None
         size = int(self.preprocess["input_size"])
         blank = np.zeros((1, 3, size, size), np.float32)
-        start = time.perf_counter()
+        start, times = time.perf_counter(), []
         while True:
+            t = time.perf_counter()
             self.session.run(blank)
-            if time.perf_counter() - start >= warmup_s:
+            times.append(time.perf_counter() - t)
+            if t - start >= warmup_s:
                 break
+        self.batch1_ms = 1000 * float(np.median(times[len(times) // 2:]))
         self.ready.set()
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
