@@ -16,7 +16,7 @@ from .deploy_file import chosen_files, run_relative
 from .protocol import FULL, QUICK, Protocol
 from .remote import Remote
 from .report import write_outputs
-from .sweep import Cell, concrete_runtime, discover, eval_set, from_files, latest_run, sweep
+from .sweep import Cell, discover, eval_set, from_files, latest_run, sweep
 
 
 @dataclass
@@ -56,7 +56,7 @@ def check_reachable(target: Target, opts: BenchOptions) -> None:
     """Fail early, with what to do, when none of the target's runtimes can run here and no device is named."""
     if opts.host or target.host:
         return
-    wanted = sorted({concrete_runtime(target, r) for r in target.runtimes})
+    wanted = sorted(set(target.concrete_runtimes()))
     usable = {rt: runtime_usable_here(rt) for rt in wanted}
     if wanted and not any(ok for ok, _ in usable.values()):
         why = "; ".join(f"{rt}: {reason}" for rt, (_, reason) in usable.items())

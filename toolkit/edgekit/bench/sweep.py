@@ -24,7 +24,7 @@ from ..formats import PRECISIONS, format_of
 from ..hashing import sha256_file
 from ..jsonio import check_preprocess
 from ..run_manifest import MANIFEST, RunManifest, Step
-from ..runtime.registry import runs, runtime_for, runtimes
+from ..runtime.registry import runs, runtimes
 from .precision import precision_of
 from .protocol import Protocol
 from .remote import Remote
@@ -52,16 +52,10 @@ class Cell:
         return f"{self.variant} {self.precision} {self.format}/{self.runtime}"
 
 
-def concrete_runtime(target: Target, name: str) -> str:
-    """A target's runtime name -> the runtime it means on that hardware (GPU targets use CUDA backends)."""
-    return runtime_for(name, gpu=target.has_gpu)
-
-
 def _cells_for(target: Target, variant: str, path: Path, sidecar: dict) -> list[Cell]:
     fmt, prec = format_of(path) or path.suffix.lstrip("."), precision_of(path, sidecar)
     cells = []
-    for name in target.runtimes:
-        rt = concrete_runtime(target, name)
+    for rt in target.concrete_runtimes():
         if not runs(rt, path):
             continue
         cell = Cell(variant, path, fmt, prec, rt, sidecar=sidecar)
