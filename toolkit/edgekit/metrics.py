@@ -13,6 +13,11 @@ from .landmarks import STATE_NAMES
 from .schemes import IBUG68, Scheme
 
 FAILURE_THRESHOLD = 0.10
+# An FP32 file through any runtime matches its source to this share of each output's scale (export parity and the
+# bench's check of a runtime against its reference).
+FP32_PARITY_TOLERANCE = 1e-4
+# The relative NME rise an FP16/INT8 file may show when no recipe says otherwise.
+DEFAULT_NME_BUDGET = 0.01
 
 
 def _check_shapes(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,12 @@ from ..artifact_record import Status
 from ..atomic import write_json, write_text, write_with
 
 COLUMNS = ("variant", "format", "runtime", "status", "size", "model mem", "NME", "p50 ms", "p90 ms", "FPS b1")
-NUMERIC = ("size", "model mem", "NME", "p50 ms", "p90 ms", "FPS b1")
+REFERENCE_COLUMNS = ("native p50 ms", "ratio", "parity")  # a runtime timed beside its reference (the browser)
+NUMERIC = ("size", "model mem", "NME", "p50 ms", "p90 ms", "FPS b1", "native p50 ms", "ratio")
+
+
+def columns(doc: dict) -> tuple[str, ...]:
+    return COLUMNS + (REFERENCE_COLUMNS if any(r.get("reference") for r in doc["records"]) else ())
 
 
 def _fmt(v, spec: str) -> str:
@@ -28,13 +33,20 @@ def rows(doc: dict) -> list[tuple[str, ...]]:
         nme = f"{100 * acc['nme']:.2f}%" if acc.get("nme") is not None else "-"
         # The run's deploy.json picked this cell for the target; "(proxy)": picked from timings taken elsewhere.
         chosen = " (proxy)" if r.get("proxy") else " (deploy)" if r.get("chosen") else ""
-        out.append((f"{r['variant']} {r['precision']}{chosen}", r["format"], r["runtime"], r["status"], size, mem, nme,
-                    _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p90"), ".3f"), _fmt(fps, ".0f")))
+        row = (f"{r['variant']} {r['precision']}{chosen}", r["format"], r["runtime"], r["status"], size, mem, nme,
+               _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p90"), ".3f"), _fmt(fps, ".0f"))
+        if len(columns(doc)) > len(COLUMNS):
+            ref = r.get("reference") or {}
+            parity = (ref.get("parity") or {}).get("passed")
+            row += (_fmt(ref.get("p50_ms"), ".3f"), _fmt(ref.get("p50_ratio"), ".2f") + ("x" if ref else ""),
+                    "-" if parity is None else "ok" if parity else "FAILED")
+        out.append(row)
     return out
 
 
 def markdown(doc: dict) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
+    cols = columns(doc)
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows(doc)]
     return "\n".join(lines) + "\n"
 
@@ -43,7 +55,7 @@ def console_table(doc: dict):
     from rich.table import Table
 
     table = Table(title=f"edgekit bench: target {doc['target']} ({doc['host']})")
-    for c in COLUMNS:
+    for c in columns(doc):
         table.add_column(c, justify="right" if c in NUMERIC else "left")
     for row in rows(doc):
         style = None if row[3] == Status.OK else "red"
@@ -119,7 +131,7 @@ def pareto_png(doc: dict, path: Path) -> Path:
 
 def html_report(doc: dict, png: Path) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns(doc))
     body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows(doc))
     details = []
     for r in doc["records"]:
@@ -136,6 +148,13 @@ def html_report(doc: dict, png: Path) -> str:
             tp = ", ".join(f"batch {b}: {v['images_per_s']:.0f} img/s" for b, v in r.get("throughput", {}).items())
             if tp:
                 items.append(esc(tp))
+        ref = r.get("reference")
+        if ref:
+            items.append(esc(f"beside {ref['runtime']} on the same file in the same trials: its p50 "
+                             f"{ref['p50_ms']:.3f} ms, ratio {ref['p50_ratio']:.2f}x (median of {ref['trials']} "
+                             "trials)"))
+            if ref.get("parity"):
+                items.append(esc("parity against it: " + json.dumps(ref["parity"])))
         name = esc(f"{r['variant']} {r['precision']} {r['format']}/{r['runtime']}")
         details.append(f"<li><b>{name}</b><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul></li>")
     fp = next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)

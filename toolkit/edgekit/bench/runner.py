@@ -28,6 +28,7 @@ from ..metrics import evaluate, nme_per_image
 from ..runtime import default_runtime, load, preload
 from ..runtime.timing import timed_runs
 from .protocol import Protocol
+from .reference import open_reference, parity, reference_of, side_by_side
 
 EVAL_BATCH = 32
 
@@ -65,26 +66,44 @@ def _fixed_batch(session) -> int | None:
     return first if isinstance(first, int) and first > 0 else None
 
 
-def accuracy(session, data: dict) -> dict:
+def eval_outputs(session, x: np.ndarray) -> list[np.ndarray]:
+    """The session's outputs on the whole evaluation set, in batches it accepts."""
+    step = _fixed_batch(session) or EVAL_BATCH
+    outs = [session.run(x[i:i + step]) for i in range(0, len(x), step)]
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def accuracy(session, data: dict, outputs: list[np.ndarray] | None = None) -> dict:
     """Task metrics, plus each image's NME (`nme_per_image`) so two artifacts can be compared image by image;
     `data["contract"]` (JSON), when present, says how to read your own model's outputs."""
     x, landmarks = data["x"], data["landmarks"]
-    step = _fixed_batch(session) or EVAL_BATCH
-    outs = [session.run(x[i:i + step]) for i in range(0, len(x), step)]
-    outputs = [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
-    scheme = None
+    outputs = outputs if outputs is not None else eval_outputs(session, x)
+    pred, logits, scheme = read_eval_outputs(outputs, data)
+    result = evaluate(pred, landmarks, logits, data.get("states"), scheme=scheme)
+    result["nme_per_image"] = [float(v) for v in nme_per_image(pred, landmarks, scheme)]
+    return result
+
+
+def read_eval_outputs(outputs: list[np.ndarray], data: dict):
+    """(landmarks (N, K, 2), state logits or None, scheme or None) from a model's outputs."""
+    n = len(data["x"])
     if "contract" in data:
         from ..outputs import OutputContract
 
         c = OutputContract.from_json(json.loads(str(data["contract"])))
-        pred, scheme = np.asarray(c.decode(outputs)), c.scheme
         logits = outputs[c.state_index] if c.state_index is not None and "states" in data else None
-    else:
-        pred = outputs[0].reshape(len(x), -1, 2)
-        logits = outputs[1] if len(outputs) > 1 and "states" in data else None
-    result = evaluate(pred, landmarks, logits, data.get("states"), scheme=scheme)
-    result["nme_per_image"] = [float(v) for v in nme_per_image(pred, landmarks, scheme)]
-    return result
+        return np.asarray(c.decode(outputs)), logits, c.scheme
+    logits = outputs[1] if len(outputs) > 1 and "states" in data else None
+    return outputs[0].reshape(n, -1, 2), logits, None
+
+
+def session_timer(session):
+    """(batch, min_runs, min_s) -> seconds per run: the session's own clock where it has one (a browser times
+    inside the page, without the round trip to Python), else the wall clock around `session.run`."""
+    own = getattr(session, "timed_runs", None)
+    if own is not None:
+        return own
+    return lambda batch, min_runs, min_s: timed_runs(lambda: session.run(batch), min_runs, min_s)
 
 
 def throughput(session, sample: np.ndarray, protocol: Protocol) -> dict:
@@ -93,7 +112,7 @@ def throughput(session, sample: np.ndarray, protocol: Protocol) -> dict:
     for b in protocol.batch_sizes:
         batch = np.repeat(sample[:1], b, axis=0)
         session.run(batch)  # shape change: let the runtime re-plan before timing
-        times = timed_runs(lambda batch=batch: session.run(batch), protocol.throughput_runs, protocol.throughput_s)
+        times = session_timer(session)(batch, protocol.throughput_runs, protocol.throughput_s)
         out[str(b)] = {"images_per_s": b * len(times) / sum(times), "runs": len(times)}
     return out
 
@@ -118,22 +137,42 @@ def trial(args: argparse.Namespace) -> dict:
     session.run(sample)
     first_s = time.perf_counter() - t
 
-    warmup = timed_runs(lambda: session.run(sample), protocol.warmup_runs, protocol.warmup_s)
-    samples = timed_runs(lambda: session.run(sample), protocol.runs, protocol.min_s)
-    rss_after = current_rss_bytes()
+    timer = session_timer(session)
+    warmup = timer(sample, protocol.warmup_runs, protocol.warmup_s)
+    # A session whose memory lives in another process (a browser's page) has no growth of ours to report.
+    rss_after = current_rss_bytes() if getattr(session, "memory_in_process", True) else None
+    ref = open_reference(session, args.artifact, args.threads, args.xnnpack) if reference_of(session) else None
+    if ref is not None:
+        ref_timer = session_timer(ref)
+        ref_timer(sample, protocol.warmup_runs, protocol.warmup_s)
+        samples, ref_samples = side_by_side(timer, ref_timer, sample, protocol.runs, protocol.min_s)
+    else:
+        samples = timer(sample, protocol.runs, protocol.min_s)
     record = {
         "init_ms": 1000 * init_s,
         "first_inference_ms": 1000 * first_s,
         "warmup_runs": len(warmup),
         "latency_ms": [1000 * s for s in samples],
-        "memory": {"model_rss_bytes": None if rss_before is None else max(0, rss_after - rss_before),
-                   "harness_rss_bytes": rss_before},
+        "memory": {"model_rss_bytes": None if rss_before is None or rss_after is None
+                   else max(0, rss_after - rss_before), "harness_rss_bytes": rss_before},
     }
     data = dict(np.load(args.eval)) if args.eval else None
     if args.throughput:
         record["throughput"] = throughput(session, sample, protocol)
+    if ref is not None:
+        record["reference"] = {"runtime": reference_of(session), "latency_ms": [1000 * s for s in ref_samples]}
     if data is not None:
-        record["accuracy"] = accuracy(session, data)
+        outputs = eval_outputs(session, data["x"])
+        record["accuracy"] = accuracy(session, data, outputs)
+        if ref is not None:
+            ref_outputs = eval_outputs(ref, data["x"])
+            pred, logits, scheme = read_eval_outputs(outputs, data)
+            ref_pred = read_eval_outputs(ref_outputs, data)[0]
+            index = None if logits is None else next(i for i, o in enumerate(outputs) if o is logits)
+            record["reference"]["parity"] = parity(outputs, ref_outputs, pred, ref_pred, scheme, index)
+            ref_nme = float(nme_per_image(ref_pred, data["landmarks"], scheme).mean())
+            record["reference"]["parity"]["nme_change"] = float(np.mean(record["accuracy"]["nme_per_image"])) - ref_nme
+            record["reference"]["parity"]["nme_reference"] = ref_nme
     record["peak_rss_bytes"] = peak_rss_bytes()
     record["pid"] = os.getpid()
     if args.fingerprint:

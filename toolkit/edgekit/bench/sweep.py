@@ -27,6 +27,7 @@ from ..run_manifest import MANIFEST, RunManifest, Step
 from ..runtime.registry import runs, runtimes
 from .precision import precision_of
 from .protocol import Protocol
+from .reference import summarize as summarize_reference
 from .remote import Remote
 from .stats import int8_slower_warnings, latency_warnings, summarize_latency
 
@@ -258,6 +259,13 @@ class CellRun:
         record["accuracy"] = first.get("accuracy")
         record["fingerprint"] = first.get("fingerprint")
         record["warnings"] = latency_warnings(record["latency"])
+        reference = summarize_reference(trials, self.cell.precision,
+                                        (self.cell.sidecar.get("parity") or {}).get("nme_budget"))
+        if reference:
+            record["reference"] = reference
+            if "parity" in reference and not reference["parity"]["passed"]:
+                record["warnings"].append(f"outputs differ from {reference['runtime']} beyond the parity budget "
+                                          f"({reference['parity']['rule']})")
         return record
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from .. import metrics
 from ..outputs import OutputContract, edgekit_contract
 
-FP32_TOLERANCE = 1e-4
+FP32_TOLERANCE = metrics.FP32_PARITY_TOLERANCE
 
 
 def parity(run, model: nn.Module, x: np.ndarray, precision: str, labels: np.ndarray | None = None,

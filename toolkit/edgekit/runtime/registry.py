@@ -38,6 +38,7 @@ class Runtime:
     description: str
     device_side: bool = True  # the remote runner carries its file (numpy + the runtime itself only)
     symmetric_int8: bool = False  # its INT8 needs symmetric activations (zero-point 0)
+    default_for_files: bool = True  # may be the runtime a bare file implies (a browser never is)
 
     @property
     def module_file(self) -> str:
@@ -91,7 +92,7 @@ def runtime_for(family: str, gpu: bool) -> str:
 
 def default_runtime_name(path: str | Path) -> str | None:
     """The CPU runtime for a file (the first row that opens it), or None."""
-    rows = [r for r in runtimes().values() if Path(path).suffix in r.opens]
+    rows = [r for r in runtimes().values() if Path(path).suffix in r.opens and r.default_for_files]
     return next((r.name for r in rows if not r.gpu), rows[0].name if rows else None)
 
 

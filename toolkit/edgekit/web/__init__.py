@@ -1,0 +1,1 @@
+"""The browser as a runtime: onnxruntime-web's pinned files and headless Chromium driven by Playwright."""
