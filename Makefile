@@ -14,7 +14,7 @@ DEMO_DIR ?= runs/demo
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[tflite,dev,serve]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[tflite,dev,serve,web]"
 	@# onnx2torch (ONNX models pruned or trained in PyTorch) without its torchvision: that wheel needs the CUDA
 	@# torch and cannot load beside the CPU build (docs/NOTES.md).
 	$(PY) -m pip install -q --no-deps -c $(CONSTRAINTS) onnx2torch
@@ -24,8 +24,11 @@ setup: $(STAMP)
 
 # Real evaluation faces no wheel carries (dlib-voc: 43 faces from dlib 19.5.0's sdist on PyPI), fetched once into
 # ~/.cache/edgekit (or $$EDGEKIT_DATA_DIR) and checked by SHA-256; a no-op when already there.
+# onnxruntime-web's JS and WASM (the browser runtime and the page's in-browser mode): `npm pack` of a pinned version
+# from the npm registry, SHA-256 checked, into the same cache. Without npm the browser tests skip and say why.
 data: setup
 	$(VENV)/bin/edgekit data fetch dlib-voc
+	$(VENV)/bin/edgekit data fetch onnxruntime-web || echo "warning: onnxruntime-web not fetched; the browser tests will skip" >&2
 
 demo: data
 	$(VENV)/bin/edgekit info
@@ -46,10 +49,11 @@ test: data
 test-latest:
 	@test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c constraints.txt -e ".[tflite,dev,serve]"
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c constraints.txt -e ".[tflite,dev,serve,web]"
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --no-deps onnx2torch
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/tested-versions.txt
 	$(LATEST_VENV)/bin/edgekit data fetch dlib-voc
+	$(LATEST_VENV)/bin/edgekit data fetch onnxruntime-web || true
 	$(LATEST_VENV)/bin/python -m pytest
 
 # The CI latency gate: rebuild the smoke run with this checkout and gate its INT8 model against the committed one.

@@ -170,3 +170,81 @@ def test_serve_refuses_a_proxy_decision_and_says_how(tiny_run, cli):
     assert r.returncode == 2 and "the decision is proxy" in r.stderr and "--allow-proxy" in r.stderr
     r = cli("serve", str(tiny_run), "--target", "nope")
     assert r.returncode == 2 and "no decision for target 'nope'" in r.stderr
+
+
+def browser_skip_reason() -> str | None:
+    from edgekit.web import assets
+    from edgekit.web.chromium import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None and assets.missing_or_changed():
+        reason = f"onnxruntime-web is not fetched: {assets.FETCH_HINT}"
+    return reason
+
+
+def run_on_page(page, folder: Path, name: str, image: np.ndarray) -> dict:
+    """Pick `image` in the page's file input (a new file name each time: the input fires on change) and wait for
+    the page's result."""
+    path = folder / name
+    path.write_bytes(png(image))
+    page.evaluate("window.lastResult = null; window.lastError = null; window.keepInput = true")
+    page.set_input_files("#photo", str(path))
+    page.wait_for_function("window.lastResult || window.lastError")
+    error = page.evaluate("window.lastError")
+    assert error is None, error
+    return page.evaluate("window.lastResult")
+
+
+def test_the_page_runs_the_model_in_the_browser_and_through_the_api(server, tiny_run, tmp_path):
+    """Real Chromium on the served page: in-browser mode (onnxruntime-web) on the run's FP32 and INT8 ONNX files,
+    then server mode; what the page drew is read back and checked against ONNX Runtime CPU here."""
+    reason = browser_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from edgekit.metrics import FP32_PARITY_TOLERANCE, nme_per_image
+    from edgekit.predict import face_input, read_outputs
+    from edgekit.runtime import load
+    from edgekit.web.chromium import chromium
+
+    base, _, _ = server
+    card = httpx.get(f"{base}/v1/model").json()
+    image, box = face_image(), (30.0, 30.0, 170.0, 170.0)
+    want_input = face_input(image, box, card["preprocess"])
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{base}/")
+        page.wait_for_function("document.getElementById('onnx').options.length > 0")
+        page.fill("#box", "30,30,170,170")
+        page.check("input[value=browser]")
+        for file in ("model.fp32.onnx", "model.int8.onnx"):
+            page.select_option("#onnx", file)
+            got = run_on_page(page, tmp_path, f"browser-{file}.png", image)
+            assert got["mode"] == "browser" and got["file"] == file
+            # The page's preprocessing is the sidecar's: its input tensor is Python's to within rounding of a level.
+            x = np.asarray(got["input"], np.float32).reshape(want_input.shape)
+            assert np.abs(x - want_input).max() <= 2.5 / 255 / 0.5
+            # onnxruntime-web's outputs against ONNX Runtime CPU on the page's own input.
+            ref = load(tiny_run / "exports" / file, "onnxruntime").run(x)
+            outs = [np.asarray(o, np.float32).reshape(r.shape) for o, r in zip(got["outputs"], ref, strict=True)]
+            if file == "model.fp32.onnx":  # FP32: the export parity's tolerance, on every output
+                for o, r in zip(outs, ref, strict=True):
+                    assert np.abs(o - r).max() / max(float(np.abs(r).max()), 1.0) <= FP32_PARITY_TOLERANCE
+            else:  # INT8: WASM's integer kernels round otherwise than AVX2's; the landmarks stay within 1% IOD
+                assert nme_per_image(outs[0].reshape(1, -1, 2), ref[0].reshape(1, -1, 2))[0] <= 0.01
+            # The drawn landmarks are those outputs in image pixels, and a dot is drawn at each.
+            want = read_outputs(ref, box, detected=False)
+            assert np.abs(np.asarray(got["landmarks"]) - want.landmarks).max() <= 0.01 * (box[2] - box[0])
+            x0, y0 = (int(round(v)) for v in got["landmarks"][30])  # the nose tip
+            rgba = page.evaluate(f"Array.from(document.getElementById('view').getContext('2d')"
+                                 f".getImageData({x0}, {y0}, 1, 1).data)")
+            assert rgba[1] > 200 and rgba[0] < 60 and rgba[2] < 60, rgba  # the landmark colour, #00e000
+        page.screenshot(path=str(tmp_path / "page.png"))
+        if os.environ.get("EDGEKIT_SCREENSHOT"):  # the README's picture: EDGEKIT_SCREENSHOT=docs/img/serve_page.png
+            page.screenshot(path=os.environ["EDGEKIT_SCREENSHOT"])
+
+        page.check("input[value=server]")
+        got = run_on_page(page, tmp_path, "server.png", image)
+        api = httpx.post(f"{base}/v1/landmarks?box=30,30,170,170", content=png(image),
+                         headers={"content-type": "image/png"}).json()
+        assert got["mode"] == "server" and got["landmarks"] == api["landmarks"]

@@ -37,11 +37,16 @@ def candidates_from(records: list[dict], run_dir: Path) -> list[Candidate]:
         lat = r.get("latency") or {}
         acc = r.get("accuracy") or {}
         fp = r.get("fingerprint")
+        status, reason = r["status"], r.get("error")
+        parity = (r.get("reference") or {}).get("parity")
+        if parity and not parity["passed"]:  # this runtime's outputs are not its reference's: never a choice
+            status = Status.VALIDATION_FAILED.value
+            reason = f"outputs differ from {r['reference']['runtime']} on the same file ({parity['rule']} failed)"
         out.append(Candidate(file=run_relative(r["artifact"], run_dir),
-                             format=r["format"], precision=r["precision"], runtime=r["runtime"], status=r["status"],
+                             format=r["format"], precision=r["precision"], runtime=r["runtime"], status=status,
                              p50_ms=lat.get("p50"), p90_ms=lat.get("p90"), p99_ms=lat.get("p99"),
                              p50_ci95=lat.get("p50_ci95"), nme=acc.get("nme"), size_bytes=r.get("size_bytes"),
-                             reason=r.get("error"), fingerprint=_measured_with(fp) if fp else None,
+                             reason=reason, fingerprint=_measured_with(fp) if fp else None,
                              nme_per_image=acc.get("nme_per_image")))
     return out
 

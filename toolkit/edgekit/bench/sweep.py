@@ -93,9 +93,14 @@ def discover(run_dir: Path, target: Target, reference: bool = True) -> tuple[lis
         cells += _cells_for(target, "teacher", run_dir / teacher.artifact, {"precision": "fp32"})
     preprocess = None
     sidecars = [a.to_json() for a in manifest.artifacts]
-    # The files exported for this target; a run made for other targets offers whatever this one can run.
-    mine = [s for s in sidecars if target.name in s.get("targets", [])] or \
-        [s for s in sidecars if s.get("format") in target.formats]
+    # The files exported for this target; a run made for other targets offers the files this target's export
+    # would have written (its formats, precisions and INT8 scheme).
+    mine = [s for s in sidecars if target.name in s.get("targets", [])]
+    if not mine:
+        from ..export.artifacts import plan
+
+        planned = {p.filename for p in plan([target])}
+        mine = [s for s in sidecars if s.get("file") in planned]
     for sidecar in mine:
         cells += _cells_for(target, final, run_dir / "exports" / sidecar["file"], sidecar)
         preprocess = preprocess or check_preprocess(sidecar.get("preprocess"), manifest_path)

@@ -16,7 +16,6 @@ import numpy as np
 
 from .registry import Runtime, RuntimeUnavailable, register
 
-ORIGIN = "http://edgekit.localhost"  # *.localhost is a secure context: cross-origin isolation applies
 HARNESS = b"""<!doctype html><meta charset="utf-8"><title>edgekit runtime</title>
 <script src="/ort/ort.wasm.min.js"></script><script src="/edgekit-ort.js"></script>"""
 
@@ -79,12 +78,12 @@ class BrowserSession:
                 return self._input, "application/octet-stream"
             return files.get(route_path)
 
-        self._browser = browser_page(ORIGIN, respond)
-        page = self._browser.__enter__()
+        self._browser = browser_page(respond)
+        page, origin = self._browser.__enter__()
         self._closer = weakref.finalize(self, self._browser.__exit__, None, None, None)
         atexit.register(self.close)
         try:
-            page.goto(ORIGIN + "/")
+            page.goto(origin + "/")
             self.isolated, self.ort_web_version = page.evaluate(_LOAD, [threads])
         except Exception as exc:  # noqa: BLE001 - a page error is this runtime failing to load the file
             self.close()

@@ -16,14 +16,18 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..errors import EdgekitError
 from ..predict import face_input, read_outputs
+from ..web import assets
 from .batching import MicroBatcher
 from .images import ClientError, decode_image, parse_box, read_limited, split_upload
 from .model import ServedModel
+
+WEB_DIR = Path(__file__).parent.parent / "web"
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,6 @@ class Metrics:
         self.queue = Gauge("edgekit_queue_depth", "Faces waiting for the model", registry=self.registry)
 
 
-ROUTES = {"/", "/v1/landmarks", "/v1/model", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
-
-
 def error(status: int, kind: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": kind, "detail": detail}, status_code=status)
 
@@ -72,8 +73,9 @@ def create_app(model: ServedModel, limits: Limits = Limits()) -> FastAPI:
     async def _count(request: Request, call_next):
         start = time.perf_counter()
         response = await call_next(request)
-        # Label by our own routes only: a client probing random paths must not grow the metric's label set.
-        path = request.url.path if request.url.path in ROUTES else "unmatched"
+        # Label by route template only: a client probing random paths must not grow the metric's label set.
+        route = request.scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
         metrics.requests.labels(path, request.method, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - start)
         return response
@@ -131,6 +133,27 @@ def create_app(model: ServedModel, limits: Limits = Limits()) -> FastAPI:
     async def index():
         return page
 
+    @app.get("/v1/model/onnx/{name}", summary="An ONNX file the page runs in the browser (one the card lists)")
+    async def onnx_file(name: str):
+        path = model.browser_file(name)
+        if path is None:
+            return error(404, "not found", f"{name!r} is not one of {model.card['browser_files']}")
+        return FileResponse(path, media_type="application/octet-stream")
+
+    @app.get("/static/edgekit-ort.js", summary="The page's in-browser side (preprocessing, onnxruntime-web calls)")
+    async def edgekit_ort_js():
+        return FileResponse(WEB_DIR / "edgekit-ort.js", media_type="text/javascript")
+
+    @app.get("/static/ort/{name}", summary="onnxruntime-web's pinned JS and WASM files (never a CDN)")
+    async def ort_file(name: str):
+        if name not in assets.FILES:
+            return error(404, "not found", f"{name!r} is not one of onnxruntime-web's served files")
+        try:
+            root = assets.checked_dir()
+        except EdgekitError as exc:
+            return error(404, "not fetched", str(exc))
+        return FileResponse(root / name, media_type=assets.MEDIA_TYPES[Path(name).suffix])
+
     @app.get("/healthz", summary="The process answers")
     async def healthz():
         return {"status": "ok"}
@@ -148,7 +171,6 @@ def create_app(model: ServedModel, limits: Limits = Limits()) -> FastAPI:
 
 
 def _find_face(image):
-    from ..errors import EdgekitError
     from ..predict import detect_face
 
     try:

@@ -14,10 +14,12 @@ from .. import __version__
 from ..bench.deploy_file import DeployDocument
 from ..errors import EdgekitError
 from ..hashing import sha256_file
+from ..landmarks import STATE_NAMES
 from ..predict import artifact_preprocess
 from ..runtime import RuntimeUnavailable, default_runtime, load
 
-SERVABLE = ("chosen",)  # deploy statuses served without --allow-proxy
+SERVABLE = ("chosen",)
+BROWSER_PRECISIONS = ("fp32", "int8")  # deploy statuses served without --allow-proxy
 
 
 @dataclass
@@ -69,8 +71,14 @@ class ServedModel:
         card = {"id": f"{path.stem}-{sha256_file(path)[:12]}", "artifact": path.name,
                 "format": record.format if record else None, "precision": record.precision if record else None,
                 "runtime": runtime, "landmarks": points, "scheme": "ibug68" if points == 68 else None,
-                "input_size": int(pre["input_size"]), "edgekit_version": __version__}
+                "input_size": int(pre["input_size"]), "edgekit_version": __version__,
+                "preprocess": {k: pre[k] for k in ("input_size", "mean", "std") if k in pre},
+                "state_names": list(STATE_NAMES), "browser_files": [p.name for p in browser_files(path)]}
         return cls(artifact=path, runtime=runtime, preprocess=pre, card=card)
+
+    def browser_file(self, name: str) -> Path | None:
+        """An ONNX file the page may run in the browser, by name (only those the card lists: no other path)."""
+        return next((p for p in browser_files(self.artifact) if p.name == name), None)
 
     def load(self, warmup_s: float = 0.5) -> None:
         """Open the session and run it on a blank input for `warmup_s` seconds; then the server is ready."""
@@ -94,3 +102,17 @@ class ServedModel:
         """One batch through the session (one call at a time: not every runtime's session is thread-safe)."""
         with self._lock:
             return self.session.run(batch)
+
+
+def browser_files(artifact: Path) -> list[Path]:
+    """The FP32 and INT8 ONNX files beside the served artifact, each with its sidecar (the served one first when it
+    is one): what the page's in-browser mode runs with the same preprocessing (onnxruntime-web's WASM backend has
+    few FP16 kernels, so FP16 files are left out)."""
+    from ..artifact_record import read_sidecar_of
+
+    found = []
+    for p in sorted(artifact.parent.glob("*.onnx")):
+        record = read_sidecar_of(p)
+        if record is not None and record.precision in BROWSER_PRECISIONS and record.status == "ok":
+            found.append(p)
+    return sorted(found, key=lambda p: p.name != artifact.name)

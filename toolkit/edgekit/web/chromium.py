@@ -1,14 +1,15 @@
 """Headless Chromium through Playwright's Python API, with the machine's own browser (`executable_path`): Playwright's
-browser download is never used. Every request the page makes is answered from Python (`page.route`), so the page
-needs no server and reaches no network; the answers carry the headers that make it cross-origin isolated, which
-gives performance.now() its fine resolution."""
+browser download is never used. A page's files come from a loopback server of its own whose answers carry the
+headers that make the page cross-origin isolated, which gives performance.now() its fine resolution."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..errors import EdgekitError
@@ -46,32 +47,61 @@ Responder = Callable[[str], tuple[bytes, str] | None]  # path -> (body, media ty
 
 
 @contextmanager
-def browser_page(origin: str, respond: Responder, timeout_s: float = 60.0) -> Iterator[object]:
-    """A Playwright page in headless Chromium whose requests under `origin` are answered by `respond(path)`; any
-    other request is aborted. Closes the browser on exit."""
+def chromium() -> Iterator[object]:
+    """A Playwright browser: this machine's headless Chromium, with the flags a closed network needs. The caller
+    opens pages; the browser closes on exit."""
     reason = unavailable_reason()
     if reason:
         raise EdgekitError(f"cannot start a browser: {reason}")
     from playwright.sync_api import sync_playwright
 
-    def handle(route):
-        url = route.request.url
-        if not url.startswith(origin):
-            route.abort()
-            return
-        answer = respond(url[len(origin):].split("?", 1)[0] or "/")
-        if answer is None:
-            route.fulfill(status=404, body=b"not found", headers=ISOLATION)
-        else:
-            body, media_type = answer
-            route.fulfill(status=200, body=body, content_type=media_type, headers=ISOLATION)
-
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(find_chromium()), args=FLAGS, headless=True)
         try:
-            page = browser.new_page()
-            page.set_default_timeout(timeout_s * 1000)
-            page.route("**/*", handle)
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def browser_page(respond: Responder, timeout_s: float = 60.0) -> Iterator[tuple[object, str]]:
+    """(page, origin): a page in headless Chromium and the address of a loopback server whose answers come from
+    `respond(path)`. The server binds 127.0.0.1 on a free port, lives as long as the page, and sends the headers
+    that make the page cross-origin isolated (127.0.0.1 is a secure context)."""
+    server = _LoopbackServer(respond)
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            page.set_default_timeout(timeout_s * 1000)
+            yield page, server.origin
+    finally:
+        server.close()
+
+
+class _LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 for one page's files. Chromium fetches them directly; Playwright's
+    request interception would carry every byte (a 14 MB WASM file) through its driver as base64."""
+
+    def __init__(self, respond: Responder):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server hook name
+                answer = respond(self.path.split("?", 1)[0])
+                body, media_type = answer if answer is not None else (b"not found", "text/plain")
+                self.send_response(200 if answer is not None else 404)
+                for k, v in {**ISOLATION, "Content-Type": media_type, "Content-Length": str(len(body)),
+                             "Cache-Control": "no-store"}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # quiet: the bench's output is JSON on stdout
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
