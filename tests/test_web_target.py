@@ -27,7 +27,7 @@ def test_the_web_decision_is_measured_in_chromium_beside_native_onnx_runtime(tin
     bench = json.loads((run / "bench" / "deploy" / "web" / "bench.json").read_text())
     records = {r["precision"]: r for r in bench["records"]}
     assert set(records) == {"fp32", "int8"}
-    for precision, r in records.items():
+    for r in records.values():
         assert r["status"] == "ok" and r["runtime"] == "onnxruntime-web", r.get("error")
         ref = r["reference"]
         assert ref["runtime"] == "onnxruntime" and ref["trials"] == 3 and ref["p50_ms"] > 0 and ref["p50_ratio"] > 0
@@ -40,7 +40,8 @@ def test_the_web_decision_is_measured_in_chromium_beside_native_onnx_runtime(tin
 def test_a_runtime_that_disagrees_with_its_reference_is_never_chosen(tmp_path):
     record = {"artifact": str(tmp_path / "exports" / "model.int8.onnx"), "format": "onnx", "precision": "int8",
               "runtime": "onnxruntime-web", "status": "ok", "latency": {"p50": 1.0}, "accuracy": {"nme": 0.03},
-              "reference": {"runtime": "onnxruntime", "parity": {"passed": False, "rule": "relative NME change <= 0.01"}}}
+              "reference": {"runtime": "onnxruntime",
+                            "parity": {"passed": False, "rule": "relative NME change <= 0.01"}}}
     (c,) = candidates_from([record], tmp_path)
     assert c.status == "validation-failed" and "differ from onnxruntime" in c.reason
     record["reference"]["parity"]["passed"] = True
