@@ -3,6 +3,7 @@ without micro-batching, RSS growth over many requests, and a bad-input sweep aft
 answer. Server and load generator share this machine (say so when quoting the figures).
 
     python benchmarks/serve_load.py --run runs/distill_int8 --target cpu [--requests 2000] [--rss-requests 20000]
+    python benchmarks/serve_load.py --artifact FILE.onnx   # a file with its sidecar instead of the run's choice
 
 The reference is the runtime's own single-process batch-1 throughput on the same input, measured in this process
 before and after the HTTP runs (the median of the two is quoted).
@@ -41,55 +42,85 @@ def rss_bytes(pid: int) -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
 
 
-def start(run: Path, target: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
+def served(args) -> list[str]:
+    """The `edgekit serve` arguments that pick the model: the run's choice for the target, or --artifact."""
+    return ["--artifact", str(args.artifact)] if args.artifact else [str(args.run), "--target", args.target]
+
+
+def start(model: list[str], extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "serve", str(run), "--target", target, "--port",
-                             str(port), "--warmup-s", "1", "--max-pixels", str(MAX_PIXELS), "--max-body-mb",
-                             str(MAX_BODY_MB), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "serve", *model, "--port", str(port), "--warmup-s",
+                             "1", "--max-pixels", str(MAX_PIXELS), "--max-body-mb", str(MAX_BODY_MB), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # bounded: 60 s
+    ready = 0
+    for _ in range(600):  # bounded: 600 polls, at most 0.1 s apart while not ready
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return proc, base
+            ok = httpx.get(f"{base}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
+            ok = False
+        # With --workers N each process loads its own model and /readyz answers for whichever process took the
+        # connection: wait for 20 ready answers in a row.
+        ready = ready + 1 if ok else 0
+        if ready >= 20:
+            return proc, base
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.1)
+        if not ok:
+            time.sleep(0.1)
     proc.terminate()
     raise SystemExit("server not ready within 60 s")
 
 
+async def one_connection(host: str, port: int, request: bytes, take, latencies: list, statuses: list) -> None:
+    """A keep-alive HTTP/1.1 connection that sends the same prebuilt request while `take()` allows. Written by hand
+    (like wrk) rather than with httpx: server and client share two cores, and httpx's per-request Python cost
+    (about as much as the server's) would be measured as the server's."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while take():
+            t = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t)
+            statuses.append(int(head.split(b" ", 2)[1]))
+    finally:
+        writer.close()
+
+
 async def load(base: str, body: bytes, concurrency: int, requests: int, max_s: float) -> dict:
-    latencies, errors, left = [], 0, [requests]
+    """`requests` POSTs over `concurrency` connections (bounded by `max_s` too)."""
+    host, port = base.removeprefix("http://").split(":")
+    request = (f"POST /v1/landmarks?box={BOX} HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    latencies, statuses, left = [], [], [requests]
     deadline = time.perf_counter() + max_s
 
-    async def worker(client: httpx.AsyncClient):
-        nonlocal errors
-        while left[0] > 0 and time.perf_counter() < deadline:
-            left[0] -= 1
-            t = time.perf_counter()
-            r = await client.post(f"{base}/v1/landmarks?box={BOX}", content=body,
-                                  headers={"content-type": "image/png"})
-            latencies.append(time.perf_counter() - t)
-            errors += r.status_code != 200
+    def take() -> bool:
+        if left[0] <= 0 or time.perf_counter() >= deadline:
+            return False
+        left[0] -= 1
+        return True
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        start_t = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - start_t
+    start_t = time.perf_counter()
+    await asyncio.gather(*(one_connection(host, int(port), request, take, latencies, statuses)
+                           for _ in range(concurrency)))
+    wall = time.perf_counter() - start_t
     ms = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": len(ms), "errors": errors, "throughput": len(ms) / wall,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    return {"concurrency": concurrency, "requests": len(ms), "errors": sum(s != 200 for s in statuses),
+            "throughput": len(ms) / wall, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99))}
 
 
-def runtime_throughput(run: Path, target: str, seconds: float = 5.0) -> float:
+def runtime_throughput(args, seconds: float = 5.0) -> float:
     """Images/s of the served artifact's own session, batch 1, on the same crop (no HTTP, no decoding)."""
     from edgekit.predict import face_input
     from edgekit.serve.model import ServedModel
 
-    model = ServedModel.from_run(run, target)
+    model = ServedModel.from_artifact(args.artifact) if args.artifact else ServedModel.from_run(args.run, args.target)
     model.load(warmup_s=0.5)
     x = face_input(face_image(), tuple(float(v) for v in BOX.split(",")), model.preprocess)
     n, t0 = 0, time.perf_counter()
@@ -103,6 +134,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=Path("runs/distill_int8"))
     ap.add_argument("--target", default="cpu")
+    ap.add_argument("--artifact", type=Path, default=None, help="serve this file (with its sidecar) instead")
     ap.add_argument("--requests", type=int, default=2000, help="per concurrency level")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--batch-window-ms", type=float, default=2.0, help="the batching arm's window")
@@ -113,10 +145,11 @@ def main() -> int:
     from edgekit.fingerprint import fingerprint
 
     body = png(face_image())
-    native = [runtime_throughput(args.run, args.target)]
+    native = [runtime_throughput(args)]
     arms = {}
-    for name, extra in (("no batching", []), ("batching", ["--batch-window-ms", str(args.batch_window_ms)])):
-        proc, base = start(args.run, args.target, extra)
+    for name, extra in (("no batching", []), ("batching", ["--batch-window-ms", str(args.batch_window_ms)]),
+                        ("2 workers", ["--workers", "2"])):
+        proc, base = start(served(args), extra)
         try:
             single = asyncio.run(load(base, body, 1, 200, args.max_s))
             rows = [asyncio.run(load(base, body, int(c), args.requests, args.max_s))
@@ -137,9 +170,9 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    native.append(runtime_throughput(args.run, args.target))
+    native.append(runtime_throughput(args))
     reference = statistics.median(native)
-    doc = {"date": time.strftime("%Y-%m-%d"), "run": str(args.run), "target": args.target,
+    doc = {"date": time.strftime("%Y-%m-%d"), "served": served(args),
            "runtime_batch1_throughput": reference, "runtime_throughput_samples": native, "arms": arms,
            "fingerprint": fingerprint(), "command": " ".join(sys.argv)}
     for name, arm in arms.items():

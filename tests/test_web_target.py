@@ -33,6 +33,8 @@ def test_the_web_decision_is_measured_in_chromium_beside_native_onnx_runtime(tin
         assert ref["runtime"] == "onnxruntime" and ref["trials"] == 3 and ref["p50_ms"] > 0 and ref["p50_ratio"] > 0
         assert ref["parity"]["passed"] and ref["parity"]["images"] == r["accuracy"]["n"]
         assert r["model_rss_bytes"] is None  # the page's memory is Chromium's, not the runner's
+        info = r["runtime_info"]
+        assert info["onnxruntime-web"] == "1.30.0" and info["cross_origin_isolated"] and "Chromium" in info["browser"]
     assert records["fp32"]["reference"]["parity"]["max_abs_diff_scaled"] <= FP32_PARITY_TOLERANCE
     assert "| ratio |" in (run / "bench" / "deploy" / "web" / "table.md").read_text()
 

@@ -159,6 +159,8 @@ def trial(args: argparse.Namespace) -> dict:
     data = dict(np.load(args.eval)) if args.eval else None
     if args.throughput:
         record["throughput"] = throughput(session, sample, protocol)
+    if getattr(session, "info", None):
+        record["runtime_info"] = session.info
     if ref is not None:
         record["reference"] = {"runtime": reference_of(session), "latency_ms": [1000 * s for s in ref_samples]}
     if data is not None:

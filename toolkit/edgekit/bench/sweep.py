@@ -263,6 +263,8 @@ class CellRun:
         record["throughput"] = first.get("throughput", {})
         record["accuracy"] = first.get("accuracy")
         record["fingerprint"] = first.get("fingerprint")
+        if first.get("runtime_info"):
+            record["runtime_info"] = first["runtime_info"]
         record["warnings"] = latency_warnings(record["latency"])
         reference = summarize_reference(trials, self.cell.precision,
                                         (self.cell.sidecar.get("parity") or {}).get("nme_budget"))

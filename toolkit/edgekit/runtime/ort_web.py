@@ -84,12 +84,15 @@ class BrowserSession:
         atexit.register(self.close)
         try:
             page.goto(origin + "/")
-            self.isolated, self.ort_web_version = page.evaluate(_LOAD, [threads])
+            isolated, ort_web = page.evaluate(_LOAD, [threads])
         except Exception as exc:  # noqa: BLE001 - a page error is this runtime failing to load the file
             self.close()
             raise RuntimeUnavailable(f"{path}: onnxruntime-web could not load it ({str(exc).splitlines()[0]})") \
                 from None
         self.page = page
+        # What the figures depend on beyond the machine (the bench records it with the cell).
+        self.info = {"browser": f"Chromium {page.context.browser.version}", "onnxruntime-web": ort_web,
+                     "cross_origin_isolated": isolated, "threads": threads, "backend": "wasm (SIMD)"}
 
     def _send(self, batch: np.ndarray) -> list[int]:
         batch = np.ascontiguousarray(batch, np.float32)
