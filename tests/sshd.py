@@ -20,8 +20,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(tmp: Path) -> tuple[subprocess.Popen, Path]:
-    """Start sshd on a free loopback port; returns the process and an ssh config naming host ALIAS."""
+def start(tmp: Path, alias: str = ALIAS, cpus: set[int] | None = None) -> tuple[subprocess.Popen, Path]:
+    """Start sshd on a free loopback port; returns the process and an ssh config naming host `alias`. With `cpus`,
+    sshd and everything it starts (the bench runners) are pinned to those cores."""
     keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", ""]
     subprocess.run([*keygen, "-f", str(tmp / "host_key")], check=True)
     subprocess.run([*keygen, "-f", str(tmp / "client_key")], check=True)
@@ -36,10 +37,11 @@ def start(tmp: Path) -> tuple[subprocess.Popen, Path]:
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin yes\n"
         f"StrictModes no\nUsePAM no\nPidFile {tmp / 'sshd.pid'}\nSubsystem sftp internal-sftp\n")
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "sshd.log", "w"))
+                            stderr=open(tmp / "sshd.log", "w"),
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     config = tmp / "ssh_config"
     config.write_text(
-        f"Host {ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n  User {getpass.getuser()}\n"
+        f"Host {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User {getpass.getuser()}\n"
         f"  IdentityFile {tmp / 'client_key'}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
         "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
     deadline = time.time() + 15

@@ -105,4 +105,4 @@ def test_cli_check_fetch_and_fingerprint(cli):
     result = cli("data", "fetch", "dlib-voc")
     assert result.returncode == 0 and "43 faces" in result.stdout
     result = cli("data", "fetch", "lfw")
-    assert result.returncode == 2 and "no fetchable dataset 'lfw'" in result.stderr
+    assert result.returncode == 2 and "nothing to fetch named 'lfw'" in result.stderr

@@ -72,12 +72,23 @@ def teacher_train(
                                               "samples that are real faces (cycled, randomly warped).")] = 0.125,
     resume: Annotated[bool, typer.Option(help="Continue a killed run from the .state.safetensors beside --out "
                                          "(written after every epoch; same options required).")] = False,
+    nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes on this machine (starts torchrun; "
+                                       "--batch-size stays the global batch). For several nodes run "
+                                       "`torchrun ... -m edgekit teacher train` yourself.")] = 1,
 ) -> None:
     """Train a model on SynthFaces with AdamW, warm-up + cosine LR and early stopping on validation NME.
 
     The loop state is saved atomically after every epoch to OUT with the suffix .state.safetensors, removed when the
     checkpoint is written; after a crash or kill, rerun with --resume to continue after the last finished epoch.
+    Under torchrun (or --nproc N) every rank trains on its shard of each batch; rank 0 alone writes.
     """
+    from .train.distributed import world
+
+    if nproc > 1 and not world().distributed:
+        from .train.launch import relaunch
+
+        relaunch(sys.argv[1:], nproc)
+        return
     from .models.checkpoint import save_checkpoint
     from .models.student import head_kwargs
     from .train.loop import FitConfig
@@ -102,6 +113,8 @@ def teacher_train(
         raise EdgekitError("nothing to resume: no training state here (it is written after the first epoch)",
                            path=state)
     model, meta, result = train_teacher(cfg, state_path=state, resume=resume)
+    if not world().main:  # rank 0 writes the checkpoint and reports
+        return
     save_checkpoint(out, model, meta, half=half)
     state.unlink(missing_ok=True)
     t = meta.metrics["synthfaces_test"]
@@ -278,7 +291,9 @@ def bench(
     = None,
     quick: Annotated[bool, typer.Option(help="Short protocol for smoke tests (figures not comparable).")] = False,
     out: Annotated[Path | None, typer.Option(help="Output folder; default <run>/bench/<target>/.")] = None,
-    host: Annotated[str | None, typer.Option(help="Bench on user@host over ssh (overrides the target's host).")] = None,
+    host: Annotated[list[str] | None, typer.Option(
+        help="Bench on user@host over ssh (overrides the target's host/hosts). More than once: a fleet, every host "
+             "at once; reports per host, the class median and spread, and the outlier host.")] = None,
     ssh_config: Annotated[Path | None, typer.Option(help="ssh config file to use (ssh -F).")] = None,
     remote_python: Annotated[str, typer.Option(help="Python on the remote host (needs numpy and the runtime).")]
     = "python3",
@@ -313,7 +328,8 @@ def bench(
     (tgt,) = resolve_targets(target) if "," not in target else (None,)
     if tgt is None:
         raise EdgekitError("--target takes one target for bench; run bench once per target")
-    opts = BenchOptions(run=run, artifacts=artifact or None, quick=quick, out=out, host=host, ssh_config=ssh_config,
+    opts = BenchOptions(run=run, artifacts=artifact or None, quick=quick, out=out, hosts=host or None,
+                        ssh_config=ssh_config,
                         remote_python=remote_python, data=data, trials=trials, threads=threads, batch_sizes=sizes,
                         eval_images=eval_images, reference=reference, progress=not quiet)
     doc, paths = run_bench(tgt, opts)
@@ -325,6 +341,11 @@ def bench(
         if r["status"] != "ok":
             console.print(f"[red]{r['status']}[/red] {r['variant']} {r['precision']} {r['format']}/{r['runtime']}: "
                           f"{r.get('error')}", highlight=False)
+    if "fleet" in paths:
+        fleet = doc["fleet"]
+        outliers = ", ".join(fleet["outlier_hosts"]) or "none"
+        console.print(f"fleet of {len(fleet['hosts'])}: the table is the class median; per host under "
+                      f"{paths['json'].parent / 'hosts'}/; outlier hosts: {outliers}", highlight=False)
     console.print(f"wrote {paths['json']}, {paths['table'].name}, {paths['pareto'].name}, {paths['html'].name} "
                   f"({doc['wall_s']} s)", highlight=False)
     if doc["records"] and all(r["status"] != "ok" for r in doc["records"]):

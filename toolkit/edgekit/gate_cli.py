@@ -39,6 +39,12 @@ def gate(
     eval_images: Annotated[int, typer.Option(min=0, help="Images for the accuracy gate (0: latency only).")] = 200,
     out: Annotated[Path | None, typer.Option(help="Also write the decision as JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the block order.")] = 0,
+    host: Annotated[list[str] | None, typer.Option(
+        help="Gate on user@host over ssh; more than once: a fleet, every host at once, each judged on its own "
+             "(then --stored and --update-baseline name a folder with one <host>.json per host).")] = None,
+    ssh_config: Annotated[Path | None, typer.Option(help="ssh config file for --host (ssh -F).")] = None,
+    remote_python: Annotated[str, typer.Option(help="Python on the hosts (needs numpy and the runtime).")]
+    = "python3",
 ) -> None:
     """Fail CI when a candidate is slower or less accurate than a baseline, with statistics that hold on noise.
 
@@ -66,6 +72,10 @@ def gate(
     opts.rule()  # a bad value stops here, before anything is measured
     with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
         cand = g.resolve_artifact(str(candidate), Path(tmp), role="candidate")
+        if host:
+            _gate_hosts(host, cand, baseline, stored, update_baseline, target, opts, ssh_config, remote_python,
+                        out, Path(tmp))
+            return
         if update_baseline:
             doc = gate_stored.update_baseline(update_baseline, cand, target, opts, Path(tmp))
             console.print(f"wrote {update_baseline}: {len(doc['block_p50_ms'])} blocks, median p50 "
@@ -79,6 +89,42 @@ def gate(
             report = g.same_run(g.resolve_artifact(baseline, Path(tmp), role="baseline"), cand, opts, Path(tmp))
     g.write_report(report, out)
     out_console.print(g.summary_markdown(report), markup=False, highlight=False)
+    raise typer.Exit(EXIT_CODES[report["verdict"]])
+
+
+def _gate_hosts(hosts: list[str], cand: Path, baseline: str | None, stored: Path | None, update: Path | None,
+                target: str, opts, ssh_config: Path | None, remote_python: str, out: Path | None, tmp: Path) -> None:
+    """The gate on every host at once: each host against its own baseline; exits like the single gate."""
+    from .bench import gate as g
+    from .bench import gate_fleet, gate_stored
+    from .bench.decision import EXIT_CODES
+
+    if len(set(hosts)) != len(hosts):
+        raise EdgekitError("--host: each host once")
+    if update:
+        docs = gate_fleet.per_host(hosts, opts, ssh_config, remote_python, lambda h, o, w: gate_stored.update_baseline(
+            gate_fleet.baseline_file(update, h), cand, target, o, w), tmp)
+        for h, doc in docs.items():
+            console.print(f"wrote {gate_fleet.baseline_file(update, h)}: {len(doc['block_p50_ms'])} blocks measured on "
+                          f"{h}", highlight=False)
+        return
+    if (baseline is None) == (stored is None):
+        raise EdgekitError("give exactly one of --baseline (same-run A/B on each host) or --stored (a folder of "
+                           "<host>.json baselines)")
+    if stored:
+        missing = [h for h in hosts if not gate_fleet.baseline_file(stored, h).is_file()]
+        if missing:
+            raise EdgekitError(f"no stored baseline for {', '.join(missing)}; create them with `edgekit gate "
+                               f"--update-baseline {stored} --host ...`", path=stored)
+        reports = gate_fleet.per_host(hosts, opts, ssh_config, remote_python, lambda h, o, w: gate_stored.stored(
+            gate_fleet.baseline_file(stored, h), cand, o, w), tmp)
+    else:
+        base = g.resolve_artifact(baseline, tmp, role="baseline")
+        reports = gate_fleet.per_host(hosts, opts, ssh_config, remote_python,
+                                      lambda h, o, w: g.same_run(base, cand, o, w), tmp)
+    report = gate_fleet.fleet_report(reports)
+    g.write_report(report, out)
+    out_console.print(gate_fleet.fleet_markdown(report, g.summary_markdown), markup=False, highlight=False)
     raise typer.Exit(EXIT_CODES[report["verdict"]])
 
 

@@ -26,6 +26,7 @@ class BenchOptions:
     quick: bool = False
     out: Path | None = None
     host: str | None = None
+    hosts: list[str] | None = None  # a fleet: every host benched at once (overrides host and the target's)
     ssh_config: Path | None = None
     remote_python: str = "python3"
     data: str = "synth:test"
@@ -52,9 +53,14 @@ def runtime_usable_here(runtime: str) -> tuple[bool, str]:
     return True, ""
 
 
+def hosts_of(target: Target, opts: BenchOptions) -> list[str]:
+    """Where to bench: --host (once or more), else the target's `hosts:` or `host:`; empty: here."""
+    return list(opts.hosts or ([opts.host] if opts.host else None) or target.fleet)
+
+
 def check_reachable(target: Target, opts: BenchOptions) -> None:
     """Fail early, with what to do, when none of the target's runtimes can run here and no device is named."""
-    if opts.host or target.host:
+    if hosts_of(target, opts):
         return
     wanted = sorted(set(target.concrete_runtimes()))
     usable = {rt: runtime_usable_here(rt) for rt in wanted}
@@ -88,18 +94,38 @@ def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
         run = opts.run or latest_run()
         cells, preprocess = discover(run, target, reference=opts.reference)
         out = opts.out or run / "bench" / target.name
+    hosts = hosts_of(target, opts)
+    if len(hosts) > 1:
+        return _bench_fleet(target, cells, preprocess, opts, hosts, None if opts.artifacts else run, out)
     doc = bench_cells(target, cells, preprocess, opts)
     if not opts.artifacts:
         mark_chosen(doc, run, target.name)
     return doc, write_outputs(doc, out)
 
 
+def _bench_fleet(target: Target, cells: list[Cell], preprocess: dict, opts: BenchOptions, hosts: list[str],
+                 run: Path | None, out: Path) -> tuple[dict, dict[str, Path]]:
+    """Every host at once; returns the class document (median across hosts) and writes every report."""
+    from . import fleet
+
+    docs = fleet.bench_hosts(hosts, lambda h: bench_cells(target, cells, preprocess, fleet.per_host_options(opts, h)))
+    summary = fleet.summarize(docs)
+    doc = fleet.class_document(docs, summary)
+    doc["fleet"] = {k: summary[k] for k in ("hosts", "outlier_hosts", "outlier_ratio", "outlier_cells")}
+    for d in (*docs.values(), doc):
+        if run is not None:
+            mark_chosen(d, run, target.name)
+    return doc, fleet.write_fleet(docs, summary, doc, out, write_outputs)
+
+
 def bench_cells(target: Target, cells: list[Cell], preprocess: dict, opts: BenchOptions) -> dict:
     """Bench the given cells (from one run, files, or several runs) in one sweep; returns the bench document."""
     check_reachable(target, opts)
     protocol = resolve_protocol(opts)
-    host = opts.host or target.host
-    remote = Remote(host, opts.ssh_config, opts.remote_python) if host else None
+    hosts = hosts_of(target, opts)
+    if len(hosts) > 1:
+        raise EdgekitError(f"bench_cells measures one host; got {len(hosts)} (bench() runs a fleet)")
+    remote = Remote(hosts[0], opts.ssh_config, opts.remote_python) if hosts else None
     size = int(preprocess["input_size"])
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         npz = eval_set(opts.data, protocol.eval_images, preprocess, Path(tmp) / "eval.npz") \

@@ -184,6 +184,8 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
                               candidates=cands, nme_limit=nme_limit(cands, target, default_increase),
                               fingerprint=fp, host=doc.get("host", "local"), latency_budget_ms=budget,
                               measured_on=describe_machine(fp), tie_with=[c.file for c in ties if c is not choice])
+    if doc.get("fleet"):
+        decision.fleet = fleet_view(doc, cands, choice, run_dir)
     if choice is None:
         decision.reason = "no candidate ran within the accuracy budget"
         decision.budget_missed = [f"{target.name}: {decision.reason}"]
@@ -196,6 +198,21 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
         decision.status, decision.reason = "proxy", f"proxy: {why}; bench on the device (host:) to choose"
         decision.budget_unverified = misses or [f"{target.name}: budgets not verified (measured elsewhere)"]
     return decision
+
+
+def fleet_view(doc: dict, cands: list[Candidate], choice: Candidate | None, run_dir: Path) -> dict:
+    """The decision is the class median's; this says which hosts would have chosen otherwise on their own
+    timings (among the same candidates within budget), and which hosts the bench named outliers."""
+    per_host_p50 = {(run_relative(r["artifact"], run_dir), r["runtime"]): r.get("fleet", {}).get("p50_ms", {})
+                    for r in doc["records"]}
+    eligible = [c for c in cands if c.status == Status.OK]
+    own = {}
+    for host in doc["fleet"]["hosts"]:
+        timed = [(per_host_p50.get((c.file, c.runtime), {}).get(host), c.file) for c in eligible]
+        timed = [(p, f) for p, f in timed if p is not None]
+        own[host] = min(timed)[1] if timed else None
+    return {**doc["fleet"], "own_choice": own,
+            "disagree": sorted(h for h, f in own.items() if choice is not None and f != choice.file)}
 
 
 def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True,

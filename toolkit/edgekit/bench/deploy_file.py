@@ -84,6 +84,8 @@ class TargetDecision:
     host: str = "local"
     measured_on: str | None = None  # "x86_64 AMD EPYC (2 cores)", from the fingerprint
     tie_with: list[str] = field(default_factory=list)
+    # A fleet target: its hosts, the outliers, and the hosts whose own fastest file is not the class's choice.
+    fleet: dict | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)

@@ -20,6 +20,7 @@ import numpy as np
 from ..artifact_record import read_sidecar_of, sidecar_path
 from ..atomic import write_json
 from ..errors import EdgekitError
+from ..fingerprint import fingerprint
 from ..jsonio import check_preprocess
 from .decision import (
     INCONCLUSIVE,
@@ -53,6 +54,7 @@ class GateOptions:
     overrides: dict = field(default_factory=dict)  # rule values the user gave explicitly; they beat stored ones
     seed: int = 0
     progress: object | None = None  # callable(str) for a status line per block
+    remote: object | None = None  # a bench.remote.Remote: measure on that host over ssh instead of here
 
     def rule(self, stored: dict | None = None) -> GateRule:
         """Defaults, then a stored baseline's budgets, then what the user gave on the command line."""
@@ -88,20 +90,40 @@ def resolve_artifact(spec: str, workdir: Path, role: str = "baseline") -> Path:
 
 
 class _Measurer:
-    def __init__(self, opts: GateOptions, eval_npz: Path | None):
-        self.opts, self.eval_npz, self.ex = opts, eval_npz, Executor(None)
+    """Runs the gate's blocks: here, or on `opts.remote` after copying the runner, the artifacts and the
+    evaluation set there (`close()` removes them)."""
+
+    def __init__(self, opts: GateOptions, eval_npz: Path | None, artifacts: tuple[Path, ...] = ()):
+        self.opts, self.eval_npz, self.ex = opts, eval_npz, Executor(opts.remote)
+        if opts.remote is not None:
+            self.ex.start([*artifacts, *([eval_npz] if eval_npz else [])])
+
+    def close(self) -> None:
+        self.ex.close()
+
+    def fingerprint(self, artifact: Path) -> dict:
+        """The measuring machine's fingerprint: this one's, or the remote host's from one short runner call."""
+        if self.opts.remote is None:
+            return fingerprint()
+        quick = Protocol(warmup_runs=1, warmup_s=0.0, runs=1, min_s=0.0, trials=1, batch_sizes=(1,))
+        r = self.ex.trial(["--artifact", self.ex.path(artifact), "--threads", str(self.opts.threads), "--protocol",
+                           json.dumps(quick.to_dict()), "--fingerprint", *self._shape()] +
+                          (["--runtime", self.opts.runtime] if self.opts.runtime else []))
+        if not r.get("ok"):
+            raise EdgekitError(f"ssh {self.opts.remote.host}: the runner failed: {r.get('error')}")
+        return r["fingerprint"]
 
     def _shape(self) -> list[str]:
         shape = self.opts.input_shape
         return ["--input-shape", ",".join(map(str, shape))] if shape else []
 
     def block(self, artifact: Path, with_accuracy: bool = False) -> dict:
-        args = ["--artifact", str(artifact), "--threads", str(self.opts.threads), "--protocol",
+        args = ["--artifact", self.ex.path(artifact), "--threads", str(self.opts.threads), "--protocol",
                 json.dumps(BLOCK_PROTOCOL.to_dict()), *self._shape()]
         if self.opts.runtime:
             args += ["--runtime", self.opts.runtime]
         if with_accuracy and self.eval_npz:
-            args += ["--eval", str(self.eval_npz)]
+            args += ["--eval", self.ex.path(self.eval_npz)]
         result = self.ex.trial(args)
         if result.get("ok"):
             result["p50"] = float(np.median(result["latency_ms"]))
@@ -109,10 +131,10 @@ class _Measurer:
 
     def interleaved(self, artifacts: list[Path], seed: int) -> dict:
         """One block: every artifact timed in one process, in alternating chunks (see runner.interleaved_trial)."""
-        args = ["--artifact", str(artifacts[0]), "--threads", str(self.opts.threads), "--protocol",
+        args = ["--artifact", self.ex.path(artifacts[0]), "--threads", str(self.opts.threads), "--protocol",
                 json.dumps(BLOCK_PROTOCOL.to_dict()), "--seed", str(seed), *self._shape()]
         for a in artifacts[1:]:
-            args += ["--interleave", str(a)]
+            args += ["--interleave", self.ex.path(a)]
         if self.opts.runtime:
             args += ["--runtime", self.opts.runtime]
         result = self.ex.trial(args)
@@ -213,21 +235,25 @@ def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) 
     if short:  # decided before measuring anything: these blocks could never show a regression
         return _not_measured(report, short)
     rng = random.Random(opts.seed)
-    m = _Measurer(opts, _eval_npz(opts, candidate, workdir))
+    m = _Measurer(opts, _eval_npz(opts, candidate, workdir), (baseline, candidate))
     accuracy: dict = {}
     blocks = opts.blocks
     attempts = []
-    for attempt in range(2):  # an A/A arm out of its limits gets one rerun with twice the blocks
-        got = _interleaved_blocks(m, baseline, candidate, blocks, rng, accuracy)
-        if "baseline" in got["errors"]:
-            raise EdgekitError(f"the baseline does not run, so nothing can be compared: {got['errors']['baseline']}")
-        if got["errors"]:
-            break
-        aa = aa_check(got["A1"], got["A2"], rule)
-        attempts.append({"blocks": blocks, "aa_drift": aa["drift"], "aa_spread": aa["spread"]})
-        if aa["steady"] or attempt == 1:
-            break
-        blocks *= 2
+    try:
+        for attempt in range(2):  # an A/A arm out of its limits gets one rerun with twice the blocks
+            got = _interleaved_blocks(m, baseline, candidate, blocks, rng, accuracy)
+            if "baseline" in got["errors"]:
+                raise EdgekitError(f"the baseline does not run, so nothing can be compared: "
+                                   f"{got['errors']['baseline']}")
+            if got["errors"]:
+                break
+            aa = aa_check(got["A1"], got["A2"], rule)
+            attempts.append({"blocks": blocks, "aa_drift": aa["drift"], "aa_spread": aa["spread"]})
+            if aa["steady"] or attempt == 1:
+                break
+            blocks *= 2
+    finally:
+        m.close()
     report.update(attempts=attempts, blocks_ms={k: got[k] for k in ("A1", "A2", "B")})
     if "runner" in got["errors"]:
         report["latency"] = {"verdict": INCONCLUSIVE,

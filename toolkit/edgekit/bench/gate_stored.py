@@ -14,7 +14,6 @@ import numpy as np
 
 from ..atomic import write_json
 from ..errors import EdgekitError
-from ..fingerprint import fingerprint
 from ..hashing import sha256_file
 from ..jsonio import is_finite_number, read_json_object
 from ..runtime.registry import runtime_packages
@@ -61,16 +60,20 @@ def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, 
     if short:
         raise EdgekitError(f"--blocks {opts.blocks} is too few for a stored baseline: {short['reason']}")
     preprocess = _preprocess(artifact, opts)
-    m = _Measurer(opts, _eval_npz(opts, artifact, workdir, preprocess))
+    m = _Measurer(opts, _eval_npz(opts, artifact, workdir, preprocess), (artifact,))
     accuracy: dict = {}
-    got = _candidate_blocks(m, artifact, opts.blocks, accuracy)
+    try:
+        here = m.fingerprint(artifact)
+        got = _candidate_blocks(m, artifact, opts.blocks, accuracy)
+    finally:
+        m.close()
     if got["errors"]:
         raise EdgekitError(f"cannot store a baseline for an artifact that fails: {got['errors']['candidate']}")
     nme = accuracy.get("candidate")
     if m.eval_npz is not None and not (is_finite_number(nme) and nme > 0):
         raise EdgekitError(f"cannot store a baseline whose NME was not measured ({nme!r}); check --data")
     doc = {"schema": BASELINE_SCHEMA, "target": target, "artifact": str(artifact), "sha256": sha256_file(artifact),
-           "fingerprint": fingerprint_key(fingerprint(), opts.threads), "runtime": opts.runtime,
+           "fingerprint": fingerprint_key(here, opts.threads), "runtime": opts.runtime,
            "block_p50_ms": got["B"], "nme": nme, "budgets": dict(opts.overrides),
            "eval": eval_identity(opts, m.eval_npz), "preprocess": preprocess}
     write_json(path, doc)
@@ -115,7 +118,17 @@ def load_baseline(path: Path) -> dict:
 
 def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Path) -> dict:
     doc = load_baseline(baseline_path)
-    here = fingerprint_key(fingerprint(), opts.threads)
+    preprocess = _preprocess(candidate, opts) if doc.get("nme") is not None and opts.eval_images else None
+    m = _Measurer(opts, _eval_npz(opts, candidate, workdir, preprocess) if preprocess else None, (candidate,))
+    try:
+        return _judge_stored(doc, baseline_path, candidate, opts, m, preprocess)
+    finally:
+        m.close()
+
+
+def _judge_stored(doc: dict, baseline_path: Path, candidate: Path, opts: GateOptions, m: _Measurer,
+                  preprocess: dict | None) -> dict:
+    here = fingerprint_key(m.fingerprint(candidate), opts.threads)
     diff = {k: (doc["fingerprint"].get(k), v) for k, v in here.items() if doc["fingerprint"].get(k) != v}
     report = {"mode": "stored", "baseline": str(baseline_path), "candidate": str(candidate)}
     if diff:
@@ -128,8 +141,6 @@ def stored(baseline_path: Path, candidate: Path, opts: GateOptions, workdir: Pat
     short = too_few_blocks(n, rule, paired=False)
     if short:
         return _not_measured(report, short)
-    preprocess = _preprocess(candidate, opts) if doc.get("nme") is not None and opts.eval_images else None
-    m = _Measurer(opts, _eval_npz(opts, candidate, workdir, preprocess) if preprocess else None)
     _same_eval(doc, opts, m.eval_npz, preprocess, baseline_path)
     accuracy: dict = {}
     got = _candidate_blocks(m, candidate, n, accuracy)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..formats import PRECISIONS, exported_format_names, format_named
 from ..runtime.registry import runtime, runtime_for, target_runtime_names
@@ -62,6 +62,7 @@ class Target(Strict):
     build: Literal["local", "on-device"] = "local"
     dla_core: int | None = Field(None, ge=0, le=1)
     host: str | None = None
+    hosts: list[str] | None = Field(None, min_length=1)  # a fleet of one class: benched at once, judged per host
     power: Power | None = None
     channel_multiple: int = Field(8, ge=1, le=128)
     latency_budget_ms: LatencyBudget | None = None  # checked against the deploy decision's choice
@@ -74,6 +75,26 @@ class Target(Strict):
             raise ValueError("host must look like user@host or host[:port] (letters, digits, '.', '-', '_'; "
                              "starting with a letter or digit)")
         return v
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: list[str] | None) -> list[str] | None:
+        for h in v or ():
+            cls._host(h)
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("hosts must not repeat a host")
+        return v
+
+    @model_validator(mode="after")
+    def _one_way_to_name_hosts(self):
+        if self.host and self.hosts:
+            raise ValueError("give host (one device) or hosts (a fleet), not both")
+        return self
+
+    @property
+    def fleet(self) -> list[str]:
+        """The hosts to bench on: `hosts`, or `[host]`, or none (here)."""
+        return list(self.hosts or ([self.host] if self.host else []))
 
     @field_validator("runtimes")
     @classmethod

@@ -52,15 +52,17 @@ def collate(samples: list[Sample], mean=DEFAULT_MEAN, std=DEFAULT_STD) -> Batch:
 
 
 def loader(dataset, batch_size: int, workers: int = 0, shuffle_seed: int | None = None,
-           mean=DEFAULT_MEAN, std=DEFAULT_STD) -> DataLoader:
+           mean=DEFAULT_MEAN, std=DEFAULT_STD, sampler=None) -> DataLoader:
+    """Batches of `dataset`; `sampler` (a distributed run's shard of it) replaces the order when given."""
     gen = None
     if shuffle_seed is not None:
         gen = torch.Generator().manual_seed(shuffle_seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle_seed is not None,
+        shuffle=shuffle_seed is not None and sampler is None,
         generator=gen,
+        sampler=sampler,
         num_workers=workers,
         collate_fn=lambda s: collate(s, mean, std),
         persistent_workers=False,

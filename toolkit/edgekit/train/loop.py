@@ -18,6 +18,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
+from . import distributed
 from .memory_format import training_format
 from .resume import LoopState, load_state, save_state
 
@@ -82,8 +83,10 @@ def fit(
     the run (loss, data, batch size...); a resume refuses a state written under other settings or `cfg`.
     """
     resume_config = {"fit": asdict(cfg), "settings": settings or {}}
+    world = distributed.init()  # under torchrun: N ranks, each on its shard; else one process
     torch.manual_seed(cfg.seed)
     model.to(memory_format=training_format(model, cfg.channels_last))
+    trained = distributed.wrap(model, world)  # what the steps call: DDP with synchronised BatchNorm, or the model
     opt = torch.optim.AdamW(params if params is not None else model.parameters(), lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
@@ -99,17 +102,18 @@ def fit(
     start = time.perf_counter()
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    progress = progress and world.main  # one bar and one log, on rank 0
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(description, total=cfg.epochs * cfg.steps_per_epoch, status="",
                             completed=first_epoch * cfg.steps_per_epoch)
         last = first_epoch if bad >= cfg.patience else cfg.epochs  # a resumed run may have stopped early already
         for epoch in range(first_epoch, last):
-            model.train()
+            trained.train()
             running, n = 0.0, 0
             for step, batch in enumerate(train_batches(epoch)):
                 if step >= cfg.steps_per_epoch:
                     break
-                loss, logs = step_loss(model, batch)
+                loss, logs = step_loss(trained, batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -120,6 +124,8 @@ def fit(
             model.eval()
             with torch.no_grad():
                 metrics = validate(model)
+            # Every rank holds the same weights; rank 0's figure decides, so early stopping agrees everywhere.
+            metrics["nme"] = distributed.all_ranks_agree(metrics["nme"], world)
             result.history.append({"epoch": epoch + 1, "loss": running / max(n, 1), **metrics})
             if metrics["nme"] < best:
                 best, best_epoch, bad = metrics["nme"], epoch + 1, 0
@@ -132,13 +138,14 @@ def fit(
             bar.update(task, status=summary)
             if progress:
                 bar.console.log(summary)
-            if state_path is not None:
+            if state_path is not None and world.main:
                 save_state(Path(state_path), resume_config,
                            LoopState(epoch + 1, best, best_epoch, bad, result.history), model, best_state, opt, sched)
             if bad >= cfg.patience:
                 result.stopped_early = True
                 bar.update(task, completed=cfg.epochs * cfg.steps_per_epoch)
                 break
+    distributed.unwrap(model, world)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.to(memory_format=torch.contiguous_format)

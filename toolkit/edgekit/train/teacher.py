@@ -15,6 +15,7 @@ from ..data.synthface import SPLIT_SEEDS, TEST_SPLIT_SIZE, SynthFaces
 from ..landmarks import NUM_POINTS
 from ..models.checkpoint import CheckpointMeta
 from ..models.registry import build, count_macs_params
+from . import distributed
 from .evaluate import evaluate_model
 from .loop import FitConfig, FitResult, fit
 from .losses import LANDMARK_LOSSES, state_bce
@@ -145,6 +146,8 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
         model = build(cfg.arch, input_size=cfg.input_size, **cfg.arch_kwargs)
         model.head.init_landmark_bias(mean_landmarks(size=cfg.input_size))
     per_epoch = cfg.fit.steps_per_epoch * cfg.batch_size
+    world = distributed.world()
+    rank_batch = distributed.per_rank_batch(cfg.batch_size, world)  # the recipe's batch is the global one
     real = open_real_faces(cfg.real_data, cfg.input_size) if cfg.real_data else None
 
     def train_batches(epoch: int):
@@ -152,7 +155,9 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
         ds = MixedSynth(cfg.input_size, per_epoch, epoch * per_epoch, cfg.synth_version, cfg.v1_share)
         if real is not None:
             ds = WithRealFaces(ds, real, real_every(cfg.real_share), cfg.fit.seed, epoch)
-        return loader(Augmented(ds, cfg.fit.seed, epoch), cfg.batch_size, workers=cfg.workers)
+        ds = Augmented(ds, cfg.fit.seed, epoch)
+        return loader(ds, rank_batch, workers=cfg.workers,
+                      sampler=distributed.sampler(ds, world) if world.distributed else None)
 
     val = SynthFaces("val", size=cfg.input_size, length=cfg.val_size, version=cfg.synth_version)
     result = fit(
