@@ -13,12 +13,15 @@ draws progress.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 from torch import nn
 
+# The autograd-aware all_reduce is marked deprecated in favour of a private module; it is still the public one.
+warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_reduce is deprecated")
 # A collective that waits longer than this (a rank died or hung) raises instead of hanging the job.
 TIMEOUT_S = float(os.environ.get("EDGEKIT_DIST_TIMEOUT_S", "120"))
 

@@ -1,40 +1,47 @@
-"""`edgekit ... --nproc N`: the same command again under torchrun (`python -m torch.distributed.run`), N processes
-on this machine, and one line when the job fails instead of torchrun's page of tracebacks."""
+"""`edgekit ... --nproc N`: the same command again under torchrun's launcher, N processes on this machine, and
+one line when the job fails instead of torchrun's page of tracebacks."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import logging
+import os
 
 from ..errors import EdgekitError
 from .distributed import TIMEOUT_S
 
 
-def torchrun_argv(argv: list[str], nproc: int) -> list[str]:
-    """This command's arguments without `--nproc N`, under torchrun on this host."""
-    rest, skip = [], False
-    for i, a in enumerate(argv):
+class JobFailed(EdgekitError):
+    """A rank of a data-parallel job died or timed out: exit code 1, not bad input."""
+
+    exit_code = 1
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """This command's arguments without `--nproc N` / `--nproc=N`."""
+    out, skip = [], False
+    for a in argv:
         if skip:
             skip = False
-            continue
-        if a == "--nproc":
-            skip = i + 1 < len(argv)
-            continue
-        if a.startswith("--nproc="):
-            continue
-        rest.append(a)
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "edgekit", *rest]
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def relaunch(argv: list[str], nproc: int) -> None:
-    """Run the command on `nproc` processes and return when they all finish; a failed job raises one line."""
-    proc = subprocess.run(torchrun_argv(argv, nproc), stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        ours = next((ln for ln in reversed(lines) if ln.startswith("error:")), None)
-        died = next((ln.strip() for ln in lines if "exitcode" in ln and "rank" in ln), None)
-        raise EdgekitError(ours.removeprefix("error: ") if ours else
-                           f"the {nproc}-process job stopped (exit {proc.returncode}): "
-                           f"{died or (lines[-1] if lines else 'no message')}; a rank that died or hung stops the "
-                           f"others within {TIMEOUT_S:g} s (EDGEKIT_DIST_TIMEOUT_S)")
+    """Run the command on `nproc` local processes (torchrun --standalone) and return when all finish. When a rank
+    dies, torchrun stops the others; that ends here as one line naming the rank and how it ended."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread a rank unless told otherwise (and no banner)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the one line below says it
+    try:
+        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "edgekit", *without_nproc(argv)]))
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()  # the rank that ended first: the others were stopped for it
+        how = f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
+        raise JobFailed(f"the {nproc}-process job stopped: rank {rank} (pid {failure.pid}) ended with {how}; "
+                        f"torchrun stopped the other ranks (a rank that hangs times out after {TIMEOUT_S:g} s, "
+                        "EDGEKIT_DIST_TIMEOUT_S)") from None
