@@ -11,6 +11,7 @@ import re
 import shlex
 from pathlib import Path
 
+from .argv import drop_option
 from .atomic import write_text
 from .data import open_dataset
 from .data.datasets import REAL_SETS
@@ -76,16 +77,7 @@ def publish(src: str | Path, name: str, out_dir: str | Path, role: str = "teache
 
 def _without_out(command: str) -> str:
     """The recorded training command minus its `--out PATH`: the card names its own output path."""
-    words = shlex.split(command)
-    keep, skip = [], False
-    for w in words:
-        if skip:
-            skip = False
-        elif w == "--out":
-            skip = True
-        elif not w.startswith("--out="):
-            keep.append(w)
-    return shlex.join(keep)
+    return shlex.join(drop_option(shlex.split(command), "--out"))
 
 
 def _metric_rows(t: dict) -> list[tuple[str, str]]:

@@ -22,17 +22,15 @@ only and never redistributes them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
-from ..atomic import atomic_path
 from ..errors import EdgekitError
 from ..landmarks import NUM_POINTS
+from ..pinned import extract_checked, missing_or_changed, sha256_bytes, write_all
 from .label_files import LabeledImage, read_dlib_xml
 
 NAME = "dlib-voc"
@@ -73,13 +71,8 @@ def data_dir() -> Path:
     return cache_dir() / "dlib-19.5.0-examples"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _missing_or_changed(root: Path) -> list[str]:
-    return [rel for rel, digest in FILES.items()
-            if not (root / rel).is_file() or _sha256((root / rel).read_bytes()) != digest]
+    return missing_or_changed(root, FILES)
 
 
 def _download(dest: Path, progress: bool) -> Path:
@@ -104,19 +97,9 @@ def fetch(progress: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
         tarball = _download(Path(tmp), progress)
-        if not tarball.is_file() or _sha256(tarball.read_bytes()) != SDIST_SHA256:
+        if not tarball.is_file() or sha256_bytes(tarball.read_bytes()) != SDIST_SHA256:
             raise EdgekitError("is not the pinned dlib 19.5.0 sdist (missing, or SHA-256 mismatch)", path=tarball)
-        try:
-            with tarfile.open(tarball, "r:gz") as tar:
-                contents = {rel: tar.extractfile(MEMBER_DIR + rel).read() for rel in FILES}
-        except (KeyError, tarfile.TarError, OSError) as exc:
-            raise EdgekitError(f"cannot read the example data from it ({exc})", path=tarball) from None
-        for rel, data in contents.items():  # every file checked before any is written
-            if _sha256(data) != FILES[rel]:
-                raise EdgekitError("differs from the pinned file (SHA-256 mismatch)", path=f"{SDIST}:{rel}")
-        for rel, data in contents.items():
-            with atomic_path(root / rel) as out:
-                out.write_bytes(data)
+        write_all(root, extract_checked(tarball, MEMBER_DIR, FILES, "the example data"))
     return root
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
+from ..argv import drop_option
 from ..errors import EdgekitError
 from .distributed import TIMEOUT_S
 
@@ -14,19 +15,6 @@ class JobFailed(EdgekitError):
     """A rank of a data-parallel job died or timed out: exit code 1, not bad input."""
 
     exit_code = 1
-
-
-def without_nproc(argv: list[str]) -> list[str]:
-    """This command's arguments without `--nproc N` / `--nproc=N`."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
 
 
 def relaunch(argv: list[str], nproc: int) -> None:
@@ -38,7 +26,7 @@ def relaunch(argv: list[str], nproc: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread a rank unless told otherwise (and no banner)
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the one line below says it
     try:
-        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "edgekit", *without_nproc(argv)]))
+        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "edgekit", *drop_option(argv, "--nproc")]))
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()  # the rank that ended first: the others were stopped for it
         how = f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"

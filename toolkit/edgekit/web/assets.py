@@ -7,16 +7,15 @@ Nothing is ever loaded from a CDN.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
-from ..atomic import atomic_path
+from .. import pinned
 from ..data.dlib_faces import cache_dir
 from ..errors import EdgekitError
+from ..pinned import extract_checked, sha256_bytes, write_all
 
 NAME = "onnxruntime-web"
 VERSION = "1.30.0"
@@ -37,14 +36,8 @@ def assets_dir() -> Path:
     return cache_dir() / f"{NAME}-{VERSION}"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def missing_or_changed(root: Path | None = None) -> list[str]:
-    root = root or assets_dir()
-    return [rel for rel, digest in FILES.items()
-            if not (root / rel).is_file() or _sha256((root / rel).read_bytes()) != digest]
+    return pinned.missing_or_changed(root or assets_dir(), FILES)
 
 
 def checked_dir() -> Path:
@@ -73,19 +66,9 @@ def fetch(progress: bool = True) -> Path:
         if done.returncode != 0 or not tarball.is_file():
             last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
             raise EdgekitError(f"npm pack {NAME}@{VERSION} failed: {last}")
-        if _sha256(tarball.read_bytes()) != TARBALL_SHA256:
+        if sha256_bytes(tarball.read_bytes()) != TARBALL_SHA256:
             raise EdgekitError(f"is not the pinned {NAME} {VERSION} tarball (SHA-256 mismatch)", path=tarball)
-        try:
-            with tarfile.open(tarball, "r:gz") as tar:
-                contents = {rel: tar.extractfile(f"package/dist/{rel}").read() for rel in FILES}
-        except (KeyError, tarfile.TarError, OSError) as exc:
-            raise EdgekitError(f"cannot read dist/ from it ({exc})", path=tarball) from None
-        for rel, data in contents.items():  # every file checked before any is written
-            if _sha256(data) != FILES[rel]:
-                raise EdgekitError("differs from the pinned file (SHA-256 mismatch)", path=f"{TARBALL}:{rel}")
-        for rel, data in contents.items():
-            with atomic_path(root / rel) as out:
-                out.write_bytes(data)
+        write_all(root, extract_checked(tarball, "package/dist/", FILES, "dist/"))
     return root
 
 
