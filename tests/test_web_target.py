@@ -48,3 +48,17 @@ def test_a_runtime_that_disagrees_with_its_reference_is_never_chosen(tmp_path):
     assert c.status == "validation-failed" and "differ from onnxruntime" in c.reason
     record["reference"]["parity"]["passed"] = True
     assert candidates_from([record], tmp_path)[0].status == "ok"
+
+
+def test_the_browser_runtime_files_are_checked_against_their_pins(tmp_path, monkeypatch):
+    from edgekit.errors import EdgekitError
+    from edgekit.web import assets
+
+    if assets.missing_or_changed():
+        pytest.skip(f"onnxruntime-web is not fetched: {assets.FETCH_HINT}")
+    shutil.copytree(assets.assets_dir(), tmp_path / assets.assets_dir().name)
+    monkeypatch.setenv("EDGEKIT_DATA_DIR", str(tmp_path))
+    assert assets.checked_dir() == tmp_path / assets.assets_dir().name
+    (tmp_path / assets.assets_dir().name / "ort.wasm.min.js").write_text("alert('not the pinned file')")
+    with pytest.raises(EdgekitError, match=r"missing or changed \(ort.wasm.min.js\); run edgekit data fetch"):
+        assets.checked_dir()
