@@ -14,7 +14,7 @@ DEMO_DIR ?= runs/demo
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[tflite,dev,serve,web]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[tflite,dev,serve,web,ray]"
 	@# onnx2torch (ONNX models pruned or trained in PyTorch) without its torchvision: that wheel needs the CUDA
 	@# torch and cannot load beside the CPU build (docs/NOTES.md).
 	$(PY) -m pip install -q --no-deps -c $(CONSTRAINTS) onnx2torch
@@ -49,7 +49,7 @@ test: data
 test-latest:
 	@test -x $(LATEST_VENV)/bin/python || $(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c constraints.txt -e ".[tflite,dev,serve,web]"
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c constraints.txt -e ".[tflite,dev,serve,web,ray]"
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --no-deps onnx2torch
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/tested-versions.txt
 	$(LATEST_VENV)/bin/edgekit data fetch dlib-voc

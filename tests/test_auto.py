@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import sys
+from dataclasses import replace
 
 import pytest
 
@@ -67,11 +69,45 @@ def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget
     ok = [p for p in saved["points"] if p["status"] == "ok"]
     assert saved["chosen"]["nme"] == min(p["nme"] for p in ok)  # a generous budget: the most accurate wins
     assert saved["teacher_p50_ms"] > 0 and (tmp_path / "auto" / "bench" / "cpu-onnx" / "pareto.png").stat().st_size > 0
+    ray_vs_sequential(run, result, tmp_path)
     # Rerun with no time left after the first point: the cached point is done again (cheap), the rest skipped.
     run.grid, run.time_budget_s = grid, 1.0
     again = run_auto(run, log=lambda _: None)
     assert [s["point"] for s in again.skipped] == ["small-p80", "late"]
     assert "time budget" in again.skipped[0]["reason"]
+
+
+def ray_vs_sequential(run: AutoRun, sequential, tmp_path) -> None:
+    """The same grid compressed as Ray tasks on a local instance (num_cpus=2: 2 cores are not a cluster) gives
+    the same points, front and choice; the measuring sweep is one, as before. Wall times go to RESULTS."""
+    try:
+        import ray
+    except ImportError:
+        return  # `make` installs the ray extra; without it, test_the_ray_executor_says_how_to_install covers it
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = run_auto(replace(run, run_dir=tmp_path / "auto-ray", executor="ray"), log=lambda _: None)
+    finally:
+        ray.shutdown()
+    ok = {(p.point, p.precision) for p in sequential.points if p.status == "ok"}
+    assert {(p.point, p.precision) for p in on_ray.points if p.status == "ok"} == ok
+    assert on_ray.front == sequential.front and on_ray.chosen.label == sequential.chosen.label
+    assert not on_ray.skipped and (tmp_path / "auto-ray" / "small-p80" / "manifest.json").exists()
+
+
+def test_the_ray_executor_is_named_right_and_says_how_to_install(cli, monkeypatch):
+    from edgekit.auto import ray_executor
+    from edgekit.errors import EdgekitError
+
+    assert ray_executor.parse_executor("ray:head:6379") == ("ray", "head:6379")
+    assert ray_executor.parse_executor("sequential") == ("sequential", None)
+    r = cli("compress", "--recipe", "auto", "--executor", "dask")
+    assert r.returncode == 2 and "expected sequential, ray or ray:ADDRESS" in r.stderr
+    r = cli("compress", "--recipe", "ptq_int8", "--executor", "ray")
+    assert r.returncode == 2 and "--executor is for --recipe auto" in r.stderr
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(EdgekitError, match=r"pip install 'edgekit\[ray\]'"):
+        ray_executor.compress_points_on_ray(None, None, print)
 
 
 def test_auto_options_are_checked(cli):

@@ -248,6 +248,10 @@ def compress(
     latency_budget_ms: Annotated[float | None, typer.Option(min=0.001, help="--recipe auto: the p50 the choice must "
                                                             "meet; default 1/8 of the teacher's FP32 p50.")] = None,
     time_budget_min: Annotated[float, typer.Option(min=1, help="--recipe auto: minutes for the grid.")] = 30,
+    executor: Annotated[str, typer.Option(help="--recipe auto: sequential, or ray[:ADDRESS] to compress the grid "
+                                          "points as Ray tasks (local instance or cluster; pip install "
+                                          "'edgekit[ray]'). The measuring sweep stays one, on the target.")]
+    = "sequential",
 ) -> None:
     """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
 
@@ -266,8 +270,10 @@ def compress(
         if model is not None:
             raise EdgekitError("--recipe auto explores edgekit's zoo students; --model takes a named recipe")
         missed = run_auto_cli(target, teacher, data, run_dir, seed, workers, not quiet, latency_budget_ms,
-                              time_budget_min, out_console, console, verbose)
+                              time_budget_min, out_console, console, verbose, executor)
     else:
+        if executor != "sequential":
+            raise EdgekitError("--executor is for --recipe auto (a grid of runs); a named recipe is one run")
         if latency_budget_ms is not None:
             raise EdgekitError("--latency-budget-ms is for --recipe auto; named recipes read the targets' budgets")
         byom = byom_spec(model, weights, input_shape, output_names, landmarks_output, mean, std, data,

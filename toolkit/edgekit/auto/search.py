@@ -44,6 +44,7 @@ class AutoRun:
     workers: int = 1
     progress: bool = True
     eval_images: int = 500
+    executor: str = "sequential"  # or ray[:ADDRESS]: the points as Ray tasks (auto/ray_executor.py)
 
 
 def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, RunManifest]], list[dict]]:
@@ -133,10 +134,15 @@ def run_auto(run: AutoRun, log=print) -> AutoResult:
     """Compress the grid, measure, choose; writes auto.json and the bench report with the front plotted."""
     from ..bench.api import BenchOptions, check_reachable
     from ..bench.report import write_outputs
+    from .ray_executor import compress_points_on_ray, parse_executor
 
+    kind, address = parse_executor(run.executor)
     check_reachable(run.target, BenchOptions())  # before the grid's minutes, not after them
     started = time.monotonic()
-    done, skipped = compress_points(run, log)
+    if kind == "ray":
+        done, skipped = compress_points_on_ray(run, address, log, MEASURE_RESERVE_S)
+    else:
+        done, skipped = compress_points(run, log)
     log("auto: measuring every artifact side by side")
     doc = measure(run, done)
     result = summarise(run, doc, done, skipped)
