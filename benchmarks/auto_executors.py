@@ -1,0 +1,59 @@
+"""`edgekit compress --recipe auto` on the same grid with the sequential and the Ray executor: the wall time of
+each and whether the front and the choice agree. On one 2-core machine Ray runs two points at a time on one thread
+each where the sequential executor runs one point on two threads: 2 cores are not a cluster, so this measures the
+executor's overhead and agreement, not a speed-up.
+
+    python benchmarks/auto_executors.py --out benchmarks/auto_executors.json [--target cpu] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(executor: str, run_dir: Path, target: str) -> dict:
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "edgekit", "compress", "--recipe", "auto", "--target", target,
+                           "--run-dir", str(run_dir), "--executor", executor, "--quiet"], capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{executor}: exit {done.returncode}: {done.stderr[-2000:]}")
+    auto = json.loads((run_dir / "auto.json").read_text())
+    return {"executor": executor, "wall_s": round(wall, 1), "front": auto["front"],
+            "chosen": auto["chosen"]["file"] if auto.get("chosen") else None,
+            "points": sorted({p["point"] for p in auto["points"] if p["status"] == "ok"}),
+            "skipped": auto.get("skipped", [])}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", default="cpu")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--keep", type=Path, default=None, help="keep the two runs here (default: a temporary folder)")
+    args = ap.parse_args()
+    from edgekit.fingerprint import fingerprint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        results = [run(e, root / e.replace(":", "_"), args.target) for e in ("sequential", "ray")]
+    seq, ray = results
+    doc = {"date": time.strftime("%Y-%m-%d"), "target": args.target, "runs": results,
+           "same_front": seq["front"] == ray["front"], "same_choice": seq["chosen"] == ray["chosen"],
+           "fingerprint": fingerprint(), "command": " ".join(sys.argv)}
+    for r in results:
+        print(f"{r['executor']:>10}: {r['wall_s']:7.1f} s, points {', '.join(r['points'])}, chosen {r['chosen']}")
+    print(f"same front: {doc['same_front']}; same choice: {doc['same_choice']}")
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
