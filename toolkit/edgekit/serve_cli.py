@@ -43,6 +43,8 @@ def serve(
 
     The model is the artifact the run's deploy.json chose for --target (a proxy or an over-budget decision is
     refused unless --allow-proxy), run through its own runtime with its sidecar's preprocessing; or --artifact.
+    The page at / runs a photo or the webcam on the server, or in the browser with onnxruntime-web on the FP32 or
+    INT8 ONNX file beside the served one (`edgekit data fetch onnxruntime-web` first; `make data` does it).
     Exit codes: 0 stopped; 2 bad input (no run, no decision, an artifact without its sidecar).
     """
     try:
