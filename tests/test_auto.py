@@ -79,7 +79,9 @@ def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget
 
 def ray_vs_sequential(run: AutoRun, sequential, tmp_path) -> None:
     """The same grid compressed as Ray tasks on a local instance (num_cpus=2: 2 cores are not a cluster) gives
-    the same points, front and choice; the measuring sweep is one, as before. Wall times go to RESULTS."""
+    the same points, the same NMEs and the same choice; the measuring sweep is one, as before. (Ray's tasks run
+    one torch thread, so the files differ in the last bits; the fronts of two separate sweeps can differ by latency
+    noise alone: one file measured 0.251 and 0.173 ms in two sweeps here, so the front is not compared.)"""
     try:
         import ray
     except ImportError:
@@ -89,9 +91,10 @@ def ray_vs_sequential(run: AutoRun, sequential, tmp_path) -> None:
         on_ray = run_auto(replace(run, run_dir=tmp_path / "auto-ray", executor="ray"), log=lambda _: None)
     finally:
         ray.shutdown()
-    ok = {(p.point, p.precision) for p in sequential.points if p.status == "ok"}
-    assert {(p.point, p.precision) for p in on_ray.points if p.status == "ok"} == ok
-    assert on_ray.front == sequential.front and on_ray.chosen.label == sequential.chosen.label
+    nme = {(p.point, p.precision): p.nme for p in sequential.points if p.status == "ok"}
+    got = {(p.point, p.precision): p.nme for p in on_ray.points if p.status == "ok"}
+    assert set(got) == set(nme) and all(abs(got[k] - nme[k]) <= 1e-4 for k in nme)
+    assert on_ray.chosen.label == sequential.chosen.label
     assert not on_ray.skipped and (tmp_path / "auto-ray" / "small-p80" / "manifest.json").exists()
 
 
