@@ -108,7 +108,7 @@ def _bench_fleet(target: Target, cells: list[Cell], preprocess: dict, opts: Benc
     """Every host at once; returns the class document (median across hosts) and writes every report."""
     from . import fleet
 
-    docs = fleet.bench_hosts(hosts, lambda h: bench_cells(target, cells, preprocess, fleet.per_host_options(opts, h)))
+    docs = fleet.on_every_host(hosts, lambda h: bench_cells(target, cells, preprocess, fleet.per_host_options(opts, h)))
     summary = fleet.summarize(docs)
     doc = fleet.class_document(docs, summary)
     doc["fleet"] = {k: summary[k] for k in ("hosts", "outlier_hosts", "outlier_ratio", "outlier_cells")}

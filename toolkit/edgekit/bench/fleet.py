@@ -28,10 +28,10 @@ def host_folder(host: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", host.replace("@", "_at_"))
 
 
-def bench_hosts(hosts: list[str], bench_one) -> dict[str, dict]:
-    """`bench_one(host) -> bench document` on every host at once (one thread each: the work is ssh processes)."""
+def on_every_host(hosts: list[str], work) -> dict[str, dict]:
+    """`work(host)` on every host at once (one thread each: the work is ssh processes); host -> its result."""
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        return dict(zip(hosts, pool.map(bench_one, hosts), strict=True))
+        return dict(zip(hosts, pool.map(work, hosts), strict=True))
 
 
 def _key(r: dict) -> tuple:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from .decision import INCONCLUSIVE, PASS, REGRESSION
-from .fleet import host_folder
+from .fleet import host_folder, on_every_host
 from .gate import GateOptions
 from .remote import Remote
 
@@ -33,8 +32,7 @@ def per_host(hosts: list[str], opts: GateOptions, ssh_config: Path | None, remot
         folder.mkdir(parents=True, exist_ok=True)
         return gate_one(host, replace(opts, remote=Remote(host, ssh_config, remote_python), progress=None), folder)
 
-    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        return dict(zip(hosts, pool.map(run, hosts), strict=True))
+    return on_every_host(hosts, run)
 
 
 def fleet_report(reports: dict[str, dict]) -> dict:

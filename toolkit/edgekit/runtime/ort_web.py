@@ -8,7 +8,6 @@ sees, without the Python-to-browser round trip.
 
 from __future__ import annotations
 
-import atexit
 import weakref
 from pathlib import Path
 
@@ -80,8 +79,8 @@ class BrowserSession:
 
         self._browser = browser_page(respond)
         page, origin = self._browser.__enter__()
+        # Closes the browser when the session goes, or at interpreter exit (finalize's default).
         self._closer = weakref.finalize(self, self._browser.__exit__, None, None, None)
-        atexit.register(self.close)
         try:
             page.goto(origin + "/")
             isolated, ort_web = page.evaluate(_LOAD, [threads])

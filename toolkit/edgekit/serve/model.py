@@ -78,7 +78,7 @@ class ServedModel:
 
     def browser_file(self, name: str) -> Path | None:
         """An ONNX file the page may run in the browser, by name (only those the card lists: no other path)."""
-        return next((p for p in browser_files(self.artifact) if p.name == name), None)
+        return self.artifact.parent / name if name in self.card.get("browser_files", ()) else None
 
     def load(self, warmup_s: float = 0.5) -> None:
         """Open the session and run it on a blank input for `warmup_s` seconds; then the server is ready."""
