@@ -78,23 +78,23 @@ def accuracy(session, data: dict, outputs: list[np.ndarray] | None = None) -> di
     `data["contract"]` (JSON), when present, says how to read your own model's outputs."""
     x, landmarks = data["x"], data["landmarks"]
     outputs = outputs if outputs is not None else eval_outputs(session, x)
-    pred, logits, scheme = read_eval_outputs(outputs, data)
+    pred, states, scheme = read_eval_outputs(outputs, data)
+    logits = None if states is None else outputs[states]
     result = evaluate(pred, landmarks, logits, data.get("states"), scheme=scheme)
     result["nme_per_image"] = [float(v) for v in nme_per_image(pred, landmarks, scheme)]
     return result
 
 
 def read_eval_outputs(outputs: list[np.ndarray], data: dict):
-    """(landmarks (N, K, 2), state logits or None, scheme or None) from a model's outputs."""
+    """(landmarks (N, K, 2), the index of the state logits among the outputs or None, scheme or None)."""
     n = len(data["x"])
     if "contract" in data:
         from ..outputs import OutputContract
 
         c = OutputContract.from_json(json.loads(str(data["contract"])))
-        logits = outputs[c.state_index] if c.state_index is not None and "states" in data else None
-        return np.asarray(c.decode(outputs)), logits, c.scheme
-    logits = outputs[1] if len(outputs) > 1 and "states" in data else None
-    return outputs[0].reshape(n, -1, 2), logits, None
+        states = c.state_index if c.state_index is not None and "states" in data else None
+        return np.asarray(c.decode(outputs)), states, c.scheme
+    return outputs[0].reshape(n, -1, 2), 1 if len(outputs) > 1 and "states" in data else None, None
 
 
 def session_timer(session):
@@ -168,9 +168,8 @@ def trial(args: argparse.Namespace) -> dict:
         record["accuracy"] = accuracy(session, data, outputs)
         if ref is not None:
             ref_outputs = eval_outputs(ref, data["x"])
-            pred, logits, scheme = read_eval_outputs(outputs, data)
+            pred, index, scheme = read_eval_outputs(outputs, data)
             ref_pred = read_eval_outputs(ref_outputs, data)[0]
-            index = None if logits is None else next(i for i, o in enumerate(outputs) if o is logits)
             record["reference"]["parity"] = parity(outputs, ref_outputs, pred, ref_pred, scheme, index)
             ref_nme = float(nme_per_image(ref_pred, data["landmarks"], scheme).mean())
             record["reference"]["parity"]["nme_change"] = float(np.mean(record["accuracy"]["nme_per_image"])) - ref_nme
