@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,37 +27,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def running_server(args: list[str], env: dict | None = None, wait_s: float = 60.0):
+    """`edgekit serve ARGS --port <free>` in a subprocess; yields (base URL, process, /readyz statuses seen while
+    waiting: the first one as soon as /healthz answers). Stopped with SIGTERM, which it must survive cleanly."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "serve", *args, "--port", str(port)],
+                            env=env or {**os.environ, "PYTHONPATH": str(TESTS)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    base, readiness = f"http://127.0.0.1:{port}", []
+    try:
+        deadline = time.monotonic() + wait_s  # bounded: the process must answer and be ready in time
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            try:
+                readiness.append(httpx.get(f"{base}/readyz", timeout=2).status_code)
+                if readiness[-1] == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert readiness and readiness[-1] == 200, f"not ready after {wait_s:g} s: {readiness[-3:]}"
+        yield base, proc, readiness
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def server(tiny_run, tmp_path_factory):
     """`edgekit serve` on the shared run's cpu choice, with a private TMPDIR to show nothing is spooled to disk."""
     tmp = tmp_path_factory.mktemp("serve-tmp")
-    port = free_port()
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(TESTS)}
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit.cli", "serve", str(tiny_run), "--target", "cpu",
-                             "--port", str(port), "--warmup-s", "3", "--max-pixels", str(MAX_PIXELS),
-                             "--max-body-mb", str(MAX_BODY_MB)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    readiness = []
-    try:
-        for _ in range(600):  # bounded: 60 s for the process to answer
-            try:
-                httpx.get(f"{base}/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None:
-                    pytest.fail(f"server exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
-                time.sleep(0.1)
-        readiness.append(httpx.get(f"{base}/readyz").status_code)  # during the 3 s warm-up
-        for _ in range(600):
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-            time.sleep(0.1)
-        readiness.append(httpx.get(f"{base}/readyz").status_code)
+    with running_server([str(tiny_run), "--target", "cpu", "--warmup-s", "3", "--max-pixels", str(MAX_PIXELS),
+                         "--max-body-mb", str(MAX_BODY_MB)], env) as (base, _, readiness):
         yield base, tmp, readiness
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def png(image: np.ndarray) -> bytes:
@@ -78,7 +88,7 @@ def face_image() -> np.ndarray:
 
 def test_readyz_says_not_ready_until_the_model_is_loaded_and_warm(server):
     _, _, readiness = server
-    assert readiness == [503, 200]
+    assert readiness[0] == 503 and readiness[-1] == 200 and set(readiness) == {503, 200}
 
 
 def test_landmarks_through_the_api_equal_the_artifacts_own_output(server, tiny_run):

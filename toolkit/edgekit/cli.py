@@ -366,8 +366,10 @@ app.command("serve")(serve_command)
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .serve_cli import expand_ray_address
+
     try:
-        app(args=argv)
+        app(args=expand_ray_address(sys.argv[1:] if argv is None else argv))
     except EdgekitError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

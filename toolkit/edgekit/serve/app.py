@@ -88,7 +88,8 @@ def error(status: int, kind: str, detail: str) -> JSONResponse:
 def create_app(model: ServedModel, limits: Limits = Limits()) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app):  # load in a thread: /healthz answers at once, /readyz once the model is warm
-        threading.Thread(target=model.load, args=(limits.warmup_s,), daemon=True).start()
+        if not model.ready.is_set():  # a Ray Serve replica loaded it before it took traffic
+            threading.Thread(target=model.load, args=(limits.warmup_s,), daemon=True).start()
         yield
 
     app = FastAPI(title="edgekit serve", version=model.card.get("edgekit_version", ""), lifespan=lifespan,
@@ -187,6 +188,16 @@ def create_app(model: ServedModel, limits: Limits = Limits()) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def app_from_config(config: dict) -> FastAPI:
+    """The application `edgekit serve` runs, from its options as JSON (the same in every worker or replica)."""
+    if config["artifact"]:
+        model = ServedModel.from_artifact(Path(config["artifact"]), config["runtime"])
+    else:
+        model = ServedModel.from_run(Path(config["run_dir"]), config["target"], config["allow_proxy"])
+    model.threads = config["threads"]
+    return create_app(model, Limits(**config["limits"]))
 
 
 def _find_face(image):
