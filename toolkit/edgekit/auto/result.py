@@ -26,6 +26,7 @@ class AutoPoint:
     status: str
     p50_ms: float | None = None
     p90_ms: float | None = None
+    p50_ci95_ms: list[float] | None = None  # the sweep's 95% interval of the p50: the front's noise measure
     nme: float | None = None
     size_bytes: int | None = None
     macs: int | None = None
@@ -50,6 +51,7 @@ class AutoResult:
     points: list[AutoPoint] = field(default_factory=list)
     front: list[str] = field(default_factory=list)  # AutoPoint.label of the latency/NME front, fastest first
     chosen: AutoPoint | None = None
+    ties: dict = field(default_factory=dict)  # what the front and the choice count as equal (auto/choice.py)
     skipped: list[dict] = field(default_factory=list)  # grid points the time budget left out, with the reason
     teacher_p50_ms: float | None = None
     teacher_nme: float | None = None

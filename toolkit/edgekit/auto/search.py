@@ -4,9 +4,9 @@ Each grid point is an ordinary compress run in `<run dir>/<point>/` (cached like
 Every artifact the target can run, from every point, plus the teacher's FP32 ONNX, is then benched in one
 interleaved sweep on the target: latencies from one sweep are comparable, latencies from separate runs on a
 shared machine are not. The budget is --latency-budget-ms, else the target's `latency_budget_ms` (p50, and p90
-where it sets one), else 1/8 of the teacher's FP32 p50 from that same sweep. The choice
-is the lowest NME with p50 under the budget; `auto.json` (`edgekit-auto/1`) holds every point, the front and the
-choice, and `bench/<target>/pareto.png` plots the front with the budget.
+where it sets one), else 1/8 of the teacher's FP32 p50 from that same sweep. The choice is the lowest NME with
+p50 under the budget (among NMEs within a tie, the fastest: `auto/choice.py`); `auto.json` (`edgekit-auto/1`)
+holds every point, the front and the choice, and `bench/<target>/pareto.png` plots the front with the budget.
 """
 
 from __future__ import annotations
@@ -68,27 +68,39 @@ def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, RunManif
     return done, skipped
 
 
-def measure(run: AutoRun, done: list[tuple[Point, Path, RunManifest]]) -> dict:
-    """One interleaved sweep over every point's artifacts and the teacher's FP32 ONNX."""
+def measure(run: AutoRun, done: list[tuple[Point, Path, RunManifest]], skip_twins_of: dict | None = None) -> dict:
+    """One interleaved sweep over every point's artifacts and the teacher's FP32 ONNX. A file whose bytes equal a
+    file already in the sweep (`skip_twins_of`: SHA-256 -> path, filled here) is one model: it is not measured
+    again, and its records are its twin's."""
     from ..bench.api import BenchOptions, bench_cells
     from ..bench.protocol import DEPLOY
     from ..bench.sweep import discover
+    from ..hashing import sha256_file
 
-    cells, preprocess = [], None
+    cells, twins, preprocess, first = [], [], None, {} if skip_twins_of is None else skip_twins_of
     for i, (point, run_dir, _) in enumerate(done):
         found, pre = discover(run_dir, run.target, reference=i == 0)
         preprocess = preprocess or pre
         for c in found:
             c.variant = c.variant if c.variant == "teacher" else point.name
-        cells += found
+            if skip_twins_of is not None:
+                twin = first.setdefault(sha256_file(c.artifact), c.artifact)
+                if twin != c.artifact:
+                    twins.append((c, twin))
+                    continue
+            cells.append(c)
     opts = BenchOptions(protocol=replace(DEPLOY, eval_images=run.eval_images), progress=run.progress,
                         data=run.data.eval)
-    return bench_cells(run.target, cells, preprocess, opts)
+    doc = bench_cells(run.target, cells, preprocess, opts)
+    for c, twin in twins:
+        doc["records"] += [{**r, "variant": c.variant, "artifact": str(c.artifact), "twin_of": str(twin)}
+                           for r in doc["records"] if r["artifact"] == str(twin) and r["runtime"] == c.runtime]
+    return doc
 
 
 def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, RunManifest]],
               skipped: list[dict]) -> AutoResult:
-    from ..bench.report import frontier
+    from .choice import choose, front, ties
 
     macs = {point.name: manifest.final.macs for point, _, manifest in done}
     # The teacher's cells are its FP32 ONNX file (the run's source step), on whichever runtime the target has.
@@ -112,15 +124,15 @@ def summarise(run: AutoRun, doc: dict, done: list[tuple[Point, Path, RunManifest
         points.append(AutoPoint(point=r["variant"], file=str(Path(r["artifact"]).relative_to(run.run_dir)),
                                 format=r["format"], precision=r["precision"], runtime=r["runtime"],
                                 status=r["status"], p50_ms=lat.get("p50"), p90_ms=lat.get("p90"), nme=acc.get("nme"),
+                                p50_ci95_ms=lat.get("p50_ci95"),
                                 size_bytes=r.get("size_bytes"), macs=macs.get(r["variant"])))
     measured = [p for p in points if p.status == Status.OK and p.p50_ms is not None and p.nme is not None]
     under = [p for p in measured if p.p50_ms <= budget and _meets_tails(p, target_budget)]
-    chosen = min(under, key=lambda p: (p.nme, p.p50_ms)) if under else None
-    front = frontier([{"label": p.label, "p50_ms": p.p50_ms, "nme": p.nme} for p in measured], x="p50_ms")
     return AutoResult(target=run.target.name, budget_ms=budget, budget_source=source,
                       teacher_p50_ms=teacher["latency"]["p50"] if teacher else None,
                       teacher_nme=(teacher.get("accuracy") or {}).get("nme") if teacher else None,
-                      points=points, front=[p["label"] for p in front], chosen=chosen, skipped=skipped,
+                      points=points, front=[p.label for p in front(measured)], chosen=choose(under), ties=ties(),
+                      skipped=skipped,
                       fingerprint=next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None))
 
 
@@ -128,6 +140,26 @@ def _meets_tails(point: AutoPoint, budget) -> bool:
     """The target's p90 budget, where it sets one, holds too (p99 is not measured by the short protocol)."""
     limit = getattr(budget, "p90", None) if budget is not None else None
     return limit is None or point.p90_ms is None or point.p90_ms <= limit
+
+
+def measure_side_by_side(runs: list[AutoRun], log=print) -> list[AutoResult]:
+    """Several runs of one grid (two executors, two machines' compressions) measured in ONE interleaved sweep and
+    each summarised from it: the only fair way to compare their fronts, since latencies of separate sweeps on a
+    shared machine differ by more than the ties. Byte-identical files are one model, measured once for all runs.
+    Each run's points must be compressed already (they are read from its cache); nothing is written."""
+    from ..bench.api import BenchOptions, check_reachable
+
+    check_reachable(runs[0].target, BenchOptions())
+    done_by_run = [compress_points(replace(r, time_budget_s=float("inf"), progress=False), log)[0] for r in runs]
+    # Tell the runs' points apart in the one sweep by prefixing their names (the teacher is measured once).
+    tagged = [(replace(p, name=f"{i}:{p.name}"), d, m) for i, done in enumerate(done_by_run) for p, d, m in done]
+    doc = measure(runs[0], tagged, skip_twins_of={})
+    results = []
+    for i, (run, done) in enumerate(zip(runs, done_by_run, strict=True)):
+        records = [r if r["variant"] == "teacher" else {**r, "variant": r["variant"].partition(":")[2]}
+                   for r in doc["records"] if r["variant"] == "teacher" or r["variant"].startswith(f"{i}:")]
+        results.append(summarise(run, {**doc, "records": records}, done, []))
+    return results
 
 
 def run_auto(run: AutoRun, log=print) -> AutoResult:
