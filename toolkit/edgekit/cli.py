@@ -252,6 +252,9 @@ def compress(
                                           "points as Ray tasks (local instance or cluster; pip install "
                                           "'edgekit[ray]'). The measuring sweep stays one, on the target.")]
     = "sequential",
+    nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes on this machine for the training "
+                                       "stages (starts torchrun; each stage's batch stays the global batch). For "
+                                       "several nodes run `torchrun ... -m edgekit compress` yourself.")] = 1,
 ) -> None:
     """Run a recipe's stages (distill, prune, INT8/FP16) on a teacher and write runs/<name>/ with a manifest.
 
@@ -265,7 +268,16 @@ def compress(
     (runs/auto/auto.json; exit 1 when none fits).
     """
     from .compress_cli import byom_spec, run_auto_cli, run_compress
+    from .train.distributed import world
 
+    if (nproc > 1 or world().distributed) and recipe == "auto":
+        raise EdgekitError("--recipe auto runs its grid points as separate runs (--executor ray spreads them); "
+                           "--nproc and torchrun are for one recipe's training stages")
+    if nproc > 1 and not world().distributed:
+        from .train.launch import relaunch
+
+        relaunch(sys.argv[1:], nproc)
+        return
     if recipe == "auto":
         if model is not None:
             raise EdgekitError("--recipe auto explores edgekit's zoo students; --model takes a named recipe")
@@ -282,6 +294,8 @@ def compress(
         manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
                                 stderr_console=console, verbose=verbose, deploy=deploy, eval_data=eval_data,
                                 student=student)
+        if manifest is None:  # a rank other than 0 under torchrun: rank 0 reports
+            return
         missed = manifest.missed
     for line in missed:
         console.print(f"[red]budget missed:[/red] {line}", highlight=False, soft_wrap=True)

@@ -64,8 +64,12 @@ def _per_channel(option: str, text: str) -> tuple[float, ...]:
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
                  workers: int, progress: bool, console: Console, byom: ByomSpec | None = None,
                  stderr_console: Console | None = None, verbose: bool = True, deploy: bool = True,
-                 eval_data: str | None = None, student: str | None = None) -> RunManifest:
-    """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal."""
+                 eval_data: str | None = None, student: str | None = None) -> RunManifest | None:
+    """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal.
+    Under torchrun, ranks other than 0 print nothing and return None (rank 0 writes and reports)."""
+    from .train.distributed import world
+
+    main = world().main
     path = find("recipes", recipe)
     rec = load_recipe(path)
     if data is not None:
@@ -80,12 +84,14 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
         # Validation (early stopping) on --data, against its labels or the original model; the reported figures
         # on --eval-data when given (a labeled set scores against ground truth).
         rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": eval_data or data, "val": data})})
-    capture = (contextlib.nullcontext() if verbose or stderr_console is None
+    capture = (contextlib.nullcontext() if verbose or stderr_console is None or not main
                else third_party_output_to(out / LOG_NAME, console, stderr_console))
     with capture:
-        manifest = compress(CompressRun(recipe=rec, run_dir=out, targets=targets, teacher=teacher, progress=progress,
-                                        seed=seed, workers=workers, recipe_path=str(path), byom=byom,
-                                        deploy=deploy))
+        manifest = compress(CompressRun(recipe=rec, run_dir=out, targets=targets, teacher=teacher,
+                                        progress=progress and main, seed=seed, workers=workers,
+                                        recipe_path=str(path), byom=byom, deploy=deploy))
+    if manifest is None:
+        return None
     table = step_table if byom is None else fidelity_table
     console.print(table(manifest, title=f"{rec.name} -> {out}"))
     if manifest.artifacts:

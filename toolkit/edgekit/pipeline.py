@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from .models.checkpoint import CheckpointMeta, load_checkpoint, resolve
 from .models.registry import count_macs_params
 from .run_manifest import Acceptance, RunManifest, Step
 from .thirdparty_log import LOG_NAME
+from .train import distributed
 
 EXPORT_CALIBRATION_IMAGES = 200
 STAGE_FILE = "stage.json"
@@ -118,9 +120,16 @@ class Pipeline:
         replaced = any(s.makes_new_model() for s in stages)
         return not replaced and any(t.needs_torch_model for t in self.run.targets)
 
-    def execute(self) -> dict:
-        """The cache loop: each stage runs unless its folder holds a record with the same key."""
+    def execute(self) -> RunManifest | None:
+        """The cache loop: each stage runs unless its folder holds a record with the same key.
+
+        Under torchrun every rank runs this loop in step: rank 0 decides from its cache and writes everything;
+        the stages that train run on every rank together (each on its share of the batches, the others' files in a
+        private folder); a stage that does not train runs on rank 0 alone and the others load its result as from
+        the cache. So the run directory must be one every rank reads (on one node it is). Ranks other than 0
+        return None once the stages are done: the exports and the deploy decision are rank 0's."""
         r = self.run
+        world = distributed.init()
         self.dir.mkdir(parents=True, exist_ok=True)
         multiple = max([t.channel_multiple for t in r.targets] or [8])
         teacher, ctx, teacher_hash, teacher_path = self._source(multiple)
@@ -128,35 +137,40 @@ class Pipeline:
         for p in teacher.parameters():
             p.requires_grad_(False)
         ctx.onnx_metadata = _onnx_meta(ctx, self.recipe_hash)
-        first = self._teacher_step(teacher, ctx, teacher_hash, "original" if r.byom else "teacher")
+        name = "original" if r.byom else "teacher"
+        first = self._teacher_step(teacher, ctx, teacher_hash, name) if world.main else None
+        if world.distributed:
+            first = Step.from_json(distributed.from_main(first.to_json() if first else None, world),
+                                   self.dir / "00-teacher" / STAGE_FILE)
         steps = [first]
         state = ModelState(module=teacher, arch={"arch": ctx.meta.arch, "arch_kwargs": ctx.meta.arch_kwargs,
                                                  "pruned": ctx.meta.pruned},
                            float_onnx=self.dir / first.artifact, key=first.key)
-        for i, item in enumerate(r.recipe.stages, start=1):
-            stage = item.stage
-            stage_dir = self.dir / f"{i:02d}-{stage.kind}"
-            key = sha256_json({"input": state.key, "kind": stage.kind, "config": item.config.model_dump(),
-                               "data": self.data_ids, "seed": r.seed, "version": __version__, "code": code_hash(),
-                               "packages": keyed_versions(), **stage.key_inputs(ctx)})
-            done = self._stage_done(stage_dir, key)
-            if done is not None:
-                state = state.with_files(done["state"], self.dir)
-                steps.append(Step.from_json({**done["step"], "cached": True}, stage_dir / STAGE_FILE))
-            else:
-                stage_dir.mkdir(parents=True, exist_ok=True)
-                start = time.perf_counter()
-                state, report = stage.run(state, ctx.at(stage_dir, key))
-                for w in report.warnings:
-                    log.warning("%s", w)
-                macs, params = count_macs_params(state.module, ctx.input_shape)
-                steps.append(Step(name=report.name, kind=stage.kind, precision=report.precision, key=key,
-                                  params=params, macs=macs, size_bytes=report.artifact.stat().st_size,
-                                  metrics=report.metrics, artifact=str(report.artifact.relative_to(self.dir)),
-                                  wall_s=time.perf_counter() - start, extra=report.extra, warnings=report.warnings))
-                write_json(stage_dir / STAGE_FILE, {"key": key, "step": steps[-1].to_json(),
-                                                    "state": state.files(self.dir)})
-            state.key = key
+        with tempfile.TemporaryDirectory(prefix=f"edgekit-rank{world.rank}-") as private:
+            for i, item in enumerate(r.recipe.stages, start=1):
+                stage = item.stage
+                stage_dir = self.dir / f"{i:02d}-{stage.kind}"
+                key = sha256_json({"input": state.key, "kind": stage.kind, "config": item.config.model_dump(),
+                                   "data": self.data_ids, "seed": r.seed, "version": __version__,
+                                   "code": code_hash(), "packages": keyed_versions(), **stage.key_inputs(ctx)})
+                done = self._stage_done(stage_dir, key) if world.main else None
+                cached = distributed.from_main(done is not None, world)
+                if cached:
+                    done = distributed.from_main(done, world)
+                elif world.main or stage.trains():
+                    work_dir = stage_dir if world.main else Path(private) / stage_dir.name
+                    state, record = self._run_stage(stage, state, ctx.at(work_dir, key), key)
+                    if world.main:
+                        write_json(stage_dir / STAGE_FILE, record)
+                        steps.append(Step.from_json(record["step"], stage_dir / STAGE_FILE))
+                if not cached and world.distributed and not stage.trains():  # rank 0's result, as if cached
+                    done = distributed.from_main(record if world.main else None, world)
+                if done is not None and (cached or not world.main):
+                    state = state.with_files(done["state"], self.dir)
+                    steps.append(Step.from_json({**done["step"], "cached": cached}, stage_dir / STAGE_FILE))
+                state.key = key
+        if not world.main:
+            return None
         (self.dir / DEPLOY_FILE).unlink(missing_ok=True)  # a decision about older artifacts is void
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         if r.targets:
@@ -168,6 +182,21 @@ class Pipeline:
             self._deploy(manifest)
             manifest.write(self.dir)
         return manifest
+
+    def _run_stage(self, stage, state: ModelState, ctx: StageContext, key: str) -> tuple[ModelState, dict]:
+        """Run one stage into ctx's folder; the new state and the stage record (relative to the run directory)."""
+        ctx.files.dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        state, report = stage.run(state, ctx)
+        for w in report.warnings:
+            log.warning("%s", w)
+        macs, params = count_macs_params(state.module, ctx.input_shape)
+        root = self.dir if report.artifact.is_relative_to(self.dir) else ctx.files.dir.parent
+        step = Step(name=report.name, kind=stage.kind, precision=report.precision, key=key, params=params,
+                    macs=macs, size_bytes=report.artifact.stat().st_size, metrics=report.metrics,
+                    artifact=str(report.artifact.relative_to(root)), wall_s=time.perf_counter() - start,
+                    extra=report.extra, warnings=report.warnings)
+        return state, {"key": key, "step": step.to_json(), "state": state.files(root)}
 
     def _deploy(self, manifest: RunManifest) -> None:
         """Measure each target's artifacts there (locally, or over its host:) and choose; budget misses join
@@ -276,7 +305,7 @@ def _selection_set(ctx: StageContext) -> tuple:
     return val["x"][:FALLBACK_SELECTION_IMAGES], val["landmarks"][:FALLBACK_SELECTION_IMAGES]
 
 
-def compress(run: CompressRun) -> RunManifest:
+def compress(run: CompressRun) -> RunManifest | None:
     """Run the recipe. Bad input (exit 2) leaves nothing behind: a run directory this call created is removed."""
     # Fresh: nothing there yet but the third-party log the CLI opens first.
     fresh = not run.run_dir.exists() or {p.name for p in run.run_dir.iterdir()} <= {LOG_NAME}

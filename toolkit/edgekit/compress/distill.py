@@ -10,6 +10,7 @@ from torch import nn
 from ..errors import EdgekitError
 from ..models.checkpoint import load_checkpoint
 from ..models.registry import build
+from ..train import distributed
 from ..train.kd import FeatureAdapters, kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
@@ -172,11 +173,14 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         adapters = FeatureAdapters(student.feature_channels, ctx.teacher.feature_channels)
     step = kd_step(ctx.teacher, cfg.loss, float(ctx.input_size), adapters, view=ctx.canonical)
     params = list(student.parameters()) + (list(adapters.parameters()) if adapters else [])
+    world = distributed.init()  # under torchrun each rank trains on its share of every batch
+    if adapters is not None and world.distributed:  # the step calls forward_features, around DDP's forward
+        raise EdgekitError("distill.loss.features > 0 does not run under torchrun yet; set it to 0 there")
     if cfg.pool:
         pool = TeacherPool(ctx, cfg.pool, features=adapters is not None)
-        batches = lambda epoch: pool.batches(cfg.batch_size, cfg.steps_per_epoch, epoch)  # noqa: E731
+        batches = lambda epoch: pool.batches(cfg.batch_size, cfg.steps_per_epoch, epoch, world)  # noqa: E731
     else:
-        batches = ctx.data.train_batches(cfg.batch_size, cfg.steps_per_epoch)
+        batches = ctx.data.train_batches(cfg.batch_size, cfg.steps_per_epoch, world)
     result = fit(student, fit_config(cfg, ctx.seed), batches, step, ctx.scoring.validate, description="distillation",
                  progress=ctx.progress, params=params)
     extra = {"arch": arch_info["arch"], **arch_info["arch_kwargs"], "init": student_spec.init,

@@ -88,13 +88,19 @@ class TeacherPool(Dataset):
         return PoolSample(np.ascontiguousarray(img), gt_lm, gt_st, "pool", t_lm, t_st,
                           None if feat is None else np.ascontiguousarray(feat))
 
-    def batches(self, batch_size: int, steps: int, epoch: int):
-        """One epoch: `steps` batches drawn without replacement (reshuffled per epoch)."""
+    def batches(self, batch_size: int, steps: int, epoch: int, world=None):
+        """One epoch: `steps` batches drawn without replacement (reshuffled per epoch). With `world` (under
+        torchrun), this rank's share of each: items rank, rank + N, ... of the batch, as DistributedSampler takes."""
+        from ..train import distributed
+
         self.epoch = epoch
+        rank, size = (world.rank, world.size) if world is not None and world.distributed else (0, 1)
+        if size > 1:
+            distributed.per_rank_batch(batch_size, world)  # refuses a batch that does not split evenly
         order = np.random.default_rng([self.seed, epoch, 1]).permutation(np.resize(np.arange(self.n),
                                                                                    batch_size * steps))
         for k in range(steps):
-            samples = [self[int(j)] for j in order[k * batch_size:(k + 1) * batch_size]]
+            samples = [self[int(j)] for j in order[k * batch_size:(k + 1) * batch_size][rank::size]]
             batch = collate(samples, self.mean, self.std)
             batch.teacher_landmarks = torch.from_numpy(np.stack([s.teacher_landmarks for s in samples]))
             batch.teacher_states = torch.from_numpy(np.stack([s.teacher_states for s in samples]))

@@ -23,6 +23,7 @@ from torch import nn
 from ..errors import EdgekitError
 from ..models.registry import count_macs_params
 from ..models.resize import channel_summary
+from ..train import distributed
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
@@ -295,6 +296,8 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     pruner = None if by_macs else make_pruner(model, cfg, ratio, cfg.steps, multiple, size)
     step = kd_step(reference, cfg.loss, float(size), view=ctx.canonical)
     batches = ctx.data.train_batches(cfg.finetune.batch_size, cfg.finetune.steps_per_epoch)
+    # Importance is computed whole on every rank (the same channels go everywhere); fine-tuning takes its share.
+    ft_batches = ctx.data.train_batches(cfg.finetune.batch_size, cfg.finetune.steps_per_epoch, distributed.init())
     history, step_ratios = [], []
     for i in range(cfg.steps):
         if by_macs:  # this step's share of the MACs target: a uniform ratio to just above it, then group by group
@@ -312,7 +315,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
             pruner.step()
         model.zero_grad()
         ft = fit_config(cfg.finetune, ctx.seed + i)
-        result = fit(model, ft, lambda e, i=i: batches(100 * (i + 1) + e), step, ctx.scoring.validate,
+        result = fit(model, ft, lambda e, i=i: ft_batches(100 * (i + 1) + e), step, ctx.scoring.validate,
                      description=f"prune {i + 1}/{cfg.steps}", progress=ctx.progress)
         macs, params = count_macs_params(model, size)
         history.append({"step": i + 1, "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})
@@ -324,7 +327,7 @@ def run_prune(model: nn.Module, cfg: PruneConfig, ctx: StageContext):
     top_ups = _top_up(model, cfg, target, multiple, size, step, batches) if target is not None else 0
     if top_ups:
         ft = fit_config(cfg.finetune, ctx.seed + cfg.steps)
-        result = fit(model, ft, lambda e: batches(100 * (cfg.steps + 1) + e), step, ctx.scoring.validate,
+        result = fit(model, ft, lambda e: ft_batches(100 * (cfg.steps + 1) + e), step, ctx.scoring.validate,
                      description="prune top-up", progress=ctx.progress)
         macs, params = count_macs_params(model, size)
         history.append({"step": "top-up", "macs": macs, "params": params, "val_nme": result.best_metrics["nme"]})

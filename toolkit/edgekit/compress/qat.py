@@ -19,6 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..config.base import DistillLoss
 from ..convert.onnx import export_onnx
+from ..train import distributed
 from ..train.kd import kd_step
 from ..train.loop import fit, fit_config
 from .context import StageContext
@@ -111,7 +112,7 @@ def run_qat(model: nn.Module, cfg: QuantizeConfig, scheme: QuantScheme, ctx: Sta
     for p in qat_model.parameters():  # the input may come frozen (the teacher, in a quantize-only recipe)
         p.requires_grad_(True)
     step = kd_step(reference, DistillLoss(features=0.0), float(ctx.input_size), view=ctx.canonical)
-    batches = ctx.data.train_batches(cfg.qat.batch_size, cfg.qat.steps_per_epoch)
+    batches = ctx.data.train_batches(cfg.qat.batch_size, cfg.qat.steps_per_epoch, distributed.init())
     ft = fit_config(cfg.qat, ctx.seed)
     ft.channels_last = False
     result = fit(qat_model, ft, batches, step, ctx.scoring.validate, description="QAT", progress=ctx.progress)

@@ -111,6 +111,11 @@ class Stage:
         be converted to PyTorch first)?"""
         return False
 
+    def trains(self) -> bool:
+        """Does this stage run a training loop (under torchrun, every rank runs it together; other stages run on
+        rank 0 alone)?"""
+        return self.trains_input()
+
     def makes_new_model(self) -> bool:
         """Does this stage replace the input with a model of its own (later stages and exports work on that)?"""
         return False

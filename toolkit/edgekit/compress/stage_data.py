@@ -54,10 +54,17 @@ class StageData:
             self._cache[spec] = open_dataset(spec, self.input_size)
         return self._cache[spec]
 
-    def train_batches(self, batch_size: int, steps_per_epoch: int):
-        """epoch -> batches. SynthFaces renders fresh faces every epoch; real data is reshuffled and augmented."""
+    def train_batches(self, batch_size: int, steps_per_epoch: int, world=None):
+        """epoch -> batches. SynthFaces renders fresh faces every epoch; real data is reshuffled and augmented.
+        With `world` (a training loop under torchrun) each rank gets, and renders, only its share of every batch
+        of `batch_size`: the ranks' shares together are the single-process batch, face for face."""
+        from ..train import distributed
+
         spec = self.spec.train
         per_epoch = batch_size * steps_per_epoch
+        shard = world is not None and world.distributed
+        rank_batch = distributed.per_rank_batch(batch_size, world) if shard else batch_size
+        sharded = lambda ds: distributed.sampler(ds, world) if shard else None  # noqa: E731
         stream = synth_stream(spec)
         if stream:
             split, version = stream
@@ -65,8 +72,9 @@ class StageData:
             def synth(epoch: int):
                 ds = SynthFaces(split, size=self.input_size, length=per_epoch,
                                 offset=(self.seed * 1000 + epoch) * per_epoch, version=version)
-                return loader(Augmented(ds, self.seed, epoch, **self.augmentation()), batch_size,
-                              workers=self.workers, mean=self.meta.mean, std=self.meta.std)
+                augmented = Augmented(ds, self.seed, epoch, **self.augmentation())
+                return loader(augmented, rank_batch, workers=self.workers, mean=self.meta.mean, std=self.meta.std,
+                              sampler=sharded(augmented))
 
             return synth
         base = self.dataset(spec)
@@ -74,7 +82,8 @@ class StageData:
         def real(epoch: int):
             idx = np.random.default_rng([self.seed, epoch]).permutation(np.resize(np.arange(len(base)), per_epoch))
             subset = torch.utils.data.Subset(Augmented(base, self.seed, epoch, **self.augmentation()), idx.tolist())
-            return loader(subset, batch_size, workers=self.workers, mean=self.meta.mean, std=self.meta.std)
+            return loader(subset, rank_batch, workers=self.workers, mean=self.meta.mean, std=self.meta.std,
+                          sampler=sharded(subset))
 
         return real
 

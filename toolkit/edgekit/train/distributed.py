@@ -12,6 +12,7 @@ draws progress.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -145,3 +146,24 @@ def all_ranks_agree(value: float, w: World) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     torch.distributed.broadcast(t, src=0)
     return float(t.item())
+
+
+def from_main(value, w: World):
+    """Rank 0's JSON-able `value` on every rank (the compress pipeline's cache decisions and stage records). Sent
+    as a JSON string: torch pickles what it broadcasts, so only a string we made ourselves travels."""
+    if not w.distributed:
+        return value
+    box = [json.dumps(value) if w.main else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return json.loads(box[0])
+
+
+def average_grads(params, w: World) -> None:
+    """Average gradients of parameters outside the DDP module (distillation's feature adapters) across ranks, as
+    DDP does for the model's own."""
+    if not w.distributed:
+        return
+    for p in params:
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(w.size)

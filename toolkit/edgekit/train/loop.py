@@ -78,7 +78,8 @@ def fit(
 ) -> FitResult:
     """Train `model` in place, leaving it at its best-validation weights.
 
-    train_batches(epoch) yields that epoch's batches; step_loss(model, batch) returns (loss, logs);
+    train_batches(epoch) yields that epoch's batches (under torchrun: this rank's share of each global
+    batch); step_loss(model, batch) returns (loss, logs);
     validate(model) returns metrics with an "nme" key (lower is better). `settings`: everything else that shapes
     the run (loss, data, batch size...); a resume refuses a state written under other settings or `cfg`.
     """
@@ -87,6 +88,9 @@ def fit(
     torch.manual_seed(cfg.seed)
     model.to(memory_format=training_format(model, cfg.channels_last))
     trained = distributed.wrap(model, world)  # what the steps call: DDP with synchronised BatchNorm, or the model
+    params = list(params) if params is not None else None
+    own = {id(p) for p in model.parameters()}
+    outside = [p for p in params if id(p) not in own] if params is not None else []  # not averaged by DDP
     opt = torch.optim.AdamW(params if params is not None else model.parameters(), lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
@@ -116,6 +120,7 @@ def fit(
                 loss, logs = step_loss(trained, batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                distributed.average_grads(outside, world)
                 opt.step()
                 sched.step()
                 running, n = running + loss.item(), n + 1

@@ -30,6 +30,9 @@ class Distill(Stage):
     def label(self) -> str:
         return "student"
 
+    def trains(self) -> bool:
+        return True
+
     def makes_new_model(self) -> bool:
         return True  # the student; later stages and the exports work on it, not on the input
 
