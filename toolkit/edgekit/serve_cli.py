@@ -66,7 +66,8 @@ def serve(
     INT8 ONNX file beside the served one (`edgekit data fetch onnxruntime-web` first; `make data` does it).
     With --ray the same application runs as --replicas Ray Serve replicas (same API and JSON; /metrics is the
     answering replica's, named in the X-Edgekit-Replica header).
-    Exit codes: 0 stopped; 2 bad input (no run, no decision, an artifact without its sidecar).
+    Exit codes: 0 stopped; 1 Ray Serve could not start the replicas; 2 bad input (no run, no decision, an
+    artifact without its sidecar).
     """
     try:
         import fastapi  # noqa: F401
