@@ -4,8 +4,11 @@ side on one machine).
 
 A task gets its point's recipe, the target and the run directory as plain JSON-able values and writes its run
 under `<run dir>/<point>/` as the sequential executor does, so the run directory must be storage every node sees
-(a shared file system on a cluster; on one machine it simply is). Each task is one CPU and one torch thread:
-points run in parallel instead of each one's matrix products.
+(a shared file system on a cluster; on one machine it simply is). Each task runs with the driver's torch thread
+count and reserves as many CPUs: CPU kernels reduce in an order that depends on the thread count, and a point
+trained at another count is another model (on the real grid: NMEs 0.6% apart, INT8 files passing parity or
+not), so only at the same count are a point's files the sequential executor's, byte for byte. To run more points
+at once on one machine, lower the count (`OMP_NUM_THREADS=1`): both executors then train alike.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def parse_executor(spec: str) -> tuple[str, str | None]:
     return kind, address or None
 
 
-def _compress_point(name: str, recipe: dict, target: dict, run_dir: str, seed: int) -> str:
+def _compress_point(name: str, recipe: dict, target: dict, run_dir: str, seed: int, threads: int) -> str:
     """One grid point in a Ray worker: an ordinary compress run (no deploy decision: that is the sweep's)."""
     import torch
 
@@ -34,7 +37,7 @@ def _compress_point(name: str, recipe: dict, target: dict, run_dir: str, seed: i
     from ..config.target import Target
     from ..pipeline import CompressRun, compress
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     compress(CompressRun(recipe=Recipe.model_validate(recipe), run_dir=Path(run_dir), progress=False,
                          targets=[Target.model_validate(target)], seed=seed, workers=0, deploy=False))
     return name
@@ -54,9 +57,12 @@ def compress_points_on_ray(run, address: str | None, log, reserve_s: float = 0.0
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(_compress_point)
+        import torch
+
+        threads = torch.get_num_threads()
+        task = ray.remote(num_cpus=threads, max_retries=0)(_compress_point)
         futures = {task.remote(p.name, p.recipe(run.teacher, run.data, run.stages).model_dump(mode="json"),
-                               run.target.model_dump(mode="json"), str(run.run_dir / p.name), run.seed): p
+                               run.target.model_dump(mode="json"), str(run.run_dir / p.name), run.seed, threads): p
                    for p in run.grid}
         log(f"auto: {len(futures)} points submitted to Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)")
         deadline = time.monotonic() + max(0.0, run.time_budget_s - reserve_s)
