@@ -153,11 +153,9 @@ class Pipeline:
                 key = sha256_json({"input": state.key, "kind": stage.kind, "config": item.config.model_dump(),
                                    "data": self.data_ids, "seed": r.seed, "version": __version__,
                                    "code": code_hash(), "packages": keyed_versions(), **stage.key_inputs(ctx)})
-                done = self._stage_done(stage_dir, key) if world.main else None
-                cached = distributed.from_main(done is not None, world)
-                if cached:
-                    done = distributed.from_main(done, world)
-                elif world.main or stage.trains():
+                done = distributed.from_main(self._stage_done(stage_dir, key) if world.main else None, world)
+                cached = done is not None
+                if not cached and (world.main or stage.trains()):
                     work_dir = stage_dir if world.main else Path(private) / stage_dir.name
                     state, record = self._run_stage(stage, state, ctx.at(work_dir, key), key)
                     if world.main:

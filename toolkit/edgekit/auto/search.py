@@ -68,22 +68,22 @@ def compress_points(run: AutoRun, log) -> tuple[list[tuple[Point, Path, RunManif
     return done, skipped
 
 
-def measure(run: AutoRun, done: list[tuple[Point, Path, RunManifest]], skip_twins_of: dict | None = None) -> dict:
-    """One interleaved sweep over every point's artifacts and the teacher's FP32 ONNX. A file whose bytes equal a
-    file already in the sweep (`skip_twins_of`: SHA-256 -> path, filled here) is one model: it is not measured
-    again, and its records are its twin's."""
+def measure(run: AutoRun, done: list[tuple[Point, Path, RunManifest]], once_per_content: bool = False) -> dict:
+    """One interleaved sweep over every point's artifacts and the teacher's FP32 ONNX. With `once_per_content`, a
+    file whose bytes equal a file already in the sweep is one model: it is not measured again, and its records
+    are its twin's."""
     from ..bench.api import BenchOptions, bench_cells
     from ..bench.protocol import DEPLOY
     from ..bench.sweep import discover
     from ..hashing import sha256_file
 
-    cells, twins, preprocess, first = [], [], None, {} if skip_twins_of is None else skip_twins_of
+    cells, twins, preprocess, first = [], [], None, {}  # first: SHA-256 -> the file measured for it
     for i, (point, run_dir, _) in enumerate(done):
         found, pre = discover(run_dir, run.target, reference=i == 0)
         preprocess = preprocess or pre
         for c in found:
             c.variant = c.variant if c.variant == "teacher" else point.name
-            if skip_twins_of is not None:
+            if once_per_content:
                 twin = first.setdefault(sha256_file(c.artifact), c.artifact)
                 if twin != c.artifact:
                     twins.append((c, twin))
@@ -146,14 +146,16 @@ def measure_side_by_side(runs: list[AutoRun], log=print) -> list[AutoResult]:
     """Several runs of one grid (two executors, two machines' compressions) measured in ONE interleaved sweep and
     each summarised from it: the only fair way to compare their fronts, since latencies of separate sweeps on a
     shared machine differ by more than the ties. Byte-identical files are one model, measured once for all runs.
-    Each run's points must be compressed already (they are read from its cache); nothing is written."""
+    Each run's points must be compressed already (their manifests are read); nothing is written."""
     from ..bench.api import BenchOptions, check_reachable
+    from ..run_manifest import RunManifest
 
     check_reachable(runs[0].target, BenchOptions())
-    done_by_run = [compress_points(replace(r, time_budget_s=float("inf"), progress=False), log)[0] for r in runs]
+    done_by_run = [[(p, r.run_dir / p.name, RunManifest.read(r.run_dir / p.name)) for p in r.grid] for r in runs]
     # Tell the runs' points apart in the one sweep by prefixing their names (the teacher is measured once).
     tagged = [(replace(p, name=f"{i}:{p.name}"), d, m) for i, done in enumerate(done_by_run) for p, d, m in done]
-    doc = measure(runs[0], tagged, skip_twins_of={})
+    log(f"auto: measuring {len(runs)} runs of the grid side by side")
+    doc = measure(runs[0], tagged, once_per_content=True)
     results = []
     for i, (run, done) in enumerate(zip(runs, done_by_run, strict=True)):
         records = [r if r["variant"] == "teacher" else {**r, "variant": r["variant"].partition(":")[2]}
