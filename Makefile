@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.edgekit-installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup data demo test test-latest lint clean gate gate-baseline
+.PHONY: setup data demo test test-scale-out test-latest lint clean gate gate-baseline
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ demo: data
 
 test: data
 	$(PY) -m pytest
+
+# The scale-out tests, a CI job of their own (.ci/run runs it after `make test`): torchrun at 2 processes, a local
+# Ray instance (num_cpus=2), 2 Ray Serve replicas and a fleet of two loopback sshd. About 5 minutes on 2 cores.
+test-scale-out: data
+	$(PY) -m pytest -m scale_out
 
 # The same suite against the newest release of every dependency (torch stays on its CPU build).
 test-latest:

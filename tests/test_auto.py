@@ -64,25 +64,21 @@ def test_the_front_and_the_choice_do_not_rank_differences_smaller_than_their_noi
     assert out.ties == {"latency_rel": 0.10, "nme_rel": 0.001}
 
 
-def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget_cannot_hold(tiny_teacher, tmp_path):
+def tiny_auto_run(tiny_teacher, tmp_path) -> AutoRun:
     grid = (Point("small", str(tiny_teacher)), Point("small-p80", str(tiny_teacher), prune_macs_ratio=0.8),
             Point("late", str(tiny_teacher)))
     # ONNX only (the format the search ranks most; TFLite conversions would double the test's time): the fp32 and
     # int8 files of every point are still measured side by side in one sweep.
     onnx_cpu = load_target(onnx_only_cpu_target(tmp_path))
-    run = AutoRun(target=onnx_cpu, run_dir=tmp_path / "auto", latency_budget_ms=100.0,
-                  teacher=str(tiny_teacher), data=DataSpec(**TINY_DATA), grid=grid, stages=TINY_STAGES,
-                  workers=0, progress=False, eval_images=32, time_budget_s=1e9)
-    run.grid = grid[:2]
-    import torch
+    return AutoRun(target=onnx_cpu, run_dir=tmp_path / "auto", latency_budget_ms=100.0,
+                   teacher=str(tiny_teacher), data=DataSpec(**TINY_DATA), grid=grid, stages=TINY_STAGES,
+                   workers=0, progress=False, eval_images=32, time_budget_s=1e9)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # Ray's tasks take the driver's count: 2 points at once on 2 cores
-    try:
-        result = run_auto(run, log=lambda _: None)
-        ray_vs_sequential(run, result, tmp_path)
-    finally:
-        torch.set_num_threads(threads)
+
+def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget_cannot_hold(tiny_teacher, tmp_path):
+    run = tiny_auto_run(tiny_teacher, tmp_path)
+    grid, run.grid = run.grid, run.grid[:2]
+    result = run_auto(run, log=lambda _: None)
     saved = json.loads((tmp_path / "auto" / "auto.json").read_text())
     assert saved["schema"] == "edgekit-auto/1" and saved == result.to_json()
     points = {(p["point"], p["precision"], p["format"]) for p in saved["points"] if p["status"] == "ok"}
@@ -103,15 +99,27 @@ def test_auto_runs_the_grid_measures_side_by_side_and_skips_what_the_time_budget
     assert "time budget" in again.skipped[0]["reason"]
 
 
+@pytest.mark.scale_out
+def test_the_ray_executor_gives_the_sequential_executors_files_front_and_choice(tiny_teacher, tmp_path):
+    run = tiny_auto_run(tiny_teacher, tmp_path)
+    run.grid = run.grid[:2]
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # Ray's tasks take the driver's count: 2 points at once on 2 cores
+    try:
+        ray_vs_sequential(run, run_auto(run, log=lambda _: None), tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def ray_vs_sequential(run: AutoRun, sequential, tmp_path) -> None:
     """The same grid compressed as Ray tasks on a local instance (num_cpus=2: 2 cores are not a cluster) gives
     byte-identical files, hence the same front and choice. Compared in one sweep, as `measure_side_by_side` does:
     the fronts of two separate sweeps differ by latency noise alone (one file measured 0.251 and 0.173 ms in two
     sweeps here). Ray's tasks run at the driver's thread count, so their files are the sequential run's."""
-    try:
-        import ray
-    except ImportError:
-        return  # `make` installs the ray extra; without it, test_the_ray_executor_says_how_to_install covers it
+    ray = pytest.importorskip("ray", reason="`make` installs the ray extra; without it, "
+                                           "test_the_ray_executor_is_named_right_and_says_how_to_install covers it")
     from edgekit.auto.ray_executor import compress_points_on_ray
 
     ray_run = replace(run, run_dir=tmp_path / "auto-ray", executor="ray")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
 from conftest import TESTS, TINY_DATA, onnx_only_cpu_target
@@ -28,6 +29,7 @@ def probe(tmp_path: Path, nproc: int, *flags: str) -> dict:
     return load_file(str(out))
 
 
+@pytest.mark.scale_out
 def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     """4 AdamW steps, global batch 8: 1 process against 2 (4 images each). Tolerance: the ranks' gradients are
     summed in another order and the synchronised BatchNorm takes E[x^2] - E[x]^2 instead of a two-pass variance,
@@ -70,6 +72,7 @@ def _rank_pids(parent: int) -> dict[int, int]:
     return found
 
 
+@pytest.mark.scale_out
 def test_a_killed_rank_stops_the_job_in_one_line_and_the_run_resumes(tmp_path):
     out = tmp_path / "t.safetensors"
     state = out.with_suffix(".state.safetensors")
@@ -97,6 +100,7 @@ def test_a_killed_rank_stops_the_job_in_one_line_and_the_run_resumes(tmp_path):
     assert "epoch 1/2" not in done.stdout + done.stderr and "epoch 2/2" in done.stdout + done.stderr
 
 
+@pytest.mark.scale_out
 def test_compress_stages_under_torchrun_train_like_one_process_and_rank_0_alone_writes(tiny_teacher, tmp_path):
     """`edgekit compress --nproc 2`: distill and the prune fine-tuning on 2 ranks (each its half of every batch)
     against 1 process; PTQ runs on rank 0 and the other rank loads its result. Tolerance as for the training loop

@@ -59,6 +59,7 @@ def two_hosts(tmp_path):
         p.wait(timeout=10)
 
 
+@pytest.mark.scale_out
 def test_a_fleet_is_benched_at_once_and_the_slowed_host_is_named(tiny_run, tmp_path, two_hosts, cli):
     """One burner window serves the bench, the deploy decision and the gate: each host's stored baseline is
     measured first, unloaded; then host b's core is loaded and everything runs on both hosts at once."""

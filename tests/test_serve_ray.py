@@ -49,6 +49,7 @@ def answers(base: str, requests: list[dict], repeat: int) -> tuple[list[tuple[in
     return first, {replica for *_, replica in got}
 
 
+@pytest.mark.scale_out
 def test_two_ray_serve_replicas_answer_exactly_as_one_process(tiny_run):
     pytest.importorskip("ray.serve", reason="Ray Serve is the ray extra: pip install 'edgekit[ray]'")
     env = {**os.environ, "PYTHONPATH": str(TESTS), "RAY_USAGE_STATS_ENABLED": "0"}
