@@ -75,6 +75,8 @@ def test_sweep_writes_schema_valid_json_table_pareto_and_html(tiny_run, tmp_path
         assert 0 <= r["model_rss_bytes"] < 64 * 2**20 < r["peak_rss_bytes"]
         assert set(r["throughput"]) == {"1", "8"}
         assert 0 < r["accuracy"]["nme"] < 1 and r["accuracy"]["n"] == 16
+        pose = [r["accuracy"]["slices"][k]["n"] for k in ("frontal", "turned", "profile")]  # robustness slices
+        assert sum(pose) == 16, r["accuracy"]["slices"]
         assert r["fingerprint"]["cpu"]["arch"]
     int8 = cells[("teacher", "int8", "tflite", "litert")]
     fp32 = cells[("teacher", "fp32", "tflite", "litert")]
@@ -82,6 +84,7 @@ def test_sweep_writes_schema_valid_json_table_pareto_and_html(tiny_run, tmp_path
     assert paths["pareto"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths["pareto"].stat().st_size > 5000
     page = paths["html"].read_text()
     assert "data:image/png;base64," in page and "teacher int8" in page and "p50 95% CI" in page
+    assert "<h2>Robustness slices</h2>" in page and paths["slices"].read_bytes()[:4] == b"\x89PNG"
     assert "| variant | format | runtime | status |" in paths["table"].read_text()
     # The FPS column is the measured batch-1 throughput, not 1000 / p50.
     from edgekit.bench.report import COLUMNS, rows

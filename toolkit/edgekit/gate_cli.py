@@ -30,6 +30,11 @@ def gate(
     alpha: Annotated[float | None, typer.Option(help="Significance level [default: 0.01].")] = None,
     accuracy_budget: Annotated[float | None, typer.Option(help="Relative NME increase that fails "
                                                           "[default: 0.02].")] = None,
+    slice_budget: Annotated[float | None, typer.Option(help="Relative NME increase that fails any robustness "
+                                                       "slice (profile faces, occlusion, low light...: README, "
+                                                       "'Robustness slices') [default: 0.05].")] = None,
+    slice_min_images: Annotated[int | None, typer.Option(min=1, help="Slices with fewer images are reported, "
+                                                         "not judged [default: 30].")] = None,
     runtime: Annotated[str | None, typer.Option(help="Runtime; default: the one the file type implies.")] = None,
     threads: Annotated[int, typer.Option(min=1, help="Threads for both sides.")] = 1,
     input_shape: Annotated[str | None, typer.Option(help="N,C,H,W fed to both sides [default: the model's own "
@@ -61,7 +66,8 @@ def gate(
     from .bench import gate_stored
     from .bench.decision import EXIT_CODES
 
-    given = {"threshold": threshold, "noise_factor": noise_factor, "alpha": alpha, "accuracy_budget": accuracy_budget}
+    given = {"threshold": threshold, "noise_factor": noise_factor, "alpha": alpha, "accuracy_budget": accuracy_budget,
+             "slice_budget": slice_budget, "slice_min_images": slice_min_images}
     def status(text: str) -> None:
         console.print(text, end="\r", highlight=False)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .landmarks import STATE_NAMES
 from .schemes import IBUG68, Scheme
+from .slices import attributes_from_points, slice_nme
 
 FAILURE_THRESHOLD = 0.10
 # An FP32 file through any runtime matches its source to this share of each output's scale (export parity and the
@@ -90,8 +91,10 @@ def evaluate(
     state_logits: np.ndarray | None = None,
     gt_states: np.ndarray | None = None,
     scheme: Scheme | None = None,
+    attributes: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """All task metrics as one JSON-ready dict."""
+    """All task metrics as one JSON-ready dict. `attributes` (per-image conditions: edgekit.slices) add NME per
+    robustness slice; yaw comes from 68 reference points where the data records none."""
     nme = nme_per_image(pred_landmarks, gt_landmarks, scheme)
     out: dict = {
         "n": int(nme.shape[0]),
@@ -100,6 +103,10 @@ def evaluate(
         "auc": auc(nme),
         "region_nme": region_nme(pred_landmarks, gt_landmarks, scheme),
     }
+    derived = attributes_from_points(gt_landmarks) if scheme is None or scheme.points == IBUG68.points else {}
+    slices = slice_nme(nme, {**derived, **(attributes or {})})
+    if slices:
+        out["slices"] = slices
     if state_logits is not None and gt_states is not None and np.asarray(gt_states).size:
         states = state_scores(state_logits, gt_states)
         out["states"] = states

@@ -20,6 +20,8 @@ def metrics_table(m: dict, title: str = "") -> Table:
     if "state_accuracy" in m:
         t.add_row("part-state accuracy (mean)", f"{100 * m['state_accuracy']:.2f}%")
         t.add_row("part-state F1 (mean)", f"{m['state_f1']:.3f}")
+    for name, s in m.get("slices", {}).items():  # robustness slices (edgekit.slices), with their image counts
+        t.add_row(f"  NME {name} slice", "no images" if s["nme"] is None else f"{100 * s['nme']:.2f}% of {s['n']}")
     return t
 
 

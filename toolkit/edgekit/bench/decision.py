@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from ..jsonio import is_finite_number
+from ..slices import MIN_SLICE_IMAGES
 from .stats import bootstrap_ci
 
 PASS, REGRESSION, INCONCLUSIVE = "pass", "regression", "inconclusive"
@@ -41,6 +42,10 @@ class GateRule:
     aa_drift: float = 0.05  # an A/A ratio further than this from 1 means the machine is too noisy to judge
     aa_spread: float = 0.05  # an A/A 95% CI half-width over this (relative) is too noisy too, whatever its median
     accuracy_budget: float = 0.02  # relative NME increase allowed
+    # Each robustness slice (edgekit.slices) with at least slice_min_images images may rise this much; a smaller
+    # slice is reported, not judged. Wider than the mean's: a slice has fewer images, and a tail moves first.
+    slice_budget: float = 0.05
+    slice_min_images: float = MIN_SLICE_IMAGES
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -165,9 +170,12 @@ def _is_nme(v: object) -> bool:
 
 
 def accuracy_verdict(baseline_nme: float | None, candidate_nme: float | None, rule: GateRule,
-                     expected: bool = True) -> dict:
+                     expected: bool = True, baseline_slices: dict | None = None,
+                     candidate_slices: dict | None = None) -> dict:
     """`expected`: accuracy was asked for (labeled data given). Then a missing or non-finite NME on either side is
-    a failure to measure (inconclusive, with the reason), never a pass."""
+    a failure to measure (inconclusive, with the reason), never a pass. With both sides' slices (NME per
+    robustness slice, on the same images), a slice over its budget fails the gate by name even when the mean
+    holds."""
     if baseline_nme is None and candidate_nme is None and not expected:
         return {"verdict": PASS, "checked": False, "reason": "accuracy not asked for (--eval-images 0)"}
     bad = [f"{side} NME is {v!r}" for side, v in (("baseline", baseline_nme), ("candidate", candidate_nme))
@@ -176,8 +184,33 @@ def accuracy_verdict(baseline_nme: float | None, candidate_nme: float | None, ru
         return {"verdict": INCONCLUSIVE, "checked": False, "baseline_nme": baseline_nme,
                 "candidate_nme": candidate_nme, "reason": f"accuracy not measured: {'; '.join(bad)}"}
     change = candidate_nme / baseline_nme - 1
-    return {"checked": True, "baseline_nme": baseline_nme, "candidate_nme": candidate_nme, "relative_change": change,
-            "budget": rule.accuracy_budget, "verdict": REGRESSION if change > rule.accuracy_budget else PASS}
+    out = {"checked": True, "baseline_nme": baseline_nme, "candidate_nme": candidate_nme, "relative_change": change,
+           "budget": rule.accuracy_budget, "verdict": REGRESSION if change > rule.accuracy_budget else PASS}
+    if baseline_slices and candidate_slices:
+        out["slices"] = slice_verdicts(baseline_slices, candidate_slices, rule)
+        over = [name for name, v in out["slices"].items() if v["verdict"] == REGRESSION]
+        if over:
+            out["verdict"] = REGRESSION
+            out["failing_slices"] = over
+    return out
+
+
+def slice_verdicts(baseline: dict, candidate: dict, rule: GateRule) -> dict:
+    """Per slice both sides report: images, both NMEs, the relative change and its verdict; a slice under
+    `slice_min_images` images (or empty) is "not judged"."""
+    out = {}
+    for name, b in baseline.items():
+        c = candidate.get(name)
+        if c is None:
+            continue
+        row = {"n": b["n"], "baseline_nme": b["nme"], "candidate_nme": c["nme"], "budget": rule.slice_budget}
+        if b["n"] < rule.slice_min_images or not (_is_nme(b["nme"]) and _is_nme(c["nme"])) or c["n"] != b["n"]:
+            row["verdict"] = "not judged"
+        else:
+            row["relative_change"] = c["nme"] / b["nme"] - 1
+            row["verdict"] = REGRESSION if row["relative_change"] > rule.slice_budget else PASS
+        out[name] = row
+    return out
 
 
 def combine(*verdicts: str) -> str:

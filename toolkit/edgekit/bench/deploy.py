@@ -21,6 +21,7 @@ from ..config.target import Target
 from ..errors import EdgekitError
 from ..fingerprint import normalized_arch
 from ..runtime.registry import runtime_packages
+from ..slices import MIN_SLICE_IMAGES
 from .deploy_file import Candidate, DeployDocument, TargetDecision, run_relative
 from .evidence import AccuracyEvidence, excess_evidence, finite_nme
 
@@ -47,7 +48,7 @@ def candidates_from(records: list[dict], run_dir: Path) -> list[Candidate]:
                              p50_ms=lat.get("p50"), p90_ms=lat.get("p90"), p99_ms=lat.get("p99"),
                              p50_ci95=lat.get("p50_ci95"), nme=acc.get("nme"), size_bytes=r.get("size_bytes"),
                              reason=reason, fingerprint=_measured_with(fp) if fp else None,
-                             nme_per_image=acc.get("nme_per_image")))
+                             nme_per_image=acc.get("nme_per_image"), slices=acc.get("slices")))
     return out
 
 
@@ -103,6 +104,25 @@ def judge_accuracy(cands: list[Candidate], target: Target, default_increase: flo
             c.status = "over-budget"
             c.reason = (f"NME {100 * c.nme:.2f}%: over {ev.budget} on {ev.images} images (mean excess "
                         f"{100 * ev.mean_excess:+.3f} points, 95% lower bound {100 * ev.excess_lower_bound:+.3f})")
+        elif budget is not None and budget.slices and ref is not None:
+            over = slices_over_budget(ref.slices or {}, c.slices or {}, budget.slices)
+            if over:
+                c.status, c.reason = "over-budget", "; ".join(over)
+
+
+def slices_over_budget(reference: dict, candidate: dict, limits: dict[str, float]) -> list[str]:
+    """The target's per-slice budgets (`accuracy_budget.slices`: slice -> relative NME increase over the reference
+    float) that the candidate misses, as reasons; a slice under MIN_SLICE_IMAGES images is not judged."""
+    out = []
+    for name, limit in limits.items():
+        ref, got = reference.get(name) or {}, candidate.get(name) or {}
+        if ref.get("n", 0) < MIN_SLICE_IMAGES or not ref.get("nme") or got.get("nme") is None:
+            continue
+        change = got["nme"] / ref["nme"] - 1
+        if change > limit:
+            out.append(f"slice {name} ({ref['n']} images): NME {100 * got['nme']:.2f}% is {100 * change:+.1f}% over "
+                       f"the reference float's (budget +{100 * limit:.0f}%)")
+    return out
 
 
 def choose(cands: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]:

@@ -46,6 +46,7 @@ class Candidate:
     evidence: dict | None = None  # AccuracyEvidence.to_json(): why it is in or over the accuracy budget
     fingerprint: dict | None = None  # the machine and runtime versions it was measured with
     nme_per_image: list[float] | None = field(default=None, repr=False)  # not written to deploy.json
+    slices: dict | None = field(default=None, repr=False)  # NME per robustness slice; not written either
 
     @property
     def eligible(self) -> bool:
@@ -59,6 +60,7 @@ class Candidate:
     def to_json(self) -> dict:
         out = asdict(self)
         out.pop("nme_per_image")
+        out.pop("slices")
         return out
 
     @classmethod

@@ -153,7 +153,7 @@ def _candidate_blocks(m: _Measurer, candidate: Path, blocks: int, accuracy: dict
             out["errors"]["candidate"] = r.get("error", "runner failed")
             break
         if want_acc:
-            accuracy["candidate"] = (r.get("accuracy") or {}).get("nme")
+            accuracy["candidate"] = r.get("accuracy") or {}
         out["B"].append(r["p50"])
         if m.opts.progress:
             m.opts.progress(f"block {i + 1}/{blocks}")
@@ -172,7 +172,7 @@ def _interleaved_blocks(m: _Measurer, baseline: Path, candidate: Path, blocks: i
         if not r.get("ok"):
             out["errors"][side] = r.get("error", "runner failed")
         else:
-            accuracy[side] = (r.get("accuracy") or {}).get("nme")
+            accuracy[side] = r.get("accuracy") or {}
     if out["errors"]:
         return out
     for i in range(blocks):
@@ -270,8 +270,9 @@ def same_run(baseline: Path, candidate: Path, opts: GateOptions, workdir: Path) 
             latency.update(verdict=INCONCLUSIVE, reason=f"{'; '.join(aa['problems'])} after a rerun with {blocks} "
                                                         "blocks: the machine is too noisy to clear the candidate")
         report["latency"] = latency
-    report["accuracy"] = accuracy_verdict(accuracy.get("baseline"), accuracy.get("candidate"), rule,
-                                          expected=m.eval_npz is not None)
+    base, cand = accuracy.get("baseline") or {}, accuracy.get("candidate") or {}
+    report["accuracy"] = accuracy_verdict(base.get("nme"), cand.get("nme"), rule, expected=m.eval_npz is not None,
+                                          baseline_slices=base.get("slices"), candidate_slices=cand.get("slices"))
     report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
     return report
 
@@ -300,9 +301,25 @@ def summary_markdown(report: dict) -> str:
     if acc.get("checked"):
         lines.append(f"- accuracy: NME {100 * acc['baseline_nme']:.3f}% -> {100 * acc['candidate_nme']:.3f}% "
                      f"({100 * acc['relative_change']:+.2f}%, budget +{100 * acc['budget']:.0f}%) -> {acc['verdict']}")
+        lines += slice_lines(acc.get("slices") or {})
     elif acc:
         lines.append(f"- accuracy: not checked ({acc.get('reason')})")
     return "\n".join(lines) + "\n"
+
+
+def slice_lines(slices: dict) -> list[str]:
+    """The robustness slices in the summary: each failing one by name, the rest counted."""
+    if not slices:
+        return []
+    judged = {k: v for k, v in slices.items() if v["verdict"] != "not judged"}
+    lines = [f"- slices: {len(judged)} judged, {len(slices) - len(judged)} too small to judge "
+             f"({', '.join(k for k in slices if k not in judged) or 'none'})"]
+    for name, v in judged.items():
+        if v["verdict"] == REGRESSION:
+            lines.append(f"  - slice **{name}** ({v['n']} images): NME {100 * v['baseline_nme']:.3f}% -> "
+                         f"{100 * v['candidate_nme']:.3f}% ({100 * v['relative_change']:+.1f}%, budget "
+                         f"+{100 * v['budget']:.0f}%) -> regression")
+    return lines
 
 
 def write_report(report: dict, out: Path | None) -> None:

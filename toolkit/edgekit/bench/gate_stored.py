@@ -17,14 +17,15 @@ from ..errors import EdgekitError
 from ..hashing import sha256_file
 from ..jsonio import is_finite_number, read_json_object
 from ..runtime.registry import runtime_packages
+from ..slices import ATTRIBUTE_PREFIX
 from .decision import INCONCLUSIVE, REGRESSION, GateRule, accuracy_verdict, combine, too_few_blocks, unpaired_verdict
 from .gate import GateOptions, _candidate_blocks, _eval_npz, _Measurer, _not_measured, _preprocess
 
 BASELINE_SCHEMA = "edgekit-gate-baseline/3"
 # eval: the accuracy set's identity ({data, images, sha256} of the preprocessed images and labels); preprocess: the
 # sidecar's normalisation it was built with. Both must match for the stored NME to be compared.
-BASELINE_KEYS = {"schema", "target", "artifact", "sha256", "fingerprint", "runtime", "block_p50_ms", "nme", "budgets",
-                 "eval", "preprocess"}
+BASELINE_KEYS = {"schema", "target", "artifact", "sha256", "fingerprint", "runtime", "block_p50_ms", "nme", "slices",
+                 "budgets", "eval", "preprocess"}
 
 def eval_identity(opts: GateOptions, npz: Path | None) -> dict | None:
     """What an NME was measured on: the --data spec, the image count and a hash of the arrays themselves (so a
@@ -33,7 +34,7 @@ def eval_identity(opts: GateOptions, npz: Path | None) -> dict | None:
         return None
     digest = hashlib.sha256()
     with np.load(npz) as z:
-        for key in sorted(z.files):
+        for key in sorted(k for k in z.files if not k.startswith(ATTRIBUTE_PREFIX)):  # the images' own draws
             digest.update(key.encode() + np.ascontiguousarray(z[key]).tobytes())
         images = int(z["x"].shape[0])
     return {"data": opts.data, "images": images, "sha256": digest.hexdigest()}
@@ -69,12 +70,13 @@ def update_baseline(path: Path, artifact: Path, target: str, opts: GateOptions, 
         m.close()
     if got["errors"]:
         raise EdgekitError(f"cannot store a baseline for an artifact that fails: {got['errors']['candidate']}")
-    nme = accuracy.get("candidate")
+    nme = (accuracy.get("candidate") or {}).get("nme")
     if m.eval_npz is not None and not (is_finite_number(nme) and nme > 0):
         raise EdgekitError(f"cannot store a baseline whose NME was not measured ({nme!r}); check --data")
     doc = {"schema": BASELINE_SCHEMA, "target": target, "artifact": str(artifact), "sha256": sha256_file(artifact),
            "fingerprint": fingerprint_key(here, opts.threads), "runtime": opts.runtime,
-           "block_p50_ms": got["B"], "nme": nme, "budgets": dict(opts.overrides),
+           "block_p50_ms": got["B"], "nme": nme, "slices": (accuracy.get("candidate") or {}).get("slices"),
+           "budgets": dict(opts.overrides),
            "eval": eval_identity(opts, m.eval_npz), "preprocess": preprocess}
     write_json(path, doc)
     return doc
@@ -98,6 +100,12 @@ def validate_baseline(doc: object, path: Path) -> dict:
     nme = doc.get("nme")
     if nme is not None and not (is_finite_number(nme) and nme > 0):
         raise EdgekitError(f"key 'nme': expected a positive number or null, got {nme!r}", path=path)
+    slices = doc.get("slices")
+    if slices is not None and not (isinstance(slices, dict) and all(
+            isinstance(v, dict) and isinstance(v.get("n"), int) and (v.get("nme") is None or is_finite_number(v["nme"]))
+            for v in slices.values())):
+        raise EdgekitError("key 'slices': expected null or an object of {\"n\": count, \"nme\": number or null} "
+                           "per slice", path=path)
     budgets = doc.get("budgets", {})
     if not isinstance(budgets, dict):
         raise EdgekitError("key 'budgets': expected an object", path=path)
@@ -148,8 +156,9 @@ def _judge_stored(doc: dict, baseline_path: Path, candidate: Path, opts: GateOpt
         report["latency"] = {"verdict": REGRESSION, "reason": f"candidate failed to run: {got['errors']['candidate']}"}
     else:
         report["latency"] = unpaired_verdict(doc["block_p50_ms"], got["B"], rule)
-    report["accuracy"] = accuracy_verdict(doc.get("nme"), accuracy.get("candidate"), rule,
-                                          expected=m.eval_npz is not None)
+    cand = accuracy.get("candidate") or {}
+    report["accuracy"] = accuracy_verdict(doc.get("nme"), cand.get("nme"), rule, expected=m.eval_npz is not None,
+                                          baseline_slices=doc.get("slices"), candidate_slices=cand.get("slices"))
     report["verdict"] = combine(report["latency"]["verdict"], report["accuracy"]["verdict"])
     return report
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..artifact_record import Status
 from ..atomic import write_json, write_text, write_with
+from .slice_report import slices_html, slices_png
 
 COLUMNS = ("variant", "format", "runtime", "status", "size", "model mem", "NME", "p50 ms", "p90 ms", "FPS b1")
 REFERENCE_COLUMNS = ("native p50 ms", "ratio", "parity")  # a runtime timed beside its reference (the browser)
@@ -129,7 +130,7 @@ def pareto_png(doc: dict, path: Path) -> Path:
     return path
 
 
-def html_report(doc: dict, png: Path) -> str:
+def html_report(doc: dict, png: Path, slices_png: Path | None = None) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in columns(doc))
     body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows(doc))
@@ -169,6 +170,7 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
 <table><tr>{head}</tr>{body}</table>
 <h2>Latency against NME</h2>
 <img alt="Pareto plot" src="data:image/png;base64,{img}">
+{slices_html(doc, slices_png)}
 <h2>Per cell</h2><ul>{''.join(details)}</ul>
 <h2>Protocol</h2><pre>{esc(json.dumps(doc['protocol'], indent=2))}</pre>
 <h2>Fingerprint</h2><pre>{esc(json.dumps(fp, indent=2))}</pre>
@@ -183,5 +185,8 @@ def write_outputs(doc: dict, out_dir: Path) -> dict[str, Path]:
     write_json(paths["json"], doc)
     write_text(paths["table"], markdown(doc))
     pareto_png(doc, paths["pareto"])
-    write_text(paths["html"], html_report(doc, paths["pareto"]))
+    sliced = slices_png(doc, out_dir / "slices.png")  # NME per robustness slice, when the records have slices
+    if sliced:
+        paths["slices"] = sliced
+    write_text(paths["html"], html_report(doc, paths["pareto"], sliced))
     return paths

@@ -27,6 +27,7 @@ from ..fingerprint import fingerprint
 from ..metrics import evaluate, nme_per_image
 from ..runtime import default_runtime, load, preload
 from ..runtime.timing import timed_runs
+from ..slices import ATTRIBUTE_PREFIX
 from .protocol import Protocol
 from .reference import open_reference, parity, reference_of, side_by_side
 
@@ -80,7 +81,8 @@ def accuracy(session, data: dict, outputs: list[np.ndarray] | None = None) -> di
     outputs = outputs if outputs is not None else eval_outputs(session, x)
     pred, states, scheme = read_eval_outputs(outputs, data)
     logits = None if states is None else outputs[states]
-    result = evaluate(pred, landmarks, logits, data.get("states"), scheme=scheme)
+    attributes = {k.removeprefix(ATTRIBUTE_PREFIX): v for k, v in data.items() if k.startswith(ATTRIBUTE_PREFIX)}
+    result = evaluate(pred, landmarks, logits, data.get("states"), scheme=scheme, attributes=attributes)
     result["nme_per_image"] = [float(v) for v in nme_per_image(pred, landmarks, scheme)]
     return result
 

@@ -25,6 +25,7 @@ from ..hashing import sha256_file
 from ..jsonio import check_preprocess
 from ..run_manifest import MANIFEST, RunManifest, Step
 from ..runtime.registry import runs, runtimes
+from ..slices import ATTRIBUTE_PREFIX, stack_attributes
 from .precision import precision_of
 from .protocol import Protocol
 from .reference import summarize as summarize_reference
@@ -159,6 +160,7 @@ def eval_set(data: str, n: int, preprocess: dict, out: Path) -> Path:
         arrays["contract"] = np.array(json.dumps(contract))  # a unicode array: np.load reads it without pickle
     if all(s.states is not None for s in samples):
         arrays["states"] = np.stack([s.states for s in samples]).astype(np.float32)
+    arrays.update({ATTRIBUTE_PREFIX + k: v for k, v in stack_attributes([s.attributes for s in samples]).items()})
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays)
     return out

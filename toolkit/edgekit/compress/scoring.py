@@ -27,7 +27,8 @@ class Scorer:
         out: dict = {}
         if c.landmark_index is not None and a["landmarks"] is not None:
             st = got[c.state_index] if c.state_index is not None and a["states"] is not None else None
-            out = metrics.evaluate(np.asarray(c.decode(got)), a["landmarks"], st, a["states"], scheme=c.scheme)
+            out = metrics.evaluate(np.asarray(c.decode(got)), a["landmarks"], st, a["states"], scheme=c.scheme,
+                                   attributes=a.get("attributes"))
         fidelity = {}
         for i in c.other_indices:
             ref, val = a["reference"][i], np.asarray(got[i]).reshape(a["reference"][i].shape)

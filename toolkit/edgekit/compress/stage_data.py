@@ -13,6 +13,7 @@ from ..data.batches import Augmented, loader
 from ..data.datasets import synth_stream
 from ..models.checkpoint import CheckpointMeta
 from ..outputs import OutputContract
+from ..slices import concat_attributes
 from .model_view import canonical, run_outputs
 
 if TYPE_CHECKING:  # types only: config.recipe reads the stage registry in this room
@@ -117,8 +118,9 @@ class StageData:
                     gst = (reference[c.state_index] > 0).astype(np.float32)
             else:
                 glm, gst = None, None
+            attributes = concat_attributes([b.attributes for b in batches]) if labeled else {}
             self._cache[key] = {"x": x, "landmarks": glm, "states": gst, "reference": reference,
-                                "labeled": labeled}
+                                "labeled": labeled, "attributes": attributes}
         return self._cache[key]
 
     def array_limit(self, spec: str) -> int | None:

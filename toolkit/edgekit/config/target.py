@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -47,6 +47,19 @@ class AccuracyBudget(Strict):
     max_nme_increase: float | None = Field(None, ge=0.0, description="relative to the best float artifact; "
                                            "default: the recipe's export budget")
     max_nme: float | None = Field(None, gt=0.0, description="absolute NME (0.03 = 3%)")
+    # Robustness slices (edgekit.slices) and what each may lose, e.g. {profile: 0.05}: relative to the same slice of
+    # the best float artifact; a slice with too few images in the decision's bench is not judged.
+    slices: dict[str, Annotated[float, Field(ge=0.0)]] | None = None
+
+    @field_validator("slices")
+    @classmethod
+    def _known_slices(cls, v: dict | None) -> dict | None:
+        from ..slices import SLICE_NAMES
+
+        unknown = sorted(set(v or {}) - set(SLICE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown slice {unknown[0]!r}; expected one of {', '.join(SLICE_NAMES)}")
+        return v
 
 
 class Target(Strict):

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..slices import stack_attributes
 from .sample import Sample
 from .transforms import DEFAULT_MEAN, DEFAULT_STD, augment, normalize
 
@@ -21,6 +22,7 @@ class Batch:
     teacher_landmarks: torch.Tensor | None = None
     teacher_states: torch.Tensor | None = None
     teacher_features: torch.Tensor | None = None
+    attributes: dict[str, np.ndarray] | None = None  # per-image conditions, for robustness slices (edgekit.slices)
 
 
 class Augmented(Dataset):
@@ -37,7 +39,7 @@ class Augmented(Dataset):
         s = self.base[i]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         img, lm, st = augment(rng, s.image, s.landmarks, s.states, self.flip_p, self.permutation, self.warp)
-        return Sample(img, lm, st, s.source)
+        return Sample(img, lm, st, s.source, s.attributes)
 
 
 def collate(samples: list[Sample], mean=DEFAULT_MEAN, std=DEFAULT_STD) -> Batch:
@@ -48,6 +50,7 @@ def collate(samples: list[Sample], mean=DEFAULT_MEAN, std=DEFAULT_STD) -> Batch:
         images,
         torch.from_numpy(np.stack([s.landmarks for s in samples])) if labeled else None,
         torch.from_numpy(np.stack([s.states for s in samples])) if with_states else None,
+        attributes=stack_attributes([s.attributes for s in samples]) or None,
     )
 
 

@@ -10,6 +10,11 @@ import numpy as np
 LANDMARK_CROP_SCALE = 1.4
 
 
+def face_px(landmarks: np.ndarray) -> float:
+    """A face's size in the pixels it was drawn or photographed at: its landmark box's longer side."""
+    return float(np.max(landmarks.max(0) - landmarks.min(0)))
+
+
 def square_box(landmarks: np.ndarray, scale: float = LANDMARK_CROP_SCALE) -> tuple[float, float, float]:
     """(centre x, centre y, side) of the square crop around a landmark set."""
     lo, hi = landmarks.min(0), landmarks.max(0)

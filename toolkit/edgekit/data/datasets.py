@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import EdgekitError
-from .crop import center_square, crop_from_landmarks
+from .crop import center_square, crop_from_landmarks, face_px
 from .label_files import (
     IMAGE_EXTS,
     LabeledImage,
@@ -54,7 +54,8 @@ class LabeledImages:
     def __getitem__(self, i: int) -> Sample:
         item = self.items[i]
         image, lm = crop_from_landmarks(read_image(item.image_path), item.landmarks, self.size)
-        return Sample(image, lm, item.states, str(item.image_path))
+        # Yaw, where the set records none, comes from the points (edgekit.slices); the face's size only from here.
+        return Sample(image, lm, item.states, str(item.image_path), {"face_px": face_px(item.landmarks)})
 
 
 def pts_folder(root: Path, size: int = 112) -> LabeledImages:

@@ -202,27 +202,35 @@ def textured_occluder(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray,
     _blend(img, layer, mask, (0, 0, size, size))
 
 
-def camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+def camera(rng: np.random.Generator, img: np.ndarray, draws: dict | None = None) -> np.ndarray:
+    """Colour, light, blur, noise and JPEG of a photograph; what was drawn goes to `draws` (same draws, in order)."""
+    draws = {} if draws is None else draws
     if rng.random() < 0.2:  # greyscale photographs
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     # White balance / colour cast, gamma, contrast and brightness as one per-channel lookup table.
     levels = np.arange(256, dtype=np.float32)[:, None] / 255.0
-    curve = 255.0 * levels ** rng.uniform(0.7, 1.4)
-    curve = curve * rng.uniform(0.8, 1.2, 3) * rng.uniform(0.7, 1.2) + rng.uniform(-25, 25)
+    gamma = rng.uniform(0.7, 1.4)
+    cast, gain, offset = rng.uniform(0.8, 1.2, 3), rng.uniform(0.7, 1.2), rng.uniform(-25, 25)
+    curve = 255.0 * levels ** gamma * cast * gain + offset
+    draws["light"] = float((255.0 * 0.5 ** gamma * cast.mean() * gain + offset) / 127.5)  # where mid-grey lands
     out = cv2.LUT(img, np.clip(curve, 0, 255).astype(np.uint8).reshape(1, 256, 3))
     r = rng.random()
+    draws["blur"] = 0.0
     if r < 0.3:
-        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.8))  # defocus
+        draws["blur"] = rng.uniform(0.5, 1.8)
+        out = cv2.GaussianBlur(out, (0, 0), draws["blur"])  # defocus
     elif r < 0.45:
         k = int(rng.integers(3, 8))
+        draws["blur"] = float(k)
         kernel = np.zeros((k, k), np.float32)
         kernel[k // 2] = 1.0 / k
         rot = cv2.getRotationMatrix2D(((k - 1) / 2, (k - 1) / 2), rng.uniform(0, 180), 1.0)
         kernel = cv2.warpAffine(kernel, rot, (k, k))
         out = cv2.filter2D(out, -1, kernel / max(kernel.sum(), 1e-6))  # motion blur
     # Every photograph has sensor noise; flat fills with none are a synthetic tell.
-    noise = rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(1.5, 8)
-    out = cv2.add(out, noise, dtype=cv2.CV_8U)
+    noise = rng.standard_normal(out.shape, dtype=np.float32)
+    draws["noise"] = rng.uniform(1.5, 8)
+    out = cv2.add(out, noise * draws["noise"], dtype=cv2.CV_8U)
     if rng.random() < 0.4:
         out = jpeg(out, int(rng.integers(20, 90)))
     return out

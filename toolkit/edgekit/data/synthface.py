@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .crop import face_px
 from .face_geometry import FaceShape, face_points, pose
 from .sample import Sample
 from .synth_draw import _SCALE, _SHIFT, _blend, _box, _color, _fill, _gradient, _line, _pts, _skin, jpeg
@@ -70,9 +71,11 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return img
 
 
-def _place(rng: np.random.Generator, size: int, lm2: np.ndarray, extra: np.ndarray):
+def _place(rng: np.random.Generator, size: int, lm2: np.ndarray, extra: np.ndarray, draws: dict | None = None):
     """Roll, scale and shift face-unit points into the crop, framed as a jittered landmark-box crop."""
     roll = np.deg2rad(rng.uniform(-35.0, 35.0))
+    if draws is not None:
+        draws["roll"] = float(np.rad2deg(roll))
     c, s = np.cos(roll), np.sin(roll)
     rot = np.array([[c, -s], [s, c]])
     lm = lm2 @ rot.T
@@ -161,13 +164,18 @@ def _occlude(rng: np.random.Generator, img: np.ndarray, lm: np.ndarray, scale: f
         _fill(img, poly, color)
 
 
-def _degrade(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-    img = cv2.convertScaleAbs(img, alpha=rng.uniform(0.7, 1.3), beta=rng.uniform(-30, 30))
+def _degrade(rng: np.random.Generator, img: np.ndarray, draws: dict) -> np.ndarray:
+    """Contrast, brightness, blur, noise and JPEG; what was drawn goes to `draws` (the same draws, in order)."""
+    alpha, beta = rng.uniform(0.7, 1.3), rng.uniform(-30, 30)
+    img = cv2.convertScaleAbs(img, alpha=alpha, beta=beta)
+    draws.update(light=(127.5 * alpha + beta) / 127.5, blur=0.0, noise=0.0)
     if rng.random() < 0.35:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.6))
+        draws["blur"] = rng.uniform(0.4, 1.6)
+        img = cv2.GaussianBlur(img, (0, 0), draws["blur"])
     if rng.random() < 0.5:
-        noise = rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(2, 10)
-        img = cv2.add(img, noise, dtype=cv2.CV_8U)
+        noise = rng.standard_normal(img.shape, dtype=np.float32)
+        draws["noise"] = rng.uniform(2, 10)
+        img = cv2.add(img, noise * draws["noise"], dtype=cv2.CV_8U)
     if rng.random() < 0.35:
         img = jpeg(img, int(rng.integers(15, 85)))
     return img
@@ -184,20 +192,24 @@ def render(seed: int, index: int, size: int = 112, version: int = DEFAULT_VERSIO
     shape = _sample_shape(rng)
     lm3, fh3 = face_points(shape)
     yaw, pitch = np.deg2rad(rng.uniform(-32.0, 32.0)), np.deg2rad(rng.uniform(-12.0, 12.0))
-    lm, fh, scale = _place(rng, size, pose(lm3, yaw, pitch), pose(fh3, yaw, pitch))
+    draws = {"yaw": float(np.rad2deg(yaw)), "pitch": float(np.rad2deg(pitch)), "glasses": 0.0}
+    lm, fh, scale = _place(rng, size, pose(lm3, yaw, pitch), pose(fh3, yaw, pitch), draws)
 
     img = _background(rng, size)
     _draw_face(rng, img, lm, fh, scale, shape)
-    if rng.random() < 0.35:
+    draws["occluded"] = float(rng.random() < 0.35)
+    if draws["occluded"]:
         _occlude(rng, img, lm, scale)
-    img = _degrade(rng, img)
+    img = _degrade(rng, img, draws)
 
     states = np.array(
         [shape.eye_open_left >= OPEN_THRESHOLD, shape.eye_open_right >= OPEN_THRESHOLD,
          shape.mouth_open >= OPEN_THRESHOLD],
         np.float32,
     )  # fmt: skip
-    return Sample(np.ascontiguousarray(img), (lm / size).astype(np.float32), states, f"synth:{seed}:{index}")
+    return Sample(np.ascontiguousarray(img), (lm / size).astype(np.float32), states, f"synth:{seed}:{index}",
+                  {**draws, "face_px": face_px(lm)})
+
 
 
 def _states(shape: FaceShape) -> np.ndarray:
@@ -226,19 +238,22 @@ def _render_shaded(seed: int, index: int, size: int, version: int) -> Sample:
     rng = np.random.default_rng([seed, index, 2])  # its own stream: v1 faces stay as they were; v3 reuses v2's
     shape, lm3, fh3 = shaded_face(rng, version)
     yaw, pitch = np.deg2rad(rng.uniform(-55.0, 55.0)), np.deg2rad(rng.uniform(-18.0, 18.0))
+    draws = {"yaw": float(np.rad2deg(yaw)), "pitch": float(np.rad2deg(pitch))}
     depth = rng.uniform(0.7, 0.9)
     lm2 = pose(lm3, yaw, pitch)
     lm2[:17] = v2.evenly_spaced(v2.silhouette_pose(lm3[:17], yaw, pitch, depth, outline=True))
-    lm, fh, scale = _place(rng, size, lm2, v2.silhouette_pose(fh3, yaw, pitch, depth, outline=True))
+    lm, fh, scale = _place(rng, size, lm2, v2.silhouette_pose(fh3, yaw, pitch, depth, outline=True), draws)
     img = background(rng, size)
     v2.draw_face(rng, img, lm, fh, scale, shape, v3.V3_FRAME if version == 3 else v2.FaceFrame())
-    if rng.random() < 0.2:
+    draws["glasses"] = float(rng.random() < 0.2)
+    if draws["glasses"]:
         v2.glasses(rng, img, lm, scale * 0.01)
-    if rng.random() < 0.3:
+    draws["occluded"] = float(rng.random() < 0.3)
+    if draws["occluded"]:
         v2.textured_occluder(rng, img, lm, scale)
-    img = v2.camera(rng, img)
+    img = v2.camera(rng, img, draws)
     return Sample(np.ascontiguousarray(img), (lm / size).astype(np.float32), _states(shape),
-                  f"synth@{version}:{seed}:{index}")
+                  f"synth@{version}:{seed}:{index}", {**draws, "face_px": face_px(lm)})
 
 
 class SynthFaces:

@@ -11,6 +11,7 @@ from torch import nn
 from .. import metrics
 from ..data.batches import loader
 from ..data.transforms import DEFAULT_MEAN, DEFAULT_STD
+from ..slices import concat_attributes
 
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # normalised NCHW -> (landmarks, states)
 
@@ -36,11 +37,15 @@ def predict_arrays(run: Predictor, x: np.ndarray, batch_size: int = 128) -> tupl
     return np.concatenate(lms), np.concatenate(sts)
 
 
-def predict(model: nn.Module | Predictor, dataset, batch_size: int = 128, mean=DEFAULT_MEAN, std=DEFAULT_STD):
-    """Return (pred_landmarks, state_logits, gt_landmarks or None, gt_states or None) as numpy arrays."""
+def predict(model: nn.Module | Predictor, dataset, batch_size: int = 128, mean=DEFAULT_MEAN, std=DEFAULT_STD,
+            attributes: dict | None = None):
+    """Return (pred_landmarks, state_logits, gt_landmarks or None, gt_states or None) as numpy arrays; the images'
+    attributes (robustness slices), when every batch has them, are put into `attributes`."""
     run = torch_predictor(model) if isinstance(model, nn.Module) else model
     out = {"lm": [], "st": [], "glm": [], "gst": []}
+    attrs: list[dict | None] = []
     for b in loader(dataset, batch_size, mean=mean, std=std):
+        attrs.append(b.attributes)
         lm, st = run(b.images.numpy())
         out["lm"].append(np.asarray(lm).reshape(len(lm), -1, 2))
         out["st"].append(np.asarray(st))
@@ -49,6 +54,8 @@ def predict(model: nn.Module | Predictor, dataset, batch_size: int = 128, mean=D
         if b.states is not None:
             out["gst"].append(b.states.numpy())
     cat = {k: (np.concatenate(v) if v else None) for k, v in out.items()}
+    if attributes is not None:
+        attributes.update(concat_attributes(attrs))
     return cat["lm"], cat["st"], cat["glm"], cat["gst"]
 
 
@@ -56,9 +63,10 @@ def evaluate_model(model: nn.Module | Predictor, dataset, batch_size: int = 128,
                    std=DEFAULT_STD, reference: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Task metrics against ground truth, or against `reference` (a teacher's landmarks and state logits) when
     the data is unlabeled: then NME measures fidelity and states are scored against the teacher's decisions."""
-    lm, st, glm, gst = predict(model, dataset, batch_size, mean, std)
+    attributes: dict = {}
+    lm, st, glm, gst = predict(model, dataset, batch_size, mean, std, attributes)
     if reference is not None:
         glm, gst = reference[0], (reference[1] > 0).astype(np.float32)
     if glm is None:
         raise ValueError("evaluation needs labeled data (landmarks) or a reference model")
-    return metrics.evaluate(lm, glm, st, gst)
+    return metrics.evaluate(lm, glm, st, gst, attributes=attributes)
