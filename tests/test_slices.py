@@ -72,14 +72,6 @@ def test_the_gate_fails_a_candidate_worse_only_on_profile_faces_and_names_the_sl
     assert set(acc["slices"]) <= set(SLICE_NAMES) and acc["slices"]["glasses"]["verdict"] == "not judged"
 
 
-def test_teacher_eval_reports_nme_per_slice(tmp_path, cli):
-    r = cli("teacher", "eval", "--data", "synth@3:test:64", "--out", str(tmp_path / "m.json"))
-    assert r.returncode == 0, r.stderr
-    m = json.loads((tmp_path / "m.json").read_text())
-    assert sum(m["slices"][k]["n"] for k in ("frontal", "turned", "profile")) == 64
-    assert "NME profile slice" in r.stdout
-
-
 def test_a_target_budget_can_name_slices_and_the_decision_drops_a_candidate_over_one():
     from pydantic import ValidationError
 

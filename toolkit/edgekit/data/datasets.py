@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import EdgekitError
+from ..landmarks import NUM_POINTS, states_from_points
 from .crop import center_square, crop_from_landmarks, face_px
 from .label_files import (
     IMAGE_EXTS,
@@ -54,8 +55,11 @@ class LabeledImages:
     def __getitem__(self, i: int) -> Sample:
         item = self.items[i]
         image, lm = crop_from_landmarks(read_image(item.image_path), item.landmarks, self.size)
+        states = item.states
+        if states is None and len(item.landmarks) == NUM_POINTS:  # the part states by their definition
+            states = states_from_points(item.landmarks[None])[0]
         # Yaw, where the set records none, comes from the points (edgekit.slices); the face's size only from here.
-        return Sample(image, lm, item.states, str(item.image_path), {"face_px": face_px(item.landmarks)})
+        return Sample(image, lm, states, str(item.image_path), {"face_px": face_px(item.landmarks)})
 
 
 def pts_folder(root: Path, size: int = 112) -> LabeledImages:
