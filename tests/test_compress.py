@@ -186,3 +186,27 @@ def test_a_missing_zoo_student_is_one_line_and_exit_2(tiny_teacher, tmp_path, cl
     r = cli("compress", "--recipe", str(recipe), "--run-dir", str(tmp_path / "run"), "--quiet")
     assert r.returncode == 2 and "no zoo model 'no-such-student'" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_your_training_data_holds_out_what_validation_and_the_figures_read(image_folder):
+    """A folder that trains (--data) keeps its last 10% out of every training batch: validation and the reported
+    figures read only those; calibration (it learns nothing) reads from the first images."""
+    from types import SimpleNamespace
+
+    from edgekit.compress.byom import ByomData
+    from edgekit.config.recipe import DataSpec
+    from edgekit.outputs import edgekit_contract
+
+    folder = str(image_folder)
+    data = ByomData(DataSpec(train=folder, val=folder, eval=folder, calibration=folder), teacher=None,
+                    meta=SimpleNamespace(input_size=112, mean=(0.5,) * 3, std=(0.5,) * 3),
+                    contract=edgekit_contract(112))
+    epoch = data.train_batches(8, 12)(0).dataset  # 96 draws over the training part: every image of it
+    trained = {epoch[i].source for i in range(len(epoch))}
+    whole = data.dataset(folder)
+    held = {s.source for s in data.scoring_part(folder, whole)}
+    assert len(held) == 2 and len(trained) == 22 and not trained & held
+    assert trained | held == {str(f) for f in whole.files}
+    assert held == {str(f) for f in whole.files[-2:]}  # the last names, sorted
+    assert len(data.scoring_part(folder, whole, calibration=True)) == 24
+    assert len(data.scoring_part("synth:test:32", data.dataset("synth:test:32"))) == 32  # other data: whole

@@ -240,7 +240,11 @@ def compress(
     std: Annotated[str, typer.Option(help="--model input std per channel (1 or 3 values).")] = "1",
     color: Annotated[str, typer.Option(help="--model input channel order: RGB or BGR.")] = "RGB",
     layout: Annotated[str, typer.Option(help="--model input layout: NCHW or NHWC.")] = "NCHW",
-    eval_data: Annotated[str | None, typer.Option(help="--model: data to score on; default --data.")] = None,
+    eval_data: Annotated[str | None, typer.Option(help="--model: data to score on; default: the part of --data "
+                                                  "held out from training (its last 10%, at most 1,000 images).")]
+    = None,
+    val_data: Annotated[str | None, typer.Option(help="--model: data the best epoch is picked on; default: the "
+                                                 "part of --data held out from training.")] = None,
     student: Annotated[str | None, typer.Option(help="Your own student for distill stages: "
                                                 "'package.module:factory' (outputs as the teacher's).")] = None,
     deploy: Annotated[bool, typer.Option(help="After export, bench each target's artifacts there (short "
@@ -293,7 +297,7 @@ def compress(
                          states_output=states_output, color=color, layout=layout)
         manifest = run_compress(recipe, target, teacher, data, run_dir, seed, workers, not quiet, out_console, byom,
                                 stderr_console=console, verbose=verbose, deploy=deploy, eval_data=eval_data,
-                                student=student)
+                                student=student, val_data=val_data)
         if manifest is None:  # a rank other than 0 under torchrun: rank 0 reports
             return
         missed = manifest.missed

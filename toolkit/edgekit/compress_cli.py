@@ -64,7 +64,8 @@ def _per_channel(option: str, text: str) -> tuple[float, ...]:
 def run_compress(recipe: str, target: str, teacher: str | None, data: str | None, run_dir: Path | None, seed: int,
                  workers: int, progress: bool, console: Console, byom: ByomSpec | None = None,
                  stderr_console: Console | None = None, verbose: bool = True, deploy: bool = True,
-                 eval_data: str | None = None, student: str | None = None) -> RunManifest | None:
+                 eval_data: str | None = None, student: str | None = None,
+                 val_data: str | None = None) -> RunManifest | None:
     """`edgekit compress`. Unless `verbose`, third-party output goes to <run dir>/log.txt, not the terminal.
     Under torchrun, ranks other than 0 print nothing and return None (rank 0 writes and reports)."""
     from .train.distributed import world
@@ -81,9 +82,14 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     targets = resolve_targets(target)
     out = run_dir or Path("runs") / rec.name
     if byom is not None:
-        # Validation (early stopping) on --data, against its labels or the original model; the reported figures
-        # on --eval-data when given (a labeled set scores against ground truth).
-        rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": eval_data or data, "val": data})})
+        # Validation (early stopping) on --val-data, else the part of --data held out from training (ByomData),
+        # against its labels or the original model; the reported figures on --eval-data when given (a labeled set
+        # scores against ground truth), else on that held-out part too.
+        rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": eval_data or data,
+                                                                          "val": val_data or data})})
+    elif val_data is not None or eval_data is not None:
+        raise EdgekitError("--val-data and --eval-data are for --model (your own model); a recipe names its splits "
+                           "under data:")
     capture = (contextlib.nullcontext() if verbose or stderr_console is None or not main
                else third_party_output_to(out / LOG_NAME, console, stderr_console))
     with capture:

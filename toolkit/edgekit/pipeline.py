@@ -106,7 +106,7 @@ class Pipeline:
                                  "weights": sha256_file(Path(b.weights)) if b.weights else None,
                                  "spec": {k: v for k, v in b.__dict__.items() if k not in ("model", "weights")}})
             if model.module is None and self._needs_torch():
-                model.torch_module(ctx.data.arrays(r.recipe.data.calibration)["x"][:16])
+                model.torch_module(ctx.data.arrays(r.recipe.data.calibration, calibration=True)["x"][:16])
             return model.module or model.reference, ctx, ident, b.model
         path = resolve(r.teacher or r.recipe.teacher)
         model, meta = load_checkpoint(path)
@@ -208,7 +208,7 @@ class Pipeline:
         manifest.accept.add_missed(doc.budget_missed)
 
     def _export(self, ctx: StageContext, state: ModelState) -> list[ArtifactRecord]:
-        calib = ctx.data.arrays(ctx.data.calibration)["x"][:EXPORT_CALIBRATION_IMAGES]
+        calib = ctx.data.arrays(ctx.data.calibration, calibration=True)["x"][:EXPORT_CALIBRATION_IMAGES]
         evaluation = ctx.data.arrays(ctx.data.eval)
         own = self.run.byom is not None
         absolute = own and not evaluation["labeled"]  # NME is fidelity to the original: the budget is absolute
@@ -246,7 +246,7 @@ class Pipeline:
         measured = teacher
         if isinstance(teacher, OrtModule):  # MACs are counted in PyTorch: convert if the file allows it
             try:
-                measured = ctx.byom.torch_module(ctx.data.arrays(ctx.data.calibration)["x"][:16])
+                measured = ctx.byom.torch_module(ctx.data.arrays(ctx.data.calibration, calibration=True)["x"][:16])
             except EdgekitError as exc:
                 log.warning("MACs of %s not counted: %s", teacher.path.name, exc)
         macs, params = count_macs_params(measured, ctx.input_shape)

@@ -7,6 +7,8 @@ original model; every other output is scored as fidelity to the original.
 
 from __future__ import annotations
 
+import torch
+
 from ..errors import EdgekitError
 from ..models.byom import ByomModel, ByomSpec
 from .context import StageContext
@@ -15,7 +17,11 @@ from .stage_data import StageData
 
 __all__ = ["ByomContext", "ByomSpec", "FIDELITY_BUDGET"]
 
-# A folder of thousands of crops trains; validation and calibration read its first images only (sorted names).
+# The data that trains holds out its last VAL_SHARE of images (sorted names; at most HELD_IMAGES, at least one):
+# validation (the epoch is picked on it) and, without --eval-data, the reported figures read only those, so no
+# figure is measured on images the student trained on. Calibration fits ranges and learns nothing: it reads the
+# first HELD_IMAGES images, held out or not.
+VAL_SHARE = 0.1
 HELD_IMAGES = 1000
 # Unlabeled data: an INT8 or FP16 model may move landmarks by at most 1% of the normalising distance against
 # the float model (or the other outputs by 1% relative error), unless the recipe sets its own budget.
@@ -28,8 +34,19 @@ class ByomData(StageData):
         flips (the scheme's pairs), a small random similarity, and photometric jitter."""
         return {**super().augmentation(), "warp": True}
 
-    def array_limit(self, spec: str) -> int | None:
-        return None if spec == self.eval else HELD_IMAGES
+    def held_out(self, n: int) -> int:
+        """How many of the training data's `n` images are held out (its last ones)."""
+        return min(HELD_IMAGES, max(1, round(n * VAL_SHARE))) if n > 1 else 0
+
+    def training_part(self, ds):
+        return torch.utils.data.Subset(ds, range(len(ds) - self.held_out(len(ds))))
+
+    def scoring_part(self, spec: str, ds, calibration: bool = False):
+        if calibration:
+            return torch.utils.data.Subset(ds, range(min(len(ds), HELD_IMAGES)))
+        if spec != self.train:
+            return ds
+        return torch.utils.data.Subset(ds, range(len(ds) - self.held_out(len(ds)), len(ds)))
 
 
 class ByomScorer(Scorer):

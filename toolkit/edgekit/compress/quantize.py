@@ -126,7 +126,7 @@ def _nme(ctx: StageContext, path: Path) -> float:
 
 
 def calibration_images(ctx: StageContext, n: int) -> np.ndarray:
-    x = ctx.data.arrays(ctx.data.calibration)["x"]
+    x = ctx.data.arrays(ctx.data.calibration, calibration=True)["x"]
     if len(x) < n:
         log.warning("calibration set %s has %d images, fewer than the %d asked for", ctx.data.calibration, len(x), n)
     return x[:n]

@@ -78,7 +78,7 @@ class StageData:
                               sampler=sharded(augmented))
 
             return synth
-        base = self.dataset(spec)
+        base = self.training_part(self.dataset(spec))
 
         def real(epoch: int):
             idx = np.random.default_rng([self.seed, epoch]).permutation(np.resize(np.arange(len(base)), per_epoch))
@@ -93,16 +93,13 @@ class StageData:
         photometric jitter only, as their published figures were trained)."""
         return {"permutation": self.contract.scheme.flip_permutation()}
 
-    def arrays(self, spec: str) -> dict:
+    def arrays(self, spec: str, calibration: bool = False) -> dict:
         """A split materialised once as normalised inputs plus targets: labels in this scheme, or else the
         teacher's outputs (unlabeled data, or labels of another scheme), so repeated evaluation costs only
         inference. "reference" holds every output of the teacher (the original model), for fidelity."""
-        key = ("arrays", spec)
+        key = ("arrays", spec, calibration)
         if key not in self._cache:
-            ds = self.dataset(spec)
-            limit = self.array_limit(spec)
-            if limit is not None and len(ds) > limit:
-                ds = torch.utils.data.Subset(ds, range(limit))
+            ds = self.scoring_part(spec, self.dataset(spec), calibration)
             batches = list(loader(ds, 128, mean=self.meta.mean, std=self.meta.std))
             x = np.concatenate([b.images.numpy() for b in batches])
             labels = batches[0].landmarks
@@ -123,9 +120,14 @@ class StageData:
                                 "labeled": labeled, "attributes": attributes}
         return self._cache[key]
 
-    def array_limit(self, spec: str) -> int | None:
-        """At most this many images of `spec` are held in memory for scoring (None: all)."""
-        return None
+    def scoring_part(self, spec: str, ds, calibration: bool = False):
+        """The images of `spec` that validation and evaluation (or, `calibration`, INT8 calibration) read: all of
+        them; your own data holds a part of its training folder out (compress/byom.py)."""
+        return ds
+
+    def training_part(self, ds):
+        """The images of the training data that train (all, for edgekit's own data: its splits are separate)."""
+        return ds
 
     def mean_teacher_landmarks(self, n: int = 256) -> torch.Tensor:
         batch = next(iter(self.train_batches(n, 1)(0)))
