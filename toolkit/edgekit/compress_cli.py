@@ -84,9 +84,10 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     if byom is not None:
         # Validation (early stopping) on --val-data, else the part of --data held out from training (ByomData),
         # against its labels or the original model; the reported figures on --eval-data when given (a labeled set
-        # scores against ground truth), else on that held-out part too.
+        # scores against ground truth), else on that held-out part too. The recipe's real faces are 68-point
+        # sets: your model is scored on your data only.
         rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": eval_data or data,
-                                                                          "val": val_data or data})})
+                                                                          "val": val_data or data, "real": []})})
     elif val_data is not None or eval_data is not None:
         raise EdgekitError("--val-data and --eval-data are for --model (your own model); a recipe names its splits "
                            "under data:")
@@ -108,16 +109,19 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
 
 
 def step_table(manifest: RunManifest, title: str = "") -> Table:
+    """Every step's size and accuracy on the evaluation split, and NME on the recipe's real faces beside it."""
     t = Table(title=title, title_justify="left")
-    for col in ("step", "params", "MMACs", "size", "NME", "jaw", "brows", "nose", "eyes", "mouth", "state F1",
-                "time"):
+    real = list(dict.fromkeys(k for s in manifest.steps for k in s.metrics.get("real_nme", {})))
+    for col in ("step", "params", "MMACs", "size", "NME", *(f"NME {k}" for k in real), "jaw", "brows", "nose", "eyes",
+                "mouth", "state F1", "time"):
         t.add_column(col, justify="left" if col == "step" else "right")
     for s in manifest.steps:
         m = s.metrics
-        r = m["region_nme"]
+        r, on_real = m["region_nme"], m.get("real_nme", {})
         t.add_row(
             s.name, f"{s.params / 1e6:.2f}M", f"{s.macs / 1e6:.1f}", f"{s.size_bytes / 1e6:.2f} MB",
-            f"{100 * m['nme']:.2f}%", *(f"{100 * r[k]:.2f}" for k in ("jaw", "brows", "nose", "eyes", "mouth")),
+            f"{100 * m['nme']:.2f}%", *(f"{100 * on_real[k]:.2f}%" if k in on_real else "" for k in real),
+            *(f"{100 * r[k]:.2f}" for k in ("jaw", "brows", "nose", "eyes", "mouth")),
             f"{m.get('state_f1', float('nan')):.3f}", "cached" if s.cached else f"{s.wall_s:.0f}s",
         )
     return t

