@@ -21,8 +21,8 @@ from ..runtime.registry import device_side_files
 # The modules the device-side runner needs: numpy-only code, the runtime registry, and every runtime file that
 # says it can travel (`Runtime.device_side`; torch_eager stays home).
 RUNNER_MODULES = ("__init__.py", "fingerprint.py", "metrics.py", "slices.py", "landmarks.py", "schemes.py",
-                  "outputs.py", "errors.py", "bench/__init__.py", "bench/protocol.py", "bench/reference.py", "bench/runner.py",
-                  "runtime/__init__.py", "runtime/registry.py", "runtime/timing.py", "scan.py")
+                  "outputs.py", "errors.py", "bench/__init__.py", "bench/protocol.py", "bench/reference.py",
+                  "bench/runner.py", "runtime/__init__.py", "runtime/registry.py", "runtime/timing.py", "scan.py")
 
 
 def runner_files() -> tuple[str, ...]:
