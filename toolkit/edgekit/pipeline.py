@@ -199,9 +199,9 @@ class Pipeline:
     def _deploy(self, manifest: RunManifest) -> None:
         """Measure each target's artifacts there (locally, or over its host:) and choose; budget misses join
         the recipe's."""
-        data = "synth:test"
+        data = self.run.recipe.data.eval  # the recipe's evaluation data (SynthFaces v3 for a v3 recipe)
         if self.run.byom is not None:  # score on the run's eval data when it has labels in the model's scheme
-            data = self.run.recipe.data.eval if self._ctx.scoring.labeled() else None
+            data = data if self._ctx.scoring.labeled() else None
         doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
                      data=data)
         manifest.deploy = deploy_summary(doc)
@@ -282,6 +282,12 @@ def acceptance(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> Ac
                           f"{100 * teacher_nme:.2f}% (budget {accept.max_nme_ratio:.2f}x)")
     if accept.max_nme is not None and nme is not None and nme > accept.max_nme:
         missed.append(f"accept.max_nme: {final.name} NME {100 * nme:.2f}% > {100 * accept.max_nme:.2f}%")
+    teacher_real, final_real = steps[0].metrics.get("real_nme", {}), final.metrics.get("real_nme", {})
+    for spec, got in final_real.items():
+        ref = teacher_real.get(spec)
+        if accept.max_real_nme_ratio is not None and ref and got / ref > accept.max_real_nme_ratio:
+            missed.append(f"accept.max_real_nme_ratio: {final.name} NME on {spec} {100 * got:.2f}% is "
+                          f"{got / ref:.2f}x the teacher's {100 * ref:.2f}% (budget {accept.max_real_nme_ratio:.2f}x)")
     for a in artifacts:
         if a.status == Status.VALIDATION_FAILED:
             par = a.parity or {}

@@ -157,6 +157,9 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         init_info.update(copied)
     else:
         student, arch_info = initial_student(student_spec, ctx)
+    if student_spec.init is not None:  # where distillation starts, so the manifest shows what it earned
+        start = ctx.scoring.evaluate(student)
+        init_info["init_metrics"] = {k: start[k] for k in ("n", "nme", "real_nme") if k in start}
     warnings: list[str] = []
     if own_model and cfg.pool:
         # A pool reuses the teacher's outputs for flipped images, an approximation of running it on them; your

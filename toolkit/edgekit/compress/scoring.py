@@ -48,10 +48,12 @@ class Scorer:
         return out
 
     def score_onnx(self, path: Path, spec: str | None = None) -> dict:
-        """Task metrics of an ONNX file through ONNX Runtime, on `spec` (default: the evaluation split)."""
+        """Task metrics of an ONNX file through ONNX Runtime, on `spec`; by default as `evaluate` reports them (the
+        evaluation split, and the recipe's real faces)."""
         from ..runtime.ort import OrtSession
 
-        return self.score(OrtSession(path, threads=None).run, spec or self.data.eval)
+        run = OrtSession(path, threads=None).run
+        return self.score(run, spec) if spec else self.evaluate(run)
 
     def validate(self, model) -> dict:
         """Metrics on the validation split: against labels, or against the teacher when unlabeled."""

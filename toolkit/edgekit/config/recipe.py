@@ -97,6 +97,8 @@ class Accept(Strict):
 
     max_nme_ratio: float | None = Field(None, gt=0, description="final NME / teacher NME on the eval data")
     max_nme: float | None = Field(None, gt=0, description="absolute final NME (0.03 = 3%)")
+    max_real_nme_ratio: float | None = Field(None, gt=0, description="final NME / teacher NME on each of the "
+                                             "recipe's real sets (data.real)")
     max_export_nme_increase: float | None = Field(
         None, ge=0, description="relative NME rise of an FP16/INT8 artifact over its float model at export; default: "
                                 "the quantize stage's fallback budget, else 0.05")
