@@ -57,7 +57,7 @@ SLICE_NAMES = tuple(s.name for s in SLICES)
 
 
 def estimated_yaw(landmarks: np.ndarray) -> np.ndarray:
-    """Yaw in degrees from 68 points, (N,) : the nose tip's offset from the middle of the jaw's ends, over half the
+    """Yaw in degrees, (N,), from 68 points: the nose tip's offset from the middle of the jaw's ends, over half the
     jaw's width, after levelling the eyes (so roll does not read as yaw). Positive: the nose points to image right.
     A proxy: `benchmarks/RESULTS.md` gives its error against SynthFaces' drawn yaw."""
     lm = np.asarray(landmarks, dtype=np.float64)
@@ -78,20 +78,18 @@ def attributes_from_points(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     return {"yaw": estimated_yaw(lm)}
 
 
-def stack_attributes(per_image: list[dict | None]) -> dict[str, np.ndarray]:
-    """Per-image attribute dicts -> one float array per attribute that every image has."""
-    if not per_image or any(a is None for a in per_image):
-        return {}
-    keys = set.intersection(*(set(a) for a in per_image))
-    return {k: np.array([float(a[k]) for a in per_image], np.float64) for k in sorted(keys)}
-
-
 def concat_attributes(parts: list[dict | None]) -> dict[str, np.ndarray]:
     """Batches' attribute arrays -> one array per attribute that every batch has ({} if any batch has none)."""
     if not parts or any(p is None for p in parts):
         return {}
     keys = set.intersection(*(set(p) for p in parts))
     return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in sorted(keys)}
+
+
+def stack_attributes(per_image: list[dict | None]) -> dict[str, np.ndarray]:
+    """Per-image attribute dicts -> one float array per attribute that every image has."""
+    return concat_attributes([None if a is None else {k: np.array([float(v)]) for k, v in a.items()}
+                              for a in per_image])
 
 
 def slice_nme(nme: np.ndarray, attributes: dict[str, np.ndarray]) -> dict[str, dict]:
