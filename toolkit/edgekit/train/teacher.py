@@ -20,7 +20,7 @@ from .evaluate import evaluate_model
 from .loop import FitConfig, FitResult, fit
 from .losses import LANDMARK_LOSSES, state_bce
 from .memory_format import input_format
-from .real_mix import WithRealFaces, open_real_faces, real_every
+from .real_mix import WithRealFaces, open_real_faces, open_val_faces, real_every
 
 
 @dataclass
@@ -40,6 +40,7 @@ class TeacherTrainConfig:
     init: str | None = None  # checkpoint (path or zoo:NAME) to fine-tune from, instead of fresh weights
     real_data: str | None = None  # labeled real faces (`--data` spec) mixed into every epoch (train/real_mix.py)
     real_share: float = 0.125  # with real_data: this share of each epoch's samples is real faces
+    val_data: str | None = None  # labeled faces the best epoch is picked on, instead of SynthFaces validation
     fit: FitConfig = field(default_factory=FitConfig)
 
 
@@ -100,7 +101,8 @@ def data_provenance(cfg: TeacherTrainConfig) -> dict:
         train += f" + 1 in {real_every(cfg.real_share)} samples a real face from {cfg.real_data}"
     if cfg.init:
         train += f", fine-tuned from {cfg.init}"
-    return {"train": train, "val": f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['val']} x {cfg.val_size}",
+    val = cfg.val_data or f"SynthFaces v{cfg.synth_version} seed {SPLIT_SEEDS['val']} x {cfg.val_size}"
+    return {"train": train, "val": val,
             "test": f"SynthFaces seed {SPLIT_SEEDS['test']} x {cfg.test_size}"}
 
 
@@ -127,6 +129,7 @@ def resume_settings(cfg: TeacherTrainConfig) -> dict:
 
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("fit", "workers", "threads")}
     settings["real_data_id"] = data_fingerprint(cfg.real_data) if cfg.real_data else None
+    settings["val_data_id"] = data_fingerprint(cfg.val_data) if cfg.val_data else None
     return settings
 
 
@@ -159,7 +162,8 @@ def train_teacher(cfg: TeacherTrainConfig, progress: bool = True, state_path: Pa
         return loader(ds, rank_batch, workers=cfg.workers,
                       sampler=distributed.sampler(ds, world) if world.distributed else None)
 
-    val = SynthFaces("val", size=cfg.input_size, length=cfg.val_size, version=cfg.synth_version)
+    val = (open_val_faces(cfg.val_data, cfg.input_size) if cfg.val_data else
+           SynthFaces("val", size=cfg.input_size, length=cfg.val_size, version=cfg.synth_version))
     result = fit(
         model,
         cfg.fit,
