@@ -61,6 +61,10 @@ def test_bad_options_exit_2_with_one_line(cli, tmp_path):
          "--head must be CHANNELS,HIDDEN as two positive integers (e.g. 32,256), got '32'"),
         (("teacher", "train", "--head", "32,256", "--out", str(tmp_path / "x.safetensors")),
          "--head applies to --arch mobile only, got --arch resnet"),
+        (("teacher", "train", "--val-data", "synth:nope", "--out", str(tmp_path / "x.safetensors")),
+         "bad data spec 'synth:nope'"),
+        (("compress", "--recipe", "ptq_int8", "--val-data", "dlib-voc:test", "--run-dir", str(tmp_path / "r")),
+         "--val-data and --eval-data are for --model"),
     ]:
         r = cli(*args)
         assert r.returncode == 2, (args, r.stderr)
