@@ -21,7 +21,8 @@ from ..runtime import load as load_runtime
 from .parity import parity
 from .sources import BuildOnDevice, ExportSources, Planned
 
-PARITY_SAMPLES = 64
+# Parity judges a 1% NME budget: 64 images were too few to trust such a verdict (docs/NOTES.md, session 7).
+PARITY_SAMPLES = 256
 FALLBACK_SELECTION_IMAGES = 128
 
 

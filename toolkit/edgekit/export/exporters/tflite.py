@@ -1,5 +1,6 @@
 """TFLite (LiteRT): converted from the PyTorch model by litert-torch; INT8 through PT2E, with the layers that must
-stay float to meet the NME budget chosen on labeled images (`export/tflite_int8.py`)."""
+stay float to meet the NME budget chosen on labeled images and checked on the converted file
+(`export/tflite_int8.py`)."""
 
 from __future__ import annotations
 
@@ -21,19 +22,18 @@ class TfliteFormat(Format):
 
     def build(self, planned, src, out_dir, targets, progress=False):
         from ..tflite_convert import export_tflite, io_details
-        from ..tflite_int8 import choose_float_modules
+        from ..tflite_int8 import convert_within_budget
 
         path = out_dir / planned.filename
         extra: dict = {}
-        float_modules: list[str] = []
         if planned.precision == "int8" and src.selection is not None and src.nme_budget is not None:
-            choice = choose_float_modules(src.float_model, src.input_shape, src.calibration, *src.selection,
-                                          src.nme_budget, src.max_float_layers, progress=progress,
-                                          max_params=src.max_float_params, contract=src.contract,
-                                          absolute=src.absolute_budget)
-            float_modules, extra["fallback"] = choice.float_modules, choice.as_dict()
-        export_tflite(src.float_model, path, src.input_shape, planned.precision, calibration=src.calibration,
-                      float_modules=float_modules)
+            choice = convert_within_budget(src.float_model, path, src.input_shape, src.calibration, *src.selection,
+                                           src.nme_budget, src.max_float_layers, progress=progress,
+                                           max_params=src.max_float_params, contract=src.contract,
+                                           absolute=src.absolute_budget)
+            extra["fallback"] = choice.as_dict()
+        else:
+            export_tflite(src.float_model, path, src.input_shape, planned.precision, calibration=src.calibration)
         return path, {"io": io_details(path), **extra}
 
     def precision_of(self, path: Path) -> str | None:
