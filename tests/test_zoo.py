@@ -10,6 +10,7 @@ from edgekit.models.checkpoint import ZOO_DIR, read_meta, resolve
 from edgekit.zoo_card import COLUMNS, measure, measure_real
 
 NAME = "facial68-teacher"
+COLUMNS_BY_KEY = [(key, head) for key, head, _ in COLUMNS]
 STUDENTS = sorted(p.stem for p in ZOO_DIR.glob("facial68-student-*.safetensors"))
 
 
@@ -48,8 +49,14 @@ def test_student_is_fp16_and_remeasures_as_its_card_says(name):
     card_nme = float(re.search(r"\| NME \(inter-ocular\) \| ([0-9.]+)% \|", card).group(1))
     measured = measure(path)
     assert abs(100 * measured["nme"] - card_nme) <= 0.2 and measured["n"] == 1000
-    # A starting point worth fine-tuning: within 2x of the teacher on the same split.
-    assert measured["nme"] <= 2 * read_meta(f"zoo:{NAME}").metrics["synthfaces_test"]["nme"]
+    # A starting point worth fine-tuning: within 2x of the teacher on the renderer it was trained for (v3 for the
+    # photos-* students: their v3 column, which the test below re-measures from the file).
+    teacher = read_meta(f"zoo:{NAME}").metrics
+    if "-photos-" in name:
+        v3 = dict(COLUMNS_BY_KEY)["synthfaces_v3_test"]
+        assert card_nmes(card)[v3] <= 2 * 100 * teacher["synthfaces_v3_test"]["nme"]
+    else:
+        assert measured["nme"] <= 2 * teacher["synthfaces_test"]["nme"]
 
 
 def card_nmes(card: str) -> dict[str, float]:

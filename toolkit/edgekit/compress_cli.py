@@ -183,14 +183,14 @@ def run_auto_cli(target: str, teacher: str | None, data: str | None, run_dir: Pa
                  stderr_console: Console, verbose: bool, executor: str = "sequential") -> list[str]:
     """`edgekit compress --recipe auto`: returns the missed-budget lines (none when something fits)."""
     from .auto.ray_executor import parse_executor
+    from .auto.grid import PHOTO_DATA
     from .auto.search import AutoRun, run_auto
-    from .config.recipe import DataSpec
 
     parse_executor(executor)  # a bad spelling stops here, before any run directory exists
     targets = resolve_targets(target)
     if len(targets) != 1:
         raise EdgekitError(f"--recipe auto measures on one target; got {len(targets)} ({target})")
-    spec = DataSpec() if data is None else DataSpec(train=data, calibration=data)
+    spec = PHOTO_DATA if data is None else PHOTO_DATA.model_copy(update={"train": data, "calibration": data})
     run = AutoRun(target=targets[0], run_dir=run_dir or Path("runs") / "auto", latency_budget_ms=latency_budget_ms,
                   time_budget_s=60 * time_budget_min, data=spec, seed=seed, workers=workers, progress=progress,
                   executor=executor, **({"teacher": teacher} if teacher else {}))

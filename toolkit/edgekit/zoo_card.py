@@ -124,8 +124,14 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
     else:
         weights, make = f"{name}-fp32.safetensors", f"{command} --out {name}-fp32.safetensors"
     data = p.get("data", {})
-    trained = (f"{data.get('train', 'SynthFaces')} (fresh faces every epoch)" if not p.get("recipe")
-               else data.get("train", f"recipe {p['recipe']}"))
+    if p.get("recipe"):  # a compress stage: its recipe, the data it trained on, the student it started from
+        trained = f"{data.get('train', 'the recipe data')} by recipe {p['recipe']} (stage {p.get('stage', '?')})"
+        trained += f", starting from {p['student_init']}" if p.get("student_init") else ""
+    else:
+        trained = f"{data.get('train', 'SynthFaces')} (fresh faces every epoch)"
+    training = ", ".join(part for part in (
+        f"best epoch {p['best_epoch']}" if p.get("best_epoch") is not None else "",
+        f"wall time {p['wall_s'] / 60:.1f} min" if p.get("wall_s") else "", versions) if part) or "-"
     return f"""# {name}
 
 {intro}
@@ -135,8 +141,8 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
 | architecture | `{meta.arch}` {json.dumps(meta.arch_kwargs)}, input {meta.input_size}x{meta.input_size} RGB, mean {list(meta.mean)}, std {list(meta.std)} |
 | outputs | `landmarks` (N, 68, 2) in [0, 1] crop coordinates; `states` (N, 3) logits: {', '.join(meta.state_names)} |
 | size | {meta.metrics['params'] / 1e6:.2f} M parameters, {meta.metrics['macs'] / 1e6:.1f} MMACs, {size_bytes / 1e6:.2f} MB (FP16 safetensors) |
-| training data | {trained}, validation {data.get('val', '')} |
-| training | best epoch {p.get('best_epoch')}, wall time {p.get('wall_s', 0) / 60:.1f} min, {versions} |
+| training data | {trained}{', validation ' + data['val'] if data.get('val') else ''} |
+| training | {training} |
 {init_row}
 ## Metrics
 

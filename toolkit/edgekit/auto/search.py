@@ -20,7 +20,7 @@ from ..artifact_record import Status
 from ..config.recipe import DataSpec
 from ..config.target import Target
 from ..errors import EdgekitError
-from .grid import GRID, STAGES, Point
+from .grid import GRID, PHOTO_DATA, STAGES, Point
 from .result import AutoPoint, AutoResult
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class AutoRun:
     latency_budget_ms: float | None = None
     time_budget_s: float = 30 * 60
     teacher: str = "zoo:facial68-teacher"
-    data: DataSpec = field(default_factory=DataSpec)
+    data: DataSpec = field(default_factory=lambda: PHOTO_DATA.model_copy(deep=True))
     grid: tuple[Point, ...] = GRID
     stages: dict = field(default_factory=lambda: dict(STAGES))  # per kind, the config every point uses
     seed: int = 0
