@@ -96,7 +96,7 @@ def test_tflite_int8_fallback_keeps_the_sensitive_layers_in_float_within_budget(
     assert choice.within_budget and 1 <= len(choice.float_modules) <= 4
     assert set(choice.float_modules) & {"head.landmarks.1", "head.landmarks.3"}
     # The verdict is the converted file's, measured through LiteRT, not the fake-quantized estimate's.
-    assert choice.file_checks and choice.nme_file == choice.file_checks[-1]["nme"] <= choice.budget
+    assert choice.file_checks and choice.nme_file == choice.file_checks[-1]["nme"] <= choice.file_budget
     assert choice.nme_file == pytest.approx(file_nme(path, x, labels, edgekit_contract(112)), rel=1e-6)
     # The named Linear layers run in float in the file itself; everything else stays integer.
     session = LiteRTSession(path)
@@ -111,7 +111,7 @@ def test_tflite_int8_fallback_keeps_the_sensitive_layers_in_float_within_budget(
 
 def test_tflite_int8_file_that_misses_is_reconverted_with_one_more_float_layer(student, images, tmp_path,
                                                                              monkeypatch):
-    """An estimate that is too kind (all-INT8 "within" its budget) against a budget no INT8 file meets: the file
+    """An estimate that is too kind (all-INT8 "within" a loose budget) against a budget no file meets: the file
     check sends the next ranked layer to float per conversion, stops after 1 + extra conversions, and the record
     says it missed (parity then fails the artifact)."""
     import torch
@@ -126,12 +126,12 @@ def test_tflite_int8_file_that_misses_is_reconverted_with_one_more_float_layer(s
 
     def kind_estimate(*args, **kwargs):
         choice = real_choose(*args[:5], 1e6, *args[6:], **kwargs)  # a loose budget: nothing is ranked
-        choice.budget, choice.ranked = -1.0, ["head.landmarks.3", "head.landmarks.1", "head.states.1"]
+        choice.ranked = ["head.landmarks.3", "head.landmarks.1", "head.states.1"]
         return choice
 
     monkeypatch.setattr(tflite_int8, "choose_float_modules", kind_estimate)
     miss = tflite_int8.convert_within_budget(fragile, tmp_path / "m.tflite", (1, 3, 112, 112), x, x, labels,
-                                             max_nme_increase=0.05, max_layers=6, extra_conversions=2)
+                                             max_nme_increase=-0.5, max_layers=6, extra_conversions=2)
     assert miss.nme_all_int8 <= 1e6 * miss.nme_float and not miss.sensitivity
     assert [c["float_layers"] for c in miss.file_checks] == [[], ["head.landmarks.3"],
                                                              ["head.landmarks.3", "head.landmarks.1"]]

@@ -30,7 +30,8 @@ class TfliteFormat(Format):
             choice = convert_within_budget(src.float_model, path, src.input_shape, src.calibration, *src.selection,
                                            src.nme_budget, src.max_float_layers, progress=progress,
                                            max_params=src.max_float_params, contract=src.contract,
-                                           absolute=src.absolute_budget)
+                                           absolute=src.absolute_budget,
+                                           check=(src.samples, src.labels) if src.labels is not None else None)
             extra["fallback"] = choice.as_dict()
         else:
             export_tflite(src.float_model, path, src.input_shape, planned.precision, calibration=src.calibration)
