@@ -161,3 +161,22 @@ def test_pareto_labels_never_overlap():
         for b in boxes[i + 1:]:
             assert not a.overlaps(b), "two texts of the plot overlap"
     plt.close(fig)
+
+
+def test_bench_of_a_run_scores_on_the_data_its_recipe_judged(tmp_path):
+    """`edgekit bench --run R` without --data: the recipe's eval set when it is built in (distill_int8: v3), so
+    bench's NME is the compress table's; your own folder or no manifest: SynthFaces v1 test."""
+    import json
+
+    from edgekit.bench.api import DEFAULT_DATA, run_eval_data
+
+    def run_with(eval_spec):
+        d = tmp_path / str(abs(hash(str(eval_spec))))
+        d.mkdir()
+        (d / "manifest.json").write_text(json.dumps({"recipe": {"data": {"eval": eval_spec}}}))
+        return d
+
+    assert run_eval_data(run_with("synth@3:test:1000")) == "synth@3:test:1000"
+    assert run_eval_data(run_with("dlib-voc:test")) == "dlib-voc:test"
+    assert run_eval_data(run_with(str(tmp_path / "my_faces"))) == DEFAULT_DATA == "synth:test"
+    assert run_eval_data(tmp_path / "no-run") == DEFAULT_DATA

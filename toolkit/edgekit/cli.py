@@ -325,7 +325,9 @@ def bench(
     ssh_config: Annotated[Path | None, typer.Option(help="ssh config file to use (ssh -F).")] = None,
     remote_python: Annotated[str, typer.Option(help="Python on the remote host (needs numpy and the runtime).")]
     = "python3",
-    data: Annotated[str, typer.Option(help="Labeled evaluation data. " + DATA_HELP)] = "synth:test",
+    data: Annotated[str | None, typer.Option(help="Labeled evaluation data; default: the run's recipe eval data "
+                                             "when it is a built-in set (distill_int8: synth@3:test:1000), else "
+                                             "synth:test. " + DATA_HELP)] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials per cell, each in a fresh process.")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Threads; default: the target's.")] = None,
     batch_sizes: Annotated[str | None, typer.Option(help="Throughput batch sizes, e.g. 1,8,32.")] = None,

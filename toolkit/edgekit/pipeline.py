@@ -71,7 +71,9 @@ class Pipeline:
         self.run = run
         self.dir = run.run_dir
         self.recipe_hash = sha256_json(run.recipe.model_dump())[:16]
-        self.data_ids = {k: data_fingerprint(v) for k, v in run.recipe.data.model_dump().items()}
+        # `real` is a list of sets: one identity each (a list's repr is no path, so it read as "missing").
+        self.data_ids = {k: [data_fingerprint(s) for s in v] if isinstance(v, list) else data_fingerprint(v)
+                         for k, v in run.recipe.data.model_dump().items()}
 
     def _stage_done(self, stage_dir: Path, key: str) -> dict | None:
         """The stage's record when its key matches. A record that does not match (another config, older code,

