@@ -78,6 +78,11 @@ def _fragile(model, factor=1000.0):
     return m
 
 
+def _converter(model, path, calibration):
+    return lambda float_modules: export_tflite(model, path, (1, 3, 112, 112), "int8", calibration=calibration,
+                                               float_modules=float_modules)
+
+
 def test_tflite_int8_fallback_keeps_the_sensitive_layers_in_float_within_budget(student, images, tmp_path):
     import torch
 
@@ -90,8 +95,8 @@ def test_tflite_int8_fallback_keeps_the_sensitive_layers_in_float_within_budget(
         own = fragile(torch.from_numpy(x))[0].numpy()
     labels = own + np.random.default_rng(0).normal(0, 0.003, own.shape).astype(np.float32)
     path = tmp_path / "m.tflite"
-    choice = convert_within_budget(fragile, path, (1, 3, 112, 112), x, x, labels, max_nme_increase=0.05,
-                                   max_layers=4)
+    choice = convert_within_budget(fragile, path, _converter(fragile, path, x), (1, 3, 112, 112), x, x, labels,
+                                   max_nme_increase=0.05, max_layers=4)
     assert choice.nme_all_int8 > choice.budget, "the outlier should push full INT8 over the budget"
     assert choice.within_budget and 1 <= len(choice.float_modules) <= 4
     assert set(choice.float_modules) & {"head.landmarks.1", "head.landmarks.3"}
@@ -130,8 +135,9 @@ def test_tflite_int8_file_that_misses_is_reconverted_with_one_more_float_layer(s
         return choice
 
     monkeypatch.setattr(tflite_int8, "choose_float_modules", kind_estimate)
-    miss = tflite_int8.convert_within_budget(fragile, tmp_path / "m.tflite", (1, 3, 112, 112), x, x, labels,
-                                             max_nme_increase=-0.5, max_layers=6, extra_conversions=2)
+    path = tmp_path / "m.tflite"
+    miss = tflite_int8.convert_within_budget(fragile, path, _converter(fragile, path, x), (1, 3, 112, 112), x, x,
+                                             labels, max_nme_increase=-0.5, max_layers=6, extra_conversions=2)
     assert miss.nme_all_int8 <= 1e6 * miss.nme_float and not miss.sensitivity
     assert [c["float_layers"] for c in miss.file_checks] == [[], ["head.landmarks.3"],
                                                              ["head.landmarks.3", "head.landmarks.1"]]

@@ -182,8 +182,8 @@ def run_auto_cli(target: str, teacher: str | None, data: str | None, run_dir: Pa
                  progress: bool, latency_budget_ms: float | None, time_budget_min: float, console: Console,
                  stderr_console: Console, verbose: bool, executor: str = "sequential") -> list[str]:
     """`edgekit compress --recipe auto`: returns the missed-budget lines (none when something fits)."""
-    from .auto.ray_executor import parse_executor
     from .auto.grid import PHOTO_DATA
+    from .auto.ray_executor import parse_executor
     from .auto.search import AutoRun, run_auto
 
     parse_executor(executor)  # a bad spelling stops here, before any run directory exists

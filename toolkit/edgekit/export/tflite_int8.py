@@ -204,7 +204,7 @@ def file_nme(path, samples: np.ndarray, labels: np.ndarray, contract: OutputCont
     return float(metrics.nme_per_image(lm.reshape(labels.shape), labels, contract.scheme).mean())
 
 
-def convert_within_budget(model: nn.Module, path, input_shape: tuple[int, ...], calibration: np.ndarray,
+def convert_within_budget(model: nn.Module, path, convert, input_shape: tuple[int, ...], calibration: np.ndarray,
                           samples: np.ndarray, labels: np.ndarray, max_nme_increase: float, max_layers: int = 20,
                           progress: bool = False, max_params: int | None = None,
                           contract: OutputContract | None = None, absolute: bool = False,
@@ -216,9 +216,7 @@ def convert_within_budget(model: nn.Module, path, input_shape: tuple[int, ...], 
     validation faces missed parity on the evaluation faces by 3% (and then by 0.3%) on a v3 student. Pass the
     parity check's images as `check` so the file is converted until it passes the check it will be judged by.
     While it misses, the next most sensitive layer goes to float and the model is converted again, at most
-    `extra_conversions` times."""
-    from .tflite_convert import export_tflite
-
+    `extra_conversions` times. `convert(float_modules)` writes the INT8 file at `path` (`export_tflite`)."""
     contract = contract or edgekit_contract(input_shape[-1])
     choice = choose_float_modules(model, input_shape, calibration, samples, labels, max_nme_increase, max_layers,
                                   progress, max_params, contract, absolute)
@@ -228,7 +226,7 @@ def convert_within_budget(model: nn.Module, path, input_shape: tuple[int, ...], 
     check_float = float(metrics.nme_per_image(ref.reshape(check_labels.shape), check_labels, contract.scheme).mean())
     choice.file_budget = check_float + max_nme_increase if absolute else check_float * (1.0 + max_nme_increase)
     for attempt in range(extra_conversions + 1):
-        export_tflite(model, path, input_shape, "int8", calibration=calibration, float_modules=choice.float_modules)
+        convert(choice.float_modules)
         nme = file_nme(path, check_x, check_labels, contract)
         choice.file_checks.append({"float_layers": list(choice.float_modules), "nme": nme, "float_nme": check_float,
                                    "images": int(len(check_x))})

@@ -27,7 +27,12 @@ class TfliteFormat(Format):
         path = out_dir / planned.filename
         extra: dict = {}
         if planned.precision == "int8" and src.selection is not None and src.nme_budget is not None:
-            choice = convert_within_budget(src.float_model, path, src.input_shape, src.calibration, *src.selection,
+            def convert(float_modules: list[str]) -> None:
+                export_tflite(src.float_model, path, src.input_shape, "int8", calibration=src.calibration,
+                              float_modules=float_modules)
+
+            choice = convert_within_budget(src.float_model, path, convert, src.input_shape, src.calibration,
+                                           *src.selection,
                                            src.nme_budget, src.max_float_layers, progress=progress,
                                            max_params=src.max_float_params, contract=src.contract,
                                            absolute=src.absolute_budget,
