@@ -139,6 +139,11 @@ def test_tflite_int8_file_that_misses_is_reconverted_with_one_more_float_layer(s
     miss = tflite_int8.convert_within_budget(fragile, path, _converter(fragile, path, x), (1, 3, 112, 112), x, x,
                                              labels, max_nme_increase=-0.5, max_layers=6, extra_conversions=2)
     assert miss.nme_all_int8 <= 1e6 * miss.nme_float and not miss.sensitivity
-    assert [c["float_layers"] for c in miss.file_checks] == [[], ["head.landmarks.3"],
-                                                             ["head.landmarks.3", "head.landmarks.1"]]
+    tried = [c["float_layers"] for c in miss.file_checks[:3]]
+    assert tried == [[], ["head.landmarks.3"], ["head.landmarks.3", "head.landmarks.1"]]
+    # Every file missed: the most accurate of the three is what stays on disk (converted again if it was not last).
+    best = min(miss.file_checks[:3], key=lambda c: (c["nme"], len(c["float_layers"])))
+    assert miss.float_modules == best["float_layers"] and miss.file_checks[-1]["float_layers"] == best["float_layers"]
+    assert len(miss.file_checks) == (3 if best is miss.file_checks[2] else 4)
+    assert miss.nme_file == pytest.approx(best["nme"], rel=1e-6)
     assert not miss.within_budget and miss.as_dict()["within_budget"] is False
