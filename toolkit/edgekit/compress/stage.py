@@ -158,8 +158,7 @@ def model_output(model: nn.Module, arch: dict, ctx: StageContext, name: str,
             mean=meta.mean, std=meta.std, outputs=tuple(ctx.output_names),
             provenance={"recipe": ctx.recipe_name, "stage": name, "stage_dir": ctx.files.dir.name,
                         "key": ctx.files.key, "data": {"train": ctx.data.train, "val": ctx.data.val},
-                        **{k: extra[k] for k in ("best_epoch",) if extra.get(k) is not None},
-                        **({"student_init": extra["init"]} if isinstance(extra.get("init"), str) else {})}))
+                        "best_epoch": extra.get("best_epoch"), "student_init": extra.get("init")}))
     else:  # your own (pruned) module: no family rebuilds it, so it is kept as a torch.export archive
         from ..models.export_archive import save_archive
 

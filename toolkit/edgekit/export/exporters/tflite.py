@@ -31,12 +31,12 @@ class TfliteFormat(Format):
                 export_tflite(src.float_model, path, src.input_shape, "int8", calibration=src.calibration,
                               float_modules=float_modules)
 
+            # The file is converted until it passes the parity check that follows on the same images.
+            check = (src.samples, src.labels) if src.labels is not None else None
             choice = convert_within_budget(src.float_model, path, convert, src.input_shape, src.calibration,
-                                           *src.selection,
-                                           src.nme_budget, src.max_float_layers, progress=progress,
+                                           *src.selection, src.nme_budget, src.max_float_layers, progress=progress,
                                            max_params=src.max_float_params, contract=src.contract,
-                                           absolute=src.absolute_budget,
-                                           check=(src.samples, src.labels) if src.labels is not None else None)
+                                           absolute=src.absolute_budget, check=check)
             extra["fallback"] = choice.as_dict()
         else:
             export_tflite(src.float_model, path, src.input_shape, planned.precision, calibration=src.calibration)
