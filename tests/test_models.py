@@ -36,6 +36,22 @@ def test_width_multiplier_shrinks_the_student():
     assert count_macs_params(build("mobile", width=0.5))[0] < 0.6 * count_macs_params(build("mobile"))[0]
 
 
+def test_the_early_stride_layout_takes_a_default_students_weights_with_fewer_macs(tmp_path):
+    default = build("mobile", width=0.75, head_channels=32, head_hidden=256).eval()
+    early = build("mobile", width=0.75, head_channels=32, head_hidden=256, layout="early-stride").eval()
+    early.load_state_dict(default.state_dict())  # same shapes: the zoo's relayout warm start relies on it
+    assert early.spatial == default.spatial == 7
+    assert count_macs_params(early)[0] < 0.6 * count_macs_params(default)[0]
+    x = torch.rand(1, 3, 112, 112)
+    assert not torch.allclose(early(x)[0], default(x)[0])  # the strides did move
+    meta = CheckpointMeta(arch="mobile", arch_kwargs={"width": 0.75, "head_channels": 32, "head_hidden": 256,
+                                                      "layout": "early-stride"})
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "early.safetensors", early, meta))
+    assert torch.allclose(loaded(x)[0], early(x)[0], atol=1e-5)
+    with pytest.raises(EdgekitError, match="unknown student layout 'late'; expected one of default, early-stride"):
+        build("mobile", layout="late")
+
+
 def test_checkpoint_round_trip_in_fp16_keeps_outputs_and_metadata(tmp_path):
     model = build("mobile", width=0.5).eval()
     meta = CheckpointMeta(arch="mobile", arch_kwargs={"width": 0.5}, metrics={"nme": 0.05})
