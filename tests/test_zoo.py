@@ -79,3 +79,17 @@ def test_every_card_column_remeasures_synthetic_v3_and_real_photos(name):
         real = measure_real(path, key)
         assert real["n"] == n
         assert abs(100 * real["nme"] - card[headings[key]]) <= 0.2, key
+
+
+@pytest.mark.parametrize("recipe_file, recipe_arg", [(None, "pretrain_x"), ("benchmarks/zoo/x.yaml", "benchmarks/zoo/x.yaml")])
+def test_a_card_reproduces_a_compress_checkpoint_with_the_recipe_it_was_given(recipe_file, recipe_arg):
+    """A recipe given as a YAML path is named by that path: its `name:` alone would not be found."""
+    from edgekit.models.checkpoint import CheckpointMeta
+    from edgekit.zoo_card import render_card
+
+    meta = CheckpointMeta(arch="mobile", metrics={"params": 5e5, "macs": 7e6}, provenance={
+        "recipe": "pretrain_x", "recipe_file": recipe_file, "stage": "student", "stage_dir": "01-distill",
+        "data": {"train": "synth@3:train"}, "best_epoch": 7})
+    card = render_card("facial68-student-x", meta, 1000, role="student")
+    assert f"edgekit compress --recipe {recipe_arg} --target cpu --run-dir runs/pretrain_x\n" in card
+    assert "--weights runs/pretrain_x/01-distill/model.safetensors" in card and "best epoch 7" in card

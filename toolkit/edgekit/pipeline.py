@@ -91,11 +91,22 @@ class Pipeline:
         f.unlink(missing_ok=True)
         return None
 
+    def _recipe_file(self) -> str | None:
+        """The recipe's YAML path when it is not the shipped recipe of that name (cards must say which file)."""
+        from .config.catalog import available
+
+        path = self.run.recipe_path
+        shipped = available("recipes").get(self.run.recipe.name)
+        if path is None or (shipped is not None and Path(path).resolve() == Path(shipped).resolve()):
+            return None
+        return path
+
     def _source(self, multiple: int):
         """The model to compress, its stage context, and the hash and path that identify it."""
         r = self.run
         common = dict(data=r.recipe.data, run_dir=self.dir, progress=r.progress, channel_multiple=multiple,
                       seed=r.seed, workers=r.workers, student=r.recipe.student, recipe_name=r.recipe.name,
+                      recipe_file=self._recipe_file(),
                       int8_schemes=int8_schemes(r.targets))
         if r.byom is not None:
             b = r.byom

@@ -120,12 +120,13 @@ def render_card(name: str, meta, size_bytes: int, role: str = "teacher") -> str:
     if p.get("recipe"):  # a compress stage's output: the recipe makes it, then publish takes its checkpoint
         run = f"runs/{p['recipe']}"
         weights = f"{run}/{p.get('stage_dir', '<stage folder>')}/model.safetensors"
-        make = f"edgekit compress --recipe {p['recipe']} --target cpu --run-dir {run}"
+        make = f"edgekit compress --recipe {p.get('recipe_file') or p['recipe']} --target cpu --run-dir {run}"
     else:
         weights, make = f"{name}-fp32.safetensors", f"{command} --out {name}-fp32.safetensors"
     data = p.get("data", {})
     if p.get("recipe"):  # a compress stage: its recipe, the data it trained on, the student it started from
-        trained = f"{data.get('train', 'the recipe data')} by recipe {p['recipe']} (stage {p.get('stage', '?')})"
+        recipe = f"`{p['recipe_file']}`" if p.get("recipe_file") else p["recipe"]
+        trained = f"{data.get('train', 'the recipe data')} by recipe {recipe} (stage {p.get('stage', '?')})"
         trained += f", starting from {p['student_init']}" if p.get("student_init") else ""
     else:
         trained = f"{data.get('train', 'SynthFaces')} (fresh faces every epoch)"

@@ -48,6 +48,9 @@ PHOTO_DATA = DataSpec(train="synth@3:train", val="synth@3:val:300", eval="synth@
 # pre-trained on v3 (their cards; benchmarks/zoo/ has the recipes).
 GRID = (
     Point("w050", "zoo:facial68-student-photos-w050"),
+    # The wide-head student with early strides (7.7 MMACs): the one under 1/10 of the teacher's p50 on a CPU
+    # without VNNI, at ~1.07x its NME on v3 (benchmarks/RESULTS.md, eighth session).
+    Point("w075-h32-early", "zoo:facial68-student-photos-w075-h32-early"),
     Point("w075", "zoo:facial68-student-photos-w075"),
     Point("w075-h32", "zoo:facial68-student-photos-w075-h32"),
     Point("w075-h32-p80", "zoo:facial68-student-photos-w075-h32", prune_macs_ratio=0.8),

@@ -36,12 +36,13 @@ class StageContext:
     def __init__(self, teacher: nn.Module, meta: CheckpointMeta, data: DataSpec, run_dir: Path, progress: bool = True,
                  channel_multiple: int = 8, seed: int = 0, workers: int = 1, student: StudentSpec | None = None,
                  int8_schemes: tuple[str, ...] = ("asym",), onnx_metadata: dict | None = None, recipe_name: str = "",
-                 contract: OutputContract | None = None, input_shape: tuple[int, ...] | None = None):
+                 recipe_file: str | None = None, contract: OutputContract | None = None, input_shape: tuple[int, ...] | None = None):
         self.teacher, self.meta = teacher, meta  # the teacher's meta: input size, normalisation
         self.contract = contract or edgekit_contract(meta.input_size)  # how to read the models' outputs
         self.input_shape = tuple(input_shape or (1, 3, meta.input_size, meta.input_size))
         self.run_dir, self.progress, self.channel_multiple = run_dir, progress, channel_multiple
         self.seed, self.workers, self.recipe_name = seed, workers, recipe_name
+        self.recipe_file = recipe_file  # the YAML path given for a recipe that is not shipped; None for shipped ones
         self.student = student  # the recipe's, for stages that distill
         self.int8_schemes = int8_schemes  # the INT8 ONNX schemes the targets need ("asym", "sym")
         self._onnx_metadata = dict(onnx_metadata or {})
