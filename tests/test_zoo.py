@@ -81,7 +81,8 @@ def test_every_card_column_remeasures_synthetic_v3_and_real_photos(name):
         assert abs(100 * real["nme"] - card[headings[key]]) <= 0.2, key
 
 
-@pytest.mark.parametrize("recipe_file, recipe_arg", [(None, "pretrain_x"), ("benchmarks/zoo/x.yaml", "benchmarks/zoo/x.yaml")])
+@pytest.mark.parametrize("recipe_file, recipe_arg",
+                         [(None, "pretrain_x"), ("benchmarks/zoo/x.yaml", "benchmarks/zoo/x.yaml")])
 def test_a_card_reproduces_a_compress_checkpoint_with_the_recipe_it_was_given(recipe_file, recipe_arg):
     """A recipe given as a YAML path is named by that path: its `name:` alone would not be found."""
     from edgekit.models.checkpoint import CheckpointMeta

@@ -36,7 +36,8 @@ class StageContext:
     def __init__(self, teacher: nn.Module, meta: CheckpointMeta, data: DataSpec, run_dir: Path, progress: bool = True,
                  channel_multiple: int = 8, seed: int = 0, workers: int = 1, student: StudentSpec | None = None,
                  int8_schemes: tuple[str, ...] = ("asym",), onnx_metadata: dict | None = None, recipe_name: str = "",
-                 recipe_file: str | None = None, contract: OutputContract | None = None, input_shape: tuple[int, ...] | None = None):
+                 recipe_file: str | None = None, contract: OutputContract | None = None,
+                 input_shape: tuple[int, ...] | None = None):
         self.teacher, self.meta = teacher, meta  # the teacher's meta: input size, normalisation
         self.contract = contract or edgekit_contract(meta.input_size)  # how to read the models' outputs
         self.input_shape = tuple(input_shape or (1, 3, meta.input_size, meta.input_size))
