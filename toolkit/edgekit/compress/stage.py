@@ -157,7 +157,8 @@ def model_output(model: nn.Module, arch: dict, ctx: StageContext, name: str,
             arch=arch["arch"], arch_kwargs=arch["arch_kwargs"], pruned=arch["pruned"], input_size=meta.input_size,
             mean=meta.mean, std=meta.std, outputs=tuple(ctx.output_names),
             provenance={"recipe": ctx.recipe_name, "recipe_file": ctx.recipe_file, "stage": name,
-                        "stage_dir": ctx.files.dir.name, "key": ctx.files.key, "data": {"train": ctx.data.train, "val": ctx.data.val},
+                        "stage_dir": ctx.files.dir.name, "key": ctx.files.key,
+                        "data": {"train": ctx.data.train, "val": ctx.data.val},
                         "best_epoch": extra.get("best_epoch"), "student_init": extra.get("init")}))
     else:  # your own (pruned) module: no family rebuilds it, so it is kept as a torch.export archive
         from ..models.export_archive import save_archive
