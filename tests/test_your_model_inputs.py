@@ -25,6 +25,25 @@ def test_nhwc_bgr_model_sees_the_same_image_as_its_nchw_rgb_twin():
         load_user_model(ByomSpec("byom_models:nhwc_bgr", input_shape=(1, 64, 64, 3), layout="NWHC"))
 
 
+def test_an_onnx_model_with_a_fixed_batch_of_one_takes_edgekits_batches(tmp_path):
+    """torch.onnx.export without dynamic axes fixes batch 1, as many third-party files do: edgekit feeds it in
+    chunks (the last padded), so teaching and scoring on batches of 64 work and give the per-image outputs."""
+    import byom_models
+
+    torch.manual_seed(0)
+    model = byom_models.style_a().eval()
+    path = tmp_path / "fixed.onnx"
+    torch.onnx.export(model, torch.zeros(1, 3, 64, 64), str(path), input_names=["image"], output_names=["output0"],
+                      dynamo=False)
+    loaded = load_user_model(ByomSpec(str(path), landmarks_output="output0", mean=(0.5,) * 3))
+    assert loaded.input_shape == (1, 3, 64, 64)
+    x = torch.rand(5, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.cat([model(x[i:i + 1]) for i in range(5)])  # the reference takes normalised input
+        got = loaded.reference(x)[0]
+    assert got.shape[0] == 5 and torch.allclose(got.reshape(5, -1), expected.reshape(5, -1), atol=1e-5)
+
+
 def test_pt2_archive_is_a_model_source(tmp_path):
     import byom_models
 
