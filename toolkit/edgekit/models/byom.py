@@ -127,10 +127,6 @@ class OrtModule(nn.Module):
 
         self.path, self.session = path, OrtSession(path, threads=None)
         self.bgr, self.nhwc = bgr, nhwc
-        # Many exported models fix their batch (torch.onnx.export without dynamic axes makes batch 1): such a
-        # model is fed in chunks of that size, the last one padded, instead of failing on edgekit's batches.
-        first = self.session.input_shape[0] if self.session.input_shape else None
-        self.fixed_batch = first if isinstance(first, int) and first > 0 else None
 
     def __deepcopy__(self, memo):  # frozen and stateless on the torch side: a copy is the same model
         return self
@@ -141,16 +137,7 @@ class OrtModule(nn.Module):
             a = a[:, ::-1]
         if self.nhwc:
             a = a.transpose(0, 2, 3, 1)
-        n, step = len(a), self.fixed_batch
-        if step is None or n == step:
-            return tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in self.session.run(a))
-        chunks = []
-        for start in range(0, n, step):
-            part = a[start:start + step]
-            if len(part) < step:
-                part = np.concatenate([part, np.zeros((step - len(part), *part.shape[1:]), part.dtype)])
-            chunks.append(self.session.run(part))
-        return tuple(torch.from_numpy(np.concatenate([c[i] for c in chunks])[:n]) for i in range(len(chunks[0])))
+        return tuple(torch.from_numpy(np.ascontiguousarray(o)) for o in self.session.run(a))
 
 
 @dataclass

@@ -50,6 +50,20 @@ class OrtSession:
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = list(self.session.get_inputs()[0].shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
+        first = self.input_shape[0] if self.input_shape else None
+        self.fixed_batch = first if isinstance(first, int) and first > 0 else None
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+        """Outputs for `batch`. Many exported models fix their batch (torch.onnx.export without dynamic axes makes
+        it 1): such a model is fed in chunks of that size, the last one padded, instead of failing."""
+        batch = np.ascontiguousarray(batch, np.float32)
+        step = self.fixed_batch
+        if step is None or len(batch) == step:
+            return self.session.run(None, {self.input_name: batch})
+        chunks = []
+        for start in range(0, len(batch), step):
+            part = batch[start:start + step]
+            if len(part) < step:
+                part = np.concatenate([part, np.zeros((step - len(part), *part.shape[1:]), np.float32)])
+            chunks.append(self.session.run(None, {self.input_name: part}))
+        return [np.concatenate([c[i] for c in chunks])[:len(batch)] for i in range(len(chunks[0]))]
