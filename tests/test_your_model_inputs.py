@@ -71,3 +71,27 @@ def test_planar_pixel_landmarks_decode_and_encode_back():
     assert raw.shape == (3, 10) and torch.allclose(raw[:, :5], unit[:, :, 0] * 64)  # x0..x4 first, in pixels
     assert torch.allclose(c.decode((raw,)), unit, atol=1e-6)
     assert np.allclose(c.decode((raw.numpy(),)), unit.numpy(), atol=1e-6)  # numpy too (the bench runner)
+
+
+def test_a_contract_student_keeps_the_layout_of_the_checkpoint_it_starts_from():
+    """Every layout takes the same weights, so a contract student built without the init's layout would load them
+    silently with other strides: it must take the layout with the width and head."""
+    from types import SimpleNamespace
+
+    from edgekit.compress.distill import contract_student
+    from edgekit.config.recipe import StudentSpec
+    from edgekit.models.checkpoint import load_checkpoint
+    from edgekit.outputs import edgekit_contract
+
+    contract = edgekit_contract(112)
+    reference = [np.zeros((4, 68, 2), np.float32), np.zeros((4, 3), np.float32)]
+    data = SimpleNamespace(val="v", arrays=lambda spec: {"reference": reference},
+                           mean_teacher_landmarks=lambda: torch.full((68, 2), 0.5))
+    ctx = SimpleNamespace(contract=contract, input_size=112, data=data)
+    init = "zoo:facial68-student-photos-w075-h32-early"
+    student, arch, info = contract_student(StudentSpec(init=init), ctx)
+    assert arch["arch_kwargs"]["layout"] == "early-stride" and info["init_tensors_copied"] == info["init_tensors_total"]
+    zoo, _ = load_checkpoint(init)
+    x = torch.rand(2, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.allclose(student.eval()(x)[0], zoo(x)[0], atol=1e-5)  # the zoo student's own function

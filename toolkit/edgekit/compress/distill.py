@@ -60,7 +60,9 @@ def contract_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, d
 
         init_meta = read_meta(spec.init)
         width = init_meta.arch_kwargs.get("width", 1.0)
-        head = {k: init_meta.arch_kwargs[k] for k in ("head_channels", "head_hidden") if k in init_meta.arch_kwargs}
+        # The layout too: its weights fit every layout, so a dropped one would load silently with other strides.
+        head = {k: init_meta.arch_kwargs[k] for k in ("head_channels", "head_hidden", "layout")
+                if k in init_meta.arch_kwargs}
     else:
         head = {}
     kwargs = {"width": width, "contract": ctx.contract.to_json(), "probabilities": probability_outputs(ctx), **head}

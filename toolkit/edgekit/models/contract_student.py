@@ -57,8 +57,9 @@ class ContractStudent(MobileFace):
     """`arch: mobile-contract`; `contract` is `OutputContract.to_json()`, so a checkpoint rebuilds it."""
 
     def __init__(self, input_size: int = 112, width: float = 1.0, contract: dict | None = None,
-                 probabilities: list[str] | None = None, head_channels: int = 16, head_hidden: int = 128):
-        super().__init__(input_size, width, head_channels=head_channels, head_hidden=head_hidden)
+                 probabilities: list[str] | None = None, head_channels: int = 16, head_hidden: int = 128,
+                 layout: str = "default"):
+        super().__init__(input_size, width, head_channels=head_channels, head_hidden=head_hidden, layout=layout)
         c = OutputContract.from_json(contract) if contract else OutputContract(["landmarks"], shapes=[(136,)])
         self.head = ContractHead(self.feature_channels, self.spatial, c, probabilities or [], head_channels,
                                  head_hidden)
