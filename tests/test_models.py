@@ -132,3 +132,22 @@ def test_checkpoint_metadata_is_plain_json(tmp_path):
     header_len = int.from_bytes(path.read_bytes()[:8], "little")
     header = json.loads(path.read_bytes()[8:8 + header_len])
     assert json.loads(header["__metadata__"]["edgekit"])["format"] == "edgekit-checkpoint/1"
+
+
+def test_a_contract_students_checkpoint_loads_and_a_wild_size_inside_its_contract_does_not(tmp_path):
+    """Compress writes your model's student with its output contract in arch_kwargs (nested names and sizes):
+    `predict --weights`, `teacher publish` and scripts load it; a huge size hidden in the nesting is refused."""
+    from edgekit.outputs import OutputContract
+
+    contract = OutputContract(["landmarks"], shapes=[(68, 2)], units="pixels").to_json()
+    kwargs = {"width": 0.25, "contract": contract, "probabilities": []}
+    model = build("mobile-contract", **kwargs).eval()
+    path = save_checkpoint(tmp_path / "c.safetensors", model, CheckpointMeta(arch="mobile-contract", arch_kwargs=kwargs))
+    loaded, meta = load_checkpoint(path)
+    x = torch.rand(1, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x)[0], model(x)[0]) and meta.arch_kwargs["contract"]["units"] == "pixels"
+    wild = {**kwargs, "contract": {**contract, "shapes": [[68, 2], [10**9]]}}
+    save_checkpoint(path, model, CheckpointMeta(arch="mobile-contract", arch_kwargs=wild))
+    with pytest.raises(EdgekitError, match="metadata key 'arch_kwargs'"):
+        read_meta(path)
