@@ -142,7 +142,8 @@ def test_a_contract_students_checkpoint_loads_and_a_wild_size_inside_its_contrac
     contract = OutputContract(["landmarks"], shapes=[(68, 2)], units="pixels").to_json()
     kwargs = {"width": 0.25, "contract": contract, "probabilities": []}
     model = build("mobile-contract", **kwargs).eval()
-    path = save_checkpoint(tmp_path / "c.safetensors", model, CheckpointMeta(arch="mobile-contract", arch_kwargs=kwargs))
+    meta = CheckpointMeta(arch="mobile-contract", arch_kwargs=kwargs)
+    path = save_checkpoint(tmp_path / "c.safetensors", model, meta)
     loaded, meta = load_checkpoint(path)
     x = torch.rand(1, 3, 112, 112)
     with torch.no_grad():
