@@ -1,4 +1,4 @@
-"""The student family: MobileNetV2 / PFLD-like inverted residuals with a width multiplier."""
+"""The student family: MobileNetV2 / PFLD-like inverted residuals with a width multiplier and a stride layout."""
 
 from __future__ import annotations
 
