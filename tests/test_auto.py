@@ -165,3 +165,15 @@ def test_auto_refuses_a_target_it_cannot_measure_before_compressing(cli, tmp_pat
     r = cli("compress", "--recipe", "auto", "--target", "jetson", "--run-dir", str(tmp_path / "a"))
     assert r.returncode == 2 and "cannot be benched on this machine" in r.stderr
     assert not (tmp_path / "a").exists()  # nothing half-made left behind
+
+
+def test_auto_distils_on_distill_int8s_data_and_every_grid_student_ships():
+    """`auto` repeats `distill_int8`'s data block (loading the recipe by name would tie it to a file users may
+    override): this keeps the two in step, and every point's student in the zoo."""
+    from edgekit.auto.grid import GRID, PHOTO_DATA
+    from edgekit.config.recipe import load_recipe
+    from edgekit.models.checkpoint import read_meta
+
+    assert PHOTO_DATA == load_recipe(find("recipes", "distill_int8")).data
+    for point in GRID:
+        assert read_meta(point.student).arch == "mobile", point.name

@@ -13,7 +13,7 @@ from ..config.target import Target
 from ..errors import EdgekitError
 from ..runtime.registry import runtime as runtime_row
 from .deploy_file import chosen_files, run_relative
-from .protocol import FULL, QUICK, Protocol
+from .protocol import DEFAULT_DATA, FULL, QUICK, Protocol
 from .remote import Remote
 from .report import write_outputs
 from .sweep import Cell, discover, eval_set, from_files, latest_run, sweep
@@ -39,7 +39,6 @@ class BenchOptions:
     protocol: Protocol | None = None  # overrides quick/full (the deploy decision's short protocol)
 
 
-DEFAULT_DATA = "synth:test"
 
 
 def run_eval_data(run: Path) -> str:

@@ -24,6 +24,7 @@ from ..runtime.registry import runtime_packages
 from ..slices import MIN_SLICE_IMAGES
 from .deploy_file import Candidate, DeployDocument, TargetDecision, run_relative
 from .evidence import AccuracyEvidence, excess_evidence, finite_nme
+from .protocol import DEFAULT_DATA
 
 TIE = 0.02  # p50s closer than this (relative) are a tie; the smaller file wins
 # Candidates whose p50 intervals overlap the fastest's are a tie too, within this band: 3 trials on a noisy machine
@@ -179,7 +180,7 @@ def describe_machine(fp: dict | None) -> str | None:
 
 
 def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True,
-                  data: str | None = "synth:test", ssh_config: Path | None = None,
+                  data: str | None = DEFAULT_DATA, ssh_config: Path | None = None,
                   remote_python: str = "python3") -> TargetDecision:
     """`data=None`: no labels to score on here (your own model on unlabeled crops); accuracy then rests on each
     artifact's export parity check, and the choice is by latency alone. `ssh_config` and `remote_python` reach
@@ -188,7 +189,7 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
     from .protocol import DEPLOY
 
     opts = BenchOptions(run=run_dir, reference=False, protocol=DEPLOY, out=run_dir / "bench" / "deploy" /
-                        target.name, progress=progress, data=data or "synth:test",
+                        target.name, progress=progress, data=data or DEFAULT_DATA,
                         eval_images=0 if data is None else None, ssh_config=ssh_config,
                         remote_python=remote_python)
     budget = target.latency_budget_ms.model_dump(exclude_none=True) if target.latency_budget_ms else None
@@ -236,7 +237,7 @@ def fleet_view(doc: dict, cands: list[Candidate], choice: Candidate | None, run_
 
 
 def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True,
-           data: str | None = "synth:test", ssh_config: Path | None = None,
+           data: str | None = DEFAULT_DATA, ssh_config: Path | None = None,
            remote_python: str = "python3") -> DeployDocument:
     """Decide every target and write deploy.json; returns its document."""
     decisions = [decide_target(run_dir, t, default_increase, progress, data, ssh_config, remote_python)

@@ -33,6 +33,8 @@ class Protocol:
         return cls(**{**d, "batch_sizes": tuple(d.get("batch_sizes", cls.batch_sizes))})
 
 
+# Labeled data bench and the deploy decision score on when nothing else is named.
+DEFAULT_DATA = "synth:test"
 FULL = Protocol()
 # The deploy decision: batch 1 only, three fresh-process trials per artifact, accuracy on 200 images. Enough to
 # rank artifacts whose p50s differ by more than a few percent; `edgekit bench` (FULL) is the published figure.
