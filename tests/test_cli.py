@@ -36,10 +36,11 @@ def test_data_preview_writes_a_grid_png(cli, tmp_path):
 def test_train_then_eval_a_tiny_model(cli, tmp_path):
     ckpt = tmp_path / "tiny.safetensors"
     r = cli("teacher", "train", "--out", str(ckpt), "--arch", "mobile", "--width", "0.25", "--head", "8,64",
-            "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8", "--workers", "0", "--half")
+            "--layout", "early-stride", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8",
+            "--workers", "0", "--half")
     assert r.returncode == 0, r.stderr
     model, meta = load_checkpoint(ckpt)  # the head's size travels in the checkpoint's arch kwargs
-    assert meta.arch_kwargs == {"width": 0.25, "head_channels": 8, "head_hidden": 64}
+    assert meta.arch_kwargs == {"width": 0.25, "head_channels": 8, "head_hidden": 64, "layout": "early-stride"}
     assert model.head.landmarks[1].out_features == 64
     assert "test NME" in r.stderr and ckpt.exists()
     out = tmp_path / "m.json"
@@ -61,6 +62,10 @@ def test_bad_options_exit_2_with_one_line(cli, tmp_path):
          "--head must be CHANNELS,HIDDEN as two positive integers (e.g. 32,256), got '32'"),
         (("teacher", "train", "--head", "32,256", "--out", str(tmp_path / "x.safetensors")),
          "--head applies to --arch mobile only, got --arch resnet"),
+        (("teacher", "train", "--layout", "early-stride", "--out", str(tmp_path / "x.safetensors")),
+         "--layout applies to --arch mobile only, got --arch resnet"),
+        (("teacher", "train", "--arch", "mobile", "--layout", "late", "--out", str(tmp_path / "x.safetensors")),
+         "unknown student layout 'late'; expected one of default, early-stride"),
         (("teacher", "train", "--val-data", "synth:nope", "--out", str(tmp_path / "x.safetensors")),
          "bad data spec 'synth:nope'"),
         (("compress", "--recipe", "ptq_int8", "--val-data", "dlib-voc:test", "--run-dir", str(tmp_path / "r")),

@@ -50,6 +50,8 @@ def teacher_train(
     arch: Annotated[str, typer.Option(help="Model family: resnet (teacher) or mobile (student).")] = "resnet",
     width: Annotated[float, typer.Option(help="Width multiplier of the family.")] = 1.0,
     head: Annotated[str | None, typer.Option(help="mobile: head CHANNELS,HIDDEN (default 16,128).")] = None,
+    layout: Annotated[str | None, typer.Option(help="mobile: stride layout, default or early-stride (halves the map "
+                                                    "at the first block: ~57% of the MACs).")] = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 30,
     steps_per_epoch: Annotated[int, typer.Option(help="Optimizer steps per epoch (fresh faces each epoch).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
@@ -101,14 +103,20 @@ def teacher_train(
 
     if loss not in ("wing", "l1"):
         raise EdgekitError(f"--loss must be wing or l1, got {loss!r}")
-    if head and arch != "mobile":
-        raise EdgekitError(f"--head applies to --arch mobile only, got --arch {arch}")
+    for flag, given in (("--head", head), ("--layout", layout)):
+        if given and arch != "mobile":
+            raise EdgekitError(f"{flag} applies to --arch mobile only, got --arch {arch}")
+    from .models.student import LAYOUTS
+
+    if layout is not None and layout not in LAYOUTS:
+        raise EdgekitError(f"unknown student layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     from .data.synthface import VERSIONS
 
     if synth_version not in VERSIONS:
         raise EdgekitError(f"--synth-version must be one of {', '.join(map(str, VERSIONS))}, got {synth_version}")
+    arch_kwargs = {"width": width, **head_kwargs(head), **({"layout": layout} if layout else {})}
     cfg = TeacherTrainConfig(
-        arch=arch, arch_kwargs={"width": width, **head_kwargs(head)}, batch_size=batch_size, landmark_loss=loss,
+        arch=arch, arch_kwargs=arch_kwargs, batch_size=batch_size, landmark_loss=loss,
         workers=workers, synth_version=synth_version, v1_share=v1_share, init=init, real_data=real_data,
         real_share=real_share, val_data=val_data,
         fit=FitConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, patience=patience, seed=seed),
