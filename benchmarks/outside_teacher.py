@@ -127,7 +127,7 @@ def held_out_disagreement(teacher_onnx: Path, crops: Path, students: dict[str, s
     from edgekit.models.checkpoint import load_checkpoint
 
     files = sorted(crops.glob("*.png"))
-    held = files[len(files) - ByomData.held_out(None, len(files)):]
+    held = files[len(files) - ByomData.held_out(len(files)):]
     rgb = np.stack([cv2.imread(str(f))[:, :, ::-1] for f in held])
     teacher = ort.InferenceSession(str(teacher_onnx), providers=["CPUExecutionProvider"])
     want = np.concatenate([teacher.run(None, {"image": _bgr_tensor(rgb[i:i + 1]).numpy()})[0]

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "toolkit"))
 
 from edgekit.fingerprint import cpu_info  # noqa: E402
 from edgekit.models.registry import build, count_macs_params  # noqa: E402
+from edgekit.runtime.ort import OrtSession  # noqa: E402
 
 WIDE_HEAD = {"head_channels": 32, "head_hidden": 256}
 MODELS = {
@@ -36,22 +37,14 @@ MODELS = {
 }
 
 
-def session(path: Path) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def p50_ms(sess: ort.InferenceSession, runs: int) -> float:
-    name = sess.get_inputs()[0].name
+def p50_ms(sess: OrtSession, runs: int) -> float:
     x = np.random.default_rng(0).random((1, 3, 112, 112), dtype=np.float32)
     for _ in range(50):
-        sess.run(None, {name: x})
+        sess.run(x)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        sess.run(None, {name: x})
+        sess.run(x)
         times.append(time.perf_counter() - start)
     return float(np.median(times)) * 1e3
 
@@ -92,7 +85,7 @@ def main() -> None:
             rows[f"{name} FP32"] = (macs, path)
             if arch == "mobile":
                 rows[f"{name} INT8"] = (macs, int8(path))
-        sessions = {k: session(p) for k, (_, p) in rows.items()}
+        sessions = {k: OrtSession(p, threads=1) for k, (_, p) in rows.items()}  # 1 thread, no spinning
         rounds = {k: [] for k in rows}
         for _ in range(args.rounds):
             for k, sess in sessions.items():

@@ -39,8 +39,6 @@ class BenchOptions:
     protocol: Protocol | None = None  # overrides quick/full (the deploy decision's short protocol)
 
 
-
-
 def run_eval_data(run: Path) -> str:
     """The data a run's recipe judged its budgets on (`distill_int8`: SynthFaces v3 test), when it is a built-in
     labeled set, so bench's NME is the one the compress table and the deploy decision show; else DEFAULT_DATA

@@ -34,7 +34,8 @@ class ByomData(StageData):
         flips (the scheme's pairs), a small random similarity, and photometric jitter."""
         return {**super().augmentation(), "warp": True}
 
-    def held_out(self, n: int) -> int:
+    @staticmethod
+    def held_out(n: int) -> int:
         """How many of the training data's `n` images are held out (its last ones)."""
         return min(HELD_IMAGES, max(1, round(n * VAL_SHARE))) if n > 1 else 0
 

@@ -91,10 +91,8 @@ class CheckpointMeta:
 
 
 def _sane_size(key: str, v) -> bool:
-    if isinstance(v, str | bool) or v is None:
-        return True
-    if isinstance(v, dict | list):  # structure (a contract student's output contract): indices, sizes, names
-        return all(_sane_nested(x) for x in (v.values() if isinstance(v, dict) else v))
+    if isinstance(v, str | bool | dict | list) or v is None:  # dict, list: a contract student's output contract
+        return _sane_nested(v)
     if key == "width" or isinstance(v, float):
         return is_finite_number(v) and 0 < v <= 16
     return isinstance(v, int) and 1 <= v <= 4096
