@@ -225,7 +225,7 @@ def test_a_student_sized_by_mmacs(crops, onnx_files, tmp_path):
 def test_your_own_student(crops, tmp_path, cli):
     """`--student pkg.mod:factory`, kept as a torch.export archive."""
     recipe = tmp_path / "d.yaml"
-    recipe.write_text("name: d\n" + RECIPES["distill_int8"])
+    recipe.write_text("name: d\ndata: {real: [dlib-voc]}\n" + RECIPES["distill_int8"])
     r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:style_a", "--input-shape", "1,3,64,64",
             "--landmarks-output", "output0", "--mean", "0.5", "--student", "byom_models:tiny_student_a",
             "--data", str(crops), "--target", str(onnx_only_cpu_target(tmp_path)), "--run-dir", str(tmp_path / "s"),
@@ -235,6 +235,8 @@ def test_your_own_student(crops, tmp_path, cli):
     assert done[1]["extra"]["arch"] == "byom_models:tiny_student_a"
     assert (tmp_path / "s" / "01-distill" / "model.pt2").exists()  # your student, kept as a torch.export archive
     assert done[1]["macs"] < done[0]["macs"] / 2
+    # an ibug68 model is scored on the recipe's real faces beside every step, in the table and the manifest
+    assert all(0 < s["metrics"]["real_nme"]["dlib-voc"] < 10 for s in done) and "NME dlib-voc" in r.stdout
 
 
 def test_qat_on_your_own_module(crops, onnx_files, tmp_path):

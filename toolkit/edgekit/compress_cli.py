@@ -84,10 +84,12 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     if byom is not None:
         # Validation (early stopping) on --val-data, else the part of --data held out from training (ByomData),
         # against its labels or the original model; the reported figures on --eval-data when given (a labeled set
-        # scores against ground truth), else on that held-out part too. The recipe's real faces are 68-point
-        # sets: your model is scored on your data only.
+        # scores against ground truth), else on that held-out part too. The recipe's real faces are iBUG 68-point
+        # sets: a model of that scheme is scored on them beside every step (and judged by max_real_nme_ratio),
+        # any other scheme on your data only.
+        real = rec.data.real if byom.scheme == "ibug68" else []
         rec = rec.model_copy(update={"data": rec.data.model_copy(update={"eval": eval_data or data,
-                                                                          "val": val_data or data, "real": []})})
+                                                                          "val": val_data or data, "real": real})})
     elif val_data is not None or eval_data is not None:
         raise EdgekitError("--val-data and --eval-data are for --model (your own model); a recipe names its splits "
                            "under data:")
@@ -131,13 +133,16 @@ def fidelity_table(manifest: RunManifest, title: str = "") -> Table:
     """Your own model's runs: size, landmark NME (against labels, or the original when unlabeled) and each other
     output's relative error against the original."""
     t = Table(title=title, title_justify="left")
-    for col in ("step", "params", "MMACs", "size", "landmark NME", "other outputs (relative error)"):
+    real = list(dict.fromkeys(k for s in manifest.steps for k in s.metrics.get("real_nme", {})))
+    for col in ("step", "params", "MMACs", "size", "landmark NME", *(f"NME {k}" for k in real),
+                "other outputs (relative error)"):
         t.add_column(col, justify="left" if col in ("step", "other outputs (relative error)") else "right")
     for s in manifest.steps:
-        m = s.metrics
+        m, on_real = s.metrics, s.metrics.get("real_nme", {})
         others = ", ".join(f"{k} {100 * v['relative']:.2f}%" for k, v in m.get("outputs", {}).items())
         t.add_row(s.name, f"{s.params / 1e6:.2f}M", f"{s.macs / 1e6:.1f}", f"{s.size_bytes / 1e6:.2f} MB",
-                  f"{100 * m['nme']:.2f}%" if "region_nme" in m else "", others)
+                  f"{100 * m['nme']:.2f}%" if "region_nme" in m else "",
+                  *(f"{100 * on_real[k]:.2f}%" if k in on_real else "" for k in real), others)
     return t
 
 
