@@ -11,6 +11,7 @@ from edgekit.bench.deploy import (
     Candidate,
     choose,
     decide,
+    drop_over_recipe,
     judge_accuracy,
     latency_misses,
     measured_on_target,
@@ -137,6 +138,40 @@ def test_compress_writes_deploy_json_and_bench_marks_the_choice(tiny_run, tmp_pa
     assert all(c["fingerprint"]["cpu"]["cores"] and "onnxruntime" in c["fingerprint"]["runtimes"]
                for c in eligible)  # each candidate records the machine and runtime versions it was measured with
     assert all(c["evidence"] is not None for c in eligible)  # and the accuracy evidence it was judged on
+
+
+def test_a_file_over_the_recipes_budget_is_dropped_while_another_keeps_it():
+    ref = per_image(0.030)
+    cands = [cand("exports/model.int8.tflite", 0.20, images=[1.005 * v for v in ref]),
+             cand("exports/model.int8.onnx", 0.22, images=ref)]
+    judge_accuracy(cands, CPU, 0.01, expected=True)
+    over = {"exports/model.int8.tflite": "NME 8.70% on the evaluation split is 1.051x the teacher's"}
+    drop_over_recipe(cands, over)
+    assert choose(cands)[0].file == "exports/model.int8.onnx"
+    assert cands[0].status == "over-budget" and "1.051x" in cands[0].reason
+    # every file over it: nothing is dropped (the run's acceptance fails; the decision still names the best)
+    both = [cand("a", 0.2), cand("b", 0.3)]
+    drop_over_recipe(both, {"a": "over", "b": "over"})
+    assert choose(both)[0].file == "a" and all(c.status == "ok" for c in both)
+
+
+def test_exported_files_carry_their_own_nme_and_the_recipe_budget_reads_it(tiny_run):
+    from edgekit.config.recipe import Accept
+    from edgekit.pipeline import over_recipe_budget
+    from edgekit.run_manifest import RunManifest
+
+    manifest = RunManifest.read(tiny_run)
+    teacher, int8_step = manifest.steps[0].metrics["nme"], manifest.steps[-1].metrics["nme"]
+    acc = {a.file: a.accuracy for a in manifest.artifacts if a.accuracy}
+    # the INT8 ONNX file is the quantize stage's model: scored on the same split, it gives the step's NME
+    assert acc["model.int8.onnx"]["nme"] == pytest.approx(int8_step, rel=1e-5)
+    assert acc["model.int8.onnx"]["n"] == 32 and {"model.fp32.onnx", "model.int8.tflite"} <= set(acc)
+    ratios = {f"exports/{f}": a["nme"] / teacher for f, a in acc.items()}
+    limit = (min(ratios.values()) + max(ratios.values())) / 2
+    over = over_recipe_budget(Accept(max_nme_ratio=limit), manifest.steps, manifest.artifacts)
+    assert over and set(over) == {f for f, r in ratios.items() if r > limit}
+    assert all("accept.max_nme_ratio" in why for why in over.values())
+    assert over_recipe_budget(Accept(), manifest.steps, manifest.artifacts) == {}
 
 
 def test_compress_for_cpu_and_mobile_here_chooses_cpu_and_proxies_mobile(tiny_run, tmp_path, cli):

@@ -53,6 +53,9 @@ class ArtifactRecord:
     size_bytes: int | None = None
     sha256: str | None = None
     parity: dict | None = None  # the check against the PyTorch model (edgekit.export.parity)
+    # The file's own NME on the recipe's evaluation split and real faces ({nme, n, real_nme}): what the recipe's
+    # accept budgets judge when the deploy decision picks this file rather than the step table's model.
+    accuracy: dict | None = None
     error: str | None = None
     traceback: str | None = None
     details: dict = field(default_factory=dict)  # format-specific fields (io, fallback, build_script, ...)

@@ -218,10 +218,14 @@ class Pipeline:
         data = self.run.recipe.data.eval  # the recipe's evaluation data (SynthFaces v3 for a v3 recipe)
         if self.run.byom is not None:  # score on the run's eval data when it has labels in the model's scheme
             data = data if self._ctx.scoring.labeled() else None
+        labeled = self.run.byom is None or self._ctx.scoring.labeled()
+        over = over_recipe_budget(self.run.recipe.accept, manifest.steps, manifest.artifacts) if labeled else {}
         doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
-                     data=data)
+                     data=data, over_recipe=over)
         manifest.deploy = deploy_summary(doc)
         manifest.accept.add_missed(doc.budget_missed)
+        manifest.accept.add_missed([f"{name}: deployed {d.chosen.file}: {over[d.chosen.file]}"
+                                    for name, d in doc.targets.items() if d.chosen and d.chosen.file in over])
 
     def _export(self, ctx: StageContext, state: ModelState) -> list[ArtifactRecord]:
         calib = ctx.data.arrays(ctx.data.calibration, calibration=True)["x"][:EXPORT_CALIBRATION_IMAGES]
@@ -243,7 +247,7 @@ class Pipeline:
                             selection=_selection_set(ctx) if labels is not None else None,
                             max_float_layers=self.run.recipe.max_float_layers,
                             max_float_params=self.run.recipe.max_float_params, contract=ctx.contract,
-                            absolute_budget=absolute)
+                            absolute_budget=absolute, evaluate=ctx.scoring.evaluate)
         return export_all(src, self.run.targets, self.dir / "exports", progress=self.run.progress)
 
     def _teacher_step(self, teacher: nn.Module, ctx: StageContext, teacher_hash: str, name: str) -> Step:
@@ -280,6 +284,24 @@ class Pipeline:
             inputs={"teacher": teacher_path, "teacher_sha256": teacher_hash, "data": self.data_ids, "seed": r.seed},
             versions={k: v for k, v in package_versions().items() if v}, torch_threads=torch.get_num_threads(),
             steps=steps)
+
+
+def over_recipe_budget(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> dict[str, str]:
+    """Run-relative file -> why it is over the recipe's `max_nme_ratio` against the teacher, by the file's own NME
+    on the evaluation split (its sidecar's `accuracy`). The step table judges the quantize stage's model; an
+    exported file (another runtime's INT8, its float layers) can land elsewhere, and the deploy decision must not
+    pick one the recipe would refuse."""
+    teacher = steps[0].metrics.get("nme") if steps else None
+    if accept is None or accept.max_nme_ratio is None or not teacher:
+        return {}
+    over = {}
+    for a in artifacts:
+        nme = (a.accuracy or {}).get("nme")
+        if nme is not None and nme / teacher > accept.max_nme_ratio:
+            over[f"exports/{a.file}"] = (f"NME {100 * nme:.2f}% on the evaluation split is {nme / teacher:.3f}x the "
+                                         f"teacher's {100 * teacher:.2f}% (recipe accept.max_nme_ratio "
+                                         f"{accept.max_nme_ratio:.2f}x)")
+    return over
 
 
 def acceptance(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> Acceptance:

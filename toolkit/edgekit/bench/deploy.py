@@ -2,7 +2,9 @@
 
 Candidates are benched with a short protocol (`bench.protocol.DEPLOY`) locally or over the target's `host:`.
 Those whose export failed, whose parity failed, whose NME was not measured, or whose NME is shown over the accuracy
-budget (`bench.evidence`: paired, per image, against the best float artifact, with 95% confidence) are dropped.
+budget (`bench.evidence`: paired, per image, against the best float artifact, with 95% confidence) are dropped, and
+so, in a compress run, are files whose own NME on the evaluation split breaks the recipe's `max_nme_ratio` while
+another file keeps it.
 The fastest p50 of the rest is chosen; candidates whose p50 intervals overlap the fastest's within `TIE` are a tie,
 and the smaller file wins. The target's `latency_budget_ms` (p50, p90, p99) is then checked against the choice.
 
@@ -126,6 +128,16 @@ def slices_over_budget(reference: dict, candidate: dict, limits: dict[str, float
     return out
 
 
+def drop_over_recipe(cands: list[Candidate], over: dict[str, str]) -> None:
+    """Mark (in place) the eligible files over the recipe's budget as over-budget, unless that leaves none: when
+    every file misses it the run's acceptance already fails, and the decision still names the best there is."""
+    eligible = [c for c in cands if c.eligible]
+    if any(c.file not in over for c in eligible):
+        for c in eligible:
+            if c.file in over:
+                c.status, c.reason = "over-budget", over[c.file]
+
+
 def choose(cands: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]:
     """The fastest p50 among the eligible. A tie with it: a p50 within `TIE`, or a p50 interval that overlaps the
     fastest's with a p50 within `TIE_BAND`; the smaller file wins a tie. Returns the choice and the ties."""
@@ -181,10 +193,11 @@ def describe_machine(fp: dict | None) -> str | None:
 
 def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True,
                   data: str | None = DEFAULT_DATA, ssh_config: Path | None = None,
-                  remote_python: str = "python3") -> TargetDecision:
+                  remote_python: str = "python3", over_recipe: dict[str, str] | None = None) -> TargetDecision:
     """`data=None`: no labels to score on here (your own model on unlabeled crops); accuracy then rests on each
     artifact's export parity check, and the choice is by latency alone. `ssh_config` and `remote_python` reach
-    a target's `host:` as they do for `edgekit bench`."""
+    a target's `host:` as they do for `edgekit bench`. `over_recipe` (file -> reason) names files over the
+    recipe's own NME budget: they are dropped while another candidate is within it."""
     from .api import BenchOptions, bench
     from .protocol import DEPLOY
 
@@ -199,6 +212,7 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
         return TargetDecision(target=target.name, status="not-measured", reason=str(exc), latency_budget_ms=budget)
     cands = candidates_from(doc["records"], run_dir)
     judge_accuracy(cands, target, default_increase, expected=data is not None)
+    drop_over_recipe(cands, over_recipe or {})
     choice, ties = choose(cands)
     fp = next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)
     decision = TargetDecision(target=target.name, status="chosen" if choice else "none-in-budget", chosen=choice,
@@ -238,9 +252,9 @@ def fleet_view(doc: dict, cands: list[Candidate], choice: Candidate | None, run_
 
 def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True,
            data: str | None = DEFAULT_DATA, ssh_config: Path | None = None,
-           remote_python: str = "python3") -> DeployDocument:
+           remote_python: str = "python3", over_recipe: dict[str, str] | None = None) -> DeployDocument:
     """Decide every target and write deploy.json; returns its document."""
-    decisions = [decide_target(run_dir, t, default_increase, progress, data, ssh_config, remote_python)
+    decisions = [decide_target(run_dir, t, default_increase, progress, data, ssh_config, remote_python, over_recipe)
                  for t in targets]
     doc = DeployDocument(run=str(run_dir), tie=TIE, targets={d.target: d for d in decisions})
     doc.write(run_dir)

@@ -46,6 +46,11 @@ def _file_matches(path: Path, record) -> bool:
     return path.exists() and sha256_file(path) == record.sha256
 
 
+def file_accuracy(metrics: dict) -> dict:
+    """What a sidecar keeps of a file's metrics: NME and image count on the evaluation split, NME per real set."""
+    return {k: metrics[k] for k in ("nme", "n", "real_nme") if k in metrics}
+
+
 def export_all(src: ExportSources, targets: list[Target], out_dir: Path,
                progress: bool = True) -> list[ArtifactRecord]:
     """Build every planned artifact (skipping ones already built from the same sources); return their records."""
@@ -82,6 +87,8 @@ def export_all(src: ExportSources, targets: list[Target], out_dir: Path,
                                        src.nme_budget, src.contract, src.absolute_budget)
                 if not record.parity["passed"]:
                     record.status = Status.VALIDATION_FAILED
+                if src.evaluate is not None:
+                    record.accuracy = file_accuracy(src.evaluate(session.run))
         except BuildOnDevice as d:
             record.status = Status.BUILD_ON_DEVICE
             record.details = {"build_script": d.script.name, "reason": d.reason,

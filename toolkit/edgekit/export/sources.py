@@ -3,6 +3,7 @@ device". Light at import (numpy only): the exporter files are read by the format
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +47,9 @@ class ExportSources:
     selection: tuple[np.ndarray, np.ndarray] | None = None  # labeled (inputs, landmarks) that choose those layers
     contract: OutputContract | None = None  # how to read the outputs (None: edgekit's landmarks, states)
     absolute_budget: bool = False  # labels are the original model's own outputs: nme_budget is absolute
+    # Maps a file's batch function to its metrics on the recipe's evaluation split and real faces (the
+    # pipeline's scorer); None leaves the records' `accuracy` empty.
+    evaluate: Callable[[Callable], dict] | None = None
 
     def int8_source(self, scheme: str | None) -> tuple[str, Path]:
         """The QDQ model of `scheme`; a recipe that forced one scheme (symmetric_activations: true|false) made
