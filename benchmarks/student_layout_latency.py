@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/student_layout_latency.py [--rounds 3] [--runs 400]
 
 Random weights: latency does not depend on them. Each model is exported with torch.onnx (opset 17) and, for the
-students, also quantized to INT8 QDQ with onnxruntime.quantization (per-channel weights, 8 random calibration
-images: latency only, never accuracy). The rounds interleave every model, so drift on a shared machine hits all of
-them alike; the table gives each model's median of its round medians and its ratio to the teacher's.
+students, also quantized with onnxruntime.quantization (per-channel weights, 8 random calibration images: latency
+only, never accuracy) in the forms the quantize stage's `ort_format: auto` times: QDQ, and QOperator with the
+3-channel stem left in float (`INT8 qop-fs`). The rounds interleave every model, so drift on a shared machine hits
+all of them alike; the table gives each model's median of its round medians and its ratio to the teacher's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "toolkit"))
 
+from edgekit.compress.quantize import input_convs  # noqa: E402
 from edgekit.fingerprint import cpu_info  # noqa: E402
 from edgekit.models.registry import build, count_macs_params  # noqa: E402
 from edgekit.runtime.ort import OrtSession  # noqa: E402
@@ -49,7 +51,7 @@ def p50_ms(sess: OrtSession, runs: int) -> float:
     return float(np.median(times)) * 1e3
 
 
-def int8(fp32: Path) -> Path:
+def int8(fp32: Path) -> dict[str, Path]:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -61,10 +63,14 @@ def int8(fp32: Path) -> Path:
         def get_next(self):
             return next(self.feeds, None)
 
-    pre, out = fp32.with_suffix(".pre.onnx"), fp32.with_suffix(".int8.onnx")
+    pre = fp32.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32), str(pre))
-    quantize_static(str(pre), str(out), Random(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    out = {}
+    for form, fmt, exclude in (("INT8", QuantFormat.QDQ, []),
+                               ("INT8 qop-fs", QuantFormat.QOperator, input_convs(pre))):
+        out[form] = fp32.with_suffix(f".{len(out)}.onnx")
+        quantize_static(str(pre), str(out[form]), Random(), quant_format=fmt, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
     return out
 
 
@@ -84,7 +90,7 @@ def main() -> None:
             macs = count_macs_params(model)[0] / 1e6
             rows[f"{name} FP32"] = (macs, path)
             if arch == "mobile":
-                rows[f"{name} INT8"] = (macs, int8(path))
+                rows.update({f"{name} {form}": (macs, q) for form, q in int8(path).items()})
         sessions = {k: OrtSession(p, threads=1) for k, (_, p) in rows.items()}  # 1 thread, no spinning
         rounds = {k: [] for k in rows}
         for _ in range(args.rounds):
