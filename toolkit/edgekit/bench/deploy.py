@@ -128,14 +128,16 @@ def slices_over_budget(reference: dict, candidate: dict, limits: dict[str, float
     return out
 
 
-def drop_over_recipe(cands: list[Candidate], over: dict[str, str]) -> None:
-    """Mark (in place) the eligible files over the recipe's budget as over-budget, unless that leaves none: when
-    every file misses it the run's acceptance already fails, and the decision still names the best there is."""
-    eligible = [c for c in cands if c.eligible]
-    if any(c.file not in over for c in eligible):
-        for c in eligible:
-            if c.file in over:
-                c.status, c.reason = "over-budget", over[c.file]
+def drop_over_recipe(cands: list[Candidate], tiers: list[dict[str, str]]) -> None:
+    """Mark (in place) the eligible files over each of the recipe's budgets (file -> why, most important budget
+    first) as over-budget, unless that leaves none: when every file misses a budget the run's acceptance already
+    fails, and the decision still names the best of what is left."""
+    for over in tiers:
+        eligible = [c for c in cands if c.eligible]
+        if any(c.file not in over for c in eligible):
+            for c in eligible:
+                if c.file in over:
+                    c.status, c.reason = "over-budget", over[c.file]
 
 
 def choose(cands: list[Candidate]) -> tuple[Candidate | None, list[Candidate]]:
@@ -193,11 +195,11 @@ def describe_machine(fp: dict | None) -> str | None:
 
 def decide_target(run_dir: Path, target: Target, default_increase: float, progress: bool = True,
                   data: str | None = DEFAULT_DATA, ssh_config: Path | None = None,
-                  remote_python: str = "python3", over_recipe: dict[str, str] | None = None) -> TargetDecision:
+                  remote_python: str = "python3", over_recipe: list[dict[str, str]] | None = None) -> TargetDecision:
     """`data=None`: no labels to score on here (your own model on unlabeled crops); accuracy then rests on each
     artifact's export parity check, and the choice is by latency alone. `ssh_config` and `remote_python` reach
-    a target's `host:` as they do for `edgekit bench`. `over_recipe` (file -> reason) names files over the
-    recipe's own NME budget: they are dropped while another candidate is within it."""
+    a target's `host:` as they do for `edgekit bench`. `over_recipe` names, budget by budget, the files over the
+    recipe's own NME budgets (file -> why): each budget drops its files while another candidate keeps it."""
     from .api import BenchOptions, bench
     from .protocol import DEPLOY
 
@@ -212,7 +214,7 @@ def decide_target(run_dir: Path, target: Target, default_increase: float, progre
         return TargetDecision(target=target.name, status="not-measured", reason=str(exc), latency_budget_ms=budget)
     cands = candidates_from(doc["records"], run_dir)
     judge_accuracy(cands, target, default_increase, expected=data is not None)
-    drop_over_recipe(cands, over_recipe or {})
+    drop_over_recipe(cands, over_recipe or [])
     choice, ties = choose(cands)
     fp = next((r.get("fingerprint") for r in doc["records"] if r.get("fingerprint")), None)
     decision = TargetDecision(target=target.name, status="chosen" if choice else "none-in-budget", chosen=choice,
@@ -252,7 +254,7 @@ def fleet_view(doc: dict, cands: list[Candidate], choice: Candidate | None, run_
 
 def decide(run_dir: Path, targets: list[Target], default_increase: float, progress: bool = True,
            data: str | None = DEFAULT_DATA, ssh_config: Path | None = None,
-           remote_python: str = "python3", over_recipe: dict[str, str] | None = None) -> DeployDocument:
+           remote_python: str = "python3", over_recipe: list[dict[str, str]] | None = None) -> DeployDocument:
     """Decide every target and write deploy.json; returns its document."""
     decisions = [decide_target(run_dir, t, default_increase, progress, data, ssh_config, remote_python, over_recipe)
                  for t in targets]
