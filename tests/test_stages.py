@@ -122,14 +122,18 @@ def test_ort_format_auto_times_qdq_against_qoperator_and_keeps_the_faster(tiny_c
     assert not list(tmp_path.glob("model.qop*.onnx"))
 
 
-def test_forced_qoperator_is_fused_int8_with_the_same_accuracy(tiny_context, tmp_path):
+@pytest.mark.parametrize("form", ["qoperator", "qoperator-float-input"])
+def test_forced_qoperator_is_fused_int8_with_the_same_accuracy(tiny_context, tmp_path, form):
     fp32 = export_onnx(tiny_context.teacher, tmp_path / "m.onnx", (1, 3, 112, 112), NAMES)
-    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None, ort_format="qoperator"),
+    out, extra = run_ptq(fp32, QuantizeConfig(calibration={"images": 40}, fallback=None, ort_format=form),
                          QuantScheme(), tiny_context, tmp_path)
     ops = onnx_ops(out)
-    assert "QLinearConv" in ops and "Conv" not in ops
+    # QOperator throughout, or with exactly the stem (the one conv reading the image) left float
+    assert "QLinearConv" in ops and ops.count("Conv") == (form != "qoperator")
     nme = extra.ort_format["val_nme"]
-    assert extra.ort_format["chosen"] == "qoperator" and abs(nme["qoperator"] - nme["qdq"]) < 0.1 * nme["qdq"]
+    assert extra.ort_format["chosen"] == form and abs(nme[form] - nme["qdq"]) < 0.1 * nme["qdq"]
+    assert extra.ort_format["p50_ms"] is None and extra.float_layers == extra.ort_format["float_input"]
+    assert len(extra.float_layers) == (form != "qoperator")
     lm, st = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
         None, {"image": np.zeros((2, 3, 112, 112), np.float32)})
     assert lm.shape == (2, 68, 2) and st.shape == (2, 3)

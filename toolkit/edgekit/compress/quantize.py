@@ -234,21 +234,21 @@ def input_convs(path: Path, max_channels: int = 4) -> list[str]:
 
 def choose_ort_format(builder: Int8Builder, qdq: Path, float_layers: list[str], nme_qdq: float,
                       budget: float | None, wanted: str, ctx: StageContext, out_dir: Path) -> dict:
-    """Keep the QDQ model, or replace it by the same quantization in QOperator form when that is asked for, or
-    (auto) by the fastest of QOperator and QOperator with the image's convs in float, timed side by side here,
-    when it beats QDQ by the margin and keeps the NME budget. `float_input` names the convs the choice keeps
-    float on top of the fallback's."""
+    """Keep the QDQ model, or replace it by the same quantization in QOperator form (with the image's convs in
+    float for `qoperator-float-input`) when that is asked for, or (auto) by the fastest of those two forms, timed
+    side by side here, when it beats QDQ by the margin and keeps the NME budget. `float_input` names the convs
+    the choice keeps float on top of the fallback's."""
     if wanted == "qdq":
         return {"chosen": "qdq", "val_nme": {"qdq": nme_qdq}, "p50_ms": None, "float_input": []}
     files = {"qoperator": out_dir / "model.qop.onnx"}
     builder.build(files["qoperator"], exclude=float_layers, fmt=QuantFormat.QOperator)
-    stem = [n for n in input_convs(builder.pre) if n not in float_layers] if wanted == "auto" else []
+    stem = [n for n in input_convs(builder.pre) if n not in float_layers] if wanted in ("auto", FLOAT_INPUT) else []
     if stem:
         files[FLOAT_INPUT] = out_dir / "model.qop-float-input.onnx"
         builder.build(files[FLOAT_INPUT], exclude=float_layers + stem, fmt=QuantFormat.QOperator)
     nme = {"qdq": nme_qdq, **{k: _nme(ctx, f) for k, f in files.items()}}
     p50 = side_by_side_ms({"qdq": qdq, **files}, ctx.input_shape) if wanted == "auto" else None
-    keep = "qoperator" if wanted == "qoperator" else "qdq"
+    keep = wanted if wanted in files else "qoperator"  # forced (no image conv to keep float: plain QOperator)
     if wanted == "auto":
         fits = [k for k in files if (budget is None or nme[k] <= budget) and p50[k] < p50["qdq"] * (1 - FORMAT_MARGIN)]
         keep = min(fits, key=lambda k: p50[k], default="qdq")

@@ -27,8 +27,9 @@ class QuantizeConfig(Strict):
     symmetric_activations: bool | Literal["auto"] = "auto"  # auto: symmetric when a target runs TensorRT
     reduce_range: bool = False  # 7-bit weights, for x86 CPUs without VNNI (ONNX Runtime's guidance)
     # The ONNX Runtime (asymmetric) model's form: QDQ pairs that ORT fuses at load, or QOperator's fused
-    # QLinearConv/QGemm. auto: both are built and timed here (1 thread); the faster one is kept.
-    ort_format: Literal["auto", "qdq", "qoperator"] = "auto"
+    # QLinearConv/QGemm, or QOperator with the convs that read the 3-channel image left in float (ORT's int8
+    # convolution is slow there). auto: all three are built and timed here (1 thread); the fastest is kept.
+    ort_format: Literal["auto", "qdq", "qoperator", "qoperator-float-input"] = "auto"
     fallback: Fallback | None = Fallback()
     qat: TrainSpec = TrainSpec(epochs=2, steps_per_epoch=40, lr=2e-4)
 
