@@ -36,19 +36,21 @@ def test_width_multiplier_shrinks_the_student():
     assert count_macs_params(build("mobile", width=0.5))[0] < 0.6 * count_macs_params(build("mobile"))[0]
 
 
-def test_the_early_stride_layout_takes_a_default_students_weights_with_fewer_macs(tmp_path):
+@pytest.mark.parametrize(("layout", "macs_share"), [("early-stride", 0.6), ("early-stride-14", 0.7)])
+def test_the_early_stride_layouts_take_a_default_students_weights_with_fewer_macs(tmp_path, layout, macs_share):
     default = build("mobile", width=0.75, head_channels=32, head_hidden=256).eval()
-    early = build("mobile", width=0.75, head_channels=32, head_hidden=256, layout="early-stride").eval()
+    early = build("mobile", width=0.75, head_channels=32, head_hidden=256, layout=layout).eval()
     early.load_state_dict(default.state_dict())  # same shapes: the zoo's relayout warm start relies on it
     assert early.spatial == default.spatial == 7
-    assert count_macs_params(early)[0] < 0.6 * count_macs_params(default)[0]
+    assert count_macs_params(early)[0] < macs_share * count_macs_params(default)[0]
     x = torch.rand(1, 3, 112, 112)
     assert not torch.allclose(early(x)[0], default(x)[0])  # the strides did move
     meta = CheckpointMeta(arch="mobile", arch_kwargs={"width": 0.75, "head_channels": 32, "head_hidden": 256,
-                                                      "layout": "early-stride"})
+                                                      "layout": layout})
     loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "early.safetensors", early, meta))
     assert torch.allclose(loaded(x)[0], early(x)[0], atol=1e-5)
-    with pytest.raises(EdgekitError, match="unknown student layout 'late'; expected one of default, early-stride"):
+    with pytest.raises(EdgekitError, match="unknown student layout 'late'; expected one of default, early-stride, "
+                                           "early-stride-14"):
         build("mobile", layout="late")
 
 

@@ -219,14 +219,16 @@ class Pipeline:
         if self.run.byom is not None:  # score on the run's eval data when it has labels in the model's scheme
             data = data if self._ctx.scoring.labeled() else None
         labeled = self.run.byom is None or self._ctx.scoring.labeled()
-        over = over_recipe_budget(self.run.recipe.accept, manifest.steps, manifest.artifacts) if labeled else []
+        over = over_recipe_budget(self.run.recipe.accept, manifest.steps, manifest.artifacts) if labeled else {}
         doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
-                     data=data, over_recipe=over)
+                     data=data, over_recipe=list(over.values()))
         manifest.deploy = deploy_summary(doc)
         manifest.accept.add_missed(doc.budget_missed)
+        # A deployed file over a budget the final step meets (the step table said "met"): say which file.
+        step_missed = {key for key in over if any(m.startswith(f"accept.{key}:") for m in manifest.accept.missed)}
         manifest.accept.add_missed([f"{name}: deployed {d.chosen.file}: {tier[d.chosen.file]}"
-                                    for name, d in doc.targets.items() for tier in over
-                                    if d.chosen and d.chosen.file in tier])
+                                    for name, d in doc.targets.items() for key, tier in over.items()
+                                    if d.chosen and d.chosen.file in tier and key not in step_missed])
 
     def _export(self, ctx: StageContext, state: ModelState) -> list[ArtifactRecord]:
         calib = ctx.data.arrays(ctx.data.calibration, calibration=True)["x"][:EXPORT_CALIBRATION_IMAGES]
@@ -287,17 +289,18 @@ class Pipeline:
             steps=steps)
 
 
-def over_recipe_budget(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> list[dict[str, str]]:
-    """Per recipe budget, first `max_nme_ratio` (evaluation split) then `max_real_nme_ratio` (each real set): the
-    run-relative files over it against the teacher, with why, by the file's own NME (its sidecar's `accuracy`).
+def over_recipe_budget(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> dict[str, dict[str, str]]:
+    """Per recipe budget missed by some file, first `max_nme_ratio` (evaluation split) then `max_real_nme_ratio`
+    (each real set): the run-relative files over it against the teacher, with why, by the file's own NME (its
+    sidecar's `accuracy`).
     The step table judges the quantize stage's model; an exported file (another runtime's INT8, its float layers)
     can land elsewhere, and the deploy decision must not pick one the recipe would refuse."""
     if accept is None or not steps:
-        return []
+        return {}
     teacher = {"the evaluation split": steps[0].metrics.get("nme"), **steps[0].metrics.get("real_nme", {})}
     budgets = (("max_nme_ratio", accept.max_nme_ratio, lambda where: where == "the evaluation split"),
                ("max_real_nme_ratio", accept.max_real_nme_ratio, lambda where: where != "the evaluation split"))
-    tiers = []
+    tiers = {}
     for key, limit, applies in budgets:
         over = {}
         for a in artifacts if limit is not None else ():
@@ -309,7 +312,7 @@ def over_recipe_budget(accept, steps: list[Step], artifacts: list[ArtifactRecord
                                                  f"{100 * ref:.2f}% (recipe accept.{key} {limit:.2f}x)")
                     break
         if over:
-            tiers.append(over)
+            tiers[key] = over
     return tiers
 
 
