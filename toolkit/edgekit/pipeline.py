@@ -186,11 +186,7 @@ class Pipeline:
         manifest = self._manifest(steps, teacher_path, teacher_hash)
         if r.targets:
             manifest.artifacts = self._export(ctx, state)
-        labeled = r.byom is None or ctx.scoring.labeled()
-        # Your model on unlabeled data: the recipe's NME budgets have no ground truth there, but the real faces
-        # (scored for an ibug68 model) do, so their budget still holds.
-        accept = r.recipe.accept if labeled else Accept(max_real_nme_ratio=r.recipe.accept.max_real_nme_ratio)
-        manifest.accept = acceptance(accept, steps, manifest.artifacts)
+        manifest.accept = acceptance(self._budgets(), steps, manifest.artifacts)
         manifest.write(self.dir)  # bench reads the finished run
         if r.deploy and manifest.artifacts:
             self._deploy(manifest)
@@ -212,14 +208,21 @@ class Pipeline:
                     extra=report.extra, warnings=report.warnings)
         return state, {"key": key, "step": step.to_json(), "state": state.files(root)}
 
+    def _budgets(self) -> Accept:
+        """The recipe's `accept:`. Your model on unlabeled data: the NME budgets have no ground truth there, but
+        the real faces (scored for an ibug68 model) do, so their budget still holds."""
+        accept = self.run.recipe.accept
+        if self.run.byom is None or self._ctx.scoring.labeled():
+            return accept
+        return Accept(max_real_nme_ratio=accept.max_real_nme_ratio)
+
     def _deploy(self, manifest: RunManifest) -> None:
         """Measure each target's artifacts there (locally, or over its host:) and choose; budget misses join
         the recipe's."""
         data = self.run.recipe.data.eval  # the recipe's evaluation data (SynthFaces v3 for a v3 recipe)
         if self.run.byom is not None:  # score on the run's eval data when it has labels in the model's scheme
             data = data if self._ctx.scoring.labeled() else None
-        labeled = self.run.byom is None or self._ctx.scoring.labeled()
-        over = over_recipe_budget(self.run.recipe.accept, manifest.steps, manifest.artifacts) if labeled else {}
+        over = over_recipe_budget(self._budgets(), manifest.steps, manifest.artifacts)
         doc = decide(self.dir, self.run.targets, self.run.recipe.export_nme_budget, progress=self.run.progress,
                      data=data, over_recipe=list(over.values()))
         manifest.deploy = deploy_summary(doc)

@@ -3,8 +3,8 @@
 Candidates are benched with a short protocol (`bench.protocol.DEPLOY`) locally or over the target's `host:`.
 Those whose export failed, whose parity failed, whose NME was not measured, or whose NME is shown over the accuracy
 budget (`bench.evidence`: paired, per image, against the best float artifact, with 95% confidence) are dropped, and
-so, in a compress run, are files whose own NME on the evaluation split breaks the recipe's `max_nme_ratio` while
-another file keeps it.
+so, in a compress run, are files whose own NME breaks the recipe's `max_nme_ratio` (evaluation split), then its
+`max_real_nme_ratio` (each real set), while another file keeps that budget.
 The fastest p50 of the rest is chosen; candidates whose p50 intervals overlap the fastest's within `TIE` are a tie,
 and the smaller file wins. The target's `latency_budget_ms` (p50, p90, p99) is then checked against the choice.
 
