@@ -110,19 +110,29 @@ def run_compress(recipe: str, target: str, teacher: str | None, data: str | None
     return manifest
 
 
+def real_sets(manifest: RunManifest) -> list[str]:
+    """The real sets any step was scored on, in order: one "NME <set>" column each."""
+    return list(dict.fromkeys(k for s in manifest.steps for k in s.metrics.get("real_nme", {})))
+
+
+def real_cells(step, real: list[str]) -> list[str]:
+    on_real = step.metrics.get("real_nme", {})
+    return [f"{100 * on_real[k]:.2f}%" if k in on_real else "" for k in real]
+
+
 def step_table(manifest: RunManifest, title: str = "") -> Table:
     """Every step's size and accuracy on the evaluation split, and NME on the recipe's real faces beside it."""
     t = Table(title=title, title_justify="left")
-    real = list(dict.fromkeys(k for s in manifest.steps for k in s.metrics.get("real_nme", {})))
+    real = real_sets(manifest)
     for col in ("step", "params", "MMACs", "size", "NME", *(f"NME {k}" for k in real), "jaw", "brows", "nose", "eyes",
                 "mouth", "state F1", "time"):
         t.add_column(col, justify="left" if col == "step" else "right")
     for s in manifest.steps:
         m = s.metrics
-        r, on_real = m["region_nme"], m.get("real_nme", {})
+        r = m["region_nme"]
         t.add_row(
             s.name, f"{s.params / 1e6:.2f}M", f"{s.macs / 1e6:.1f}", f"{s.size_bytes / 1e6:.2f} MB",
-            f"{100 * m['nme']:.2f}%", *(f"{100 * on_real[k]:.2f}%" if k in on_real else "" for k in real),
+            f"{100 * m['nme']:.2f}%", *real_cells(s, real),
             *(f"{100 * r[k]:.2f}" for k in ("jaw", "brows", "nose", "eyes", "mouth")),
             f"{m.get('state_f1', float('nan')):.3f}", "cached" if s.cached else f"{s.wall_s:.0f}s",
         )
@@ -133,16 +143,16 @@ def fidelity_table(manifest: RunManifest, title: str = "") -> Table:
     """Your own model's runs: size, landmark NME (against labels, or the original when unlabeled) and each other
     output's relative error against the original."""
     t = Table(title=title, title_justify="left")
-    real = list(dict.fromkeys(k for s in manifest.steps for k in s.metrics.get("real_nme", {})))
+    real = real_sets(manifest)
     for col in ("step", "params", "MMACs", "size", "landmark NME", *(f"NME {k}" for k in real),
                 "other outputs (relative error)"):
         t.add_column(col, justify="left" if col in ("step", "other outputs (relative error)") else "right")
     for s in manifest.steps:
-        m, on_real = s.metrics, s.metrics.get("real_nme", {})
+        m = s.metrics
         others = ", ".join(f"{k} {100 * v['relative']:.2f}%" for k, v in m.get("outputs", {}).items())
         t.add_row(s.name, f"{s.params / 1e6:.2f}M", f"{s.macs / 1e6:.1f}", f"{s.size_bytes / 1e6:.2f} MB",
                   f"{100 * m['nme']:.2f}%" if "region_nme" in m else "",
-                  *(f"{100 * on_real[k]:.2f}%" if k in on_real else "" for k in real), others)
+                  *real_cells(s, real), others)
     return t
 
 

@@ -228,7 +228,7 @@ class Pipeline:
         manifest.deploy = deploy_summary(doc)
         manifest.accept.add_missed(doc.budget_missed)
         # A deployed file over a budget the final step meets (the step table said "met"): say which file.
-        step_missed = {key for key in over if any(m.startswith(f"accept.{key}:") for m in manifest.accept.missed)}
+        step_missed = recipe_budget_misses(self._budgets(), manifest.steps[0].metrics, manifest.steps[-1].metrics)
         manifest.accept.add_missed([f"{name}: deployed {d.chosen.file}: {tier[d.chosen.file]}"
                                     for name, d in doc.targets.items() for key, tier in over.items()
                                     if d.chosen and d.chosen.file in tier and key not in step_missed])
@@ -292,31 +292,38 @@ class Pipeline:
             steps=steps)
 
 
+EVAL_SPLIT = "the evaluation split"
+
+
+def recipe_budget_misses(accept, teacher: dict, mine: dict) -> dict[str, str]:
+    """Budget key -> why, for the budgets of `accept` that a model's metrics (`nme`, `real_nme`) break against the
+    teacher's: `max_nme_ratio` on the evaluation split, `max_real_nme_ratio` on each real set (first one missed)."""
+    ref = {EVAL_SPLIT: teacher.get("nme"), **teacher.get("real_nme", {})}
+    got = {EVAL_SPLIT: mine.get("nme"), **mine.get("real_nme", {})}
+    out = {}
+    for key, limit, sets in (("max_nme_ratio", accept.max_nme_ratio, [EVAL_SPLIT]),
+                             ("max_real_nme_ratio", accept.max_real_nme_ratio, [k for k in got if k != EVAL_SPLIT])):
+        for where in sets if limit is not None else ():
+            nme, base = got.get(where), ref.get(where)
+            if nme is not None and base and nme / base > limit:
+                out[key] = (f"NME {100 * nme:.2f}% on {where} is {nme / base:.3f}x the teacher's {100 * base:.2f}% "
+                            f"(recipe accept.{key} {limit:.2f}x)")
+                break
+    return out
+
+
 def over_recipe_budget(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> dict[str, dict[str, str]]:
-    """Per recipe budget missed by some file, first `max_nme_ratio` (evaluation split) then `max_real_nme_ratio`
-    (each real set): the run-relative files over it against the teacher, with why, by the file's own NME (its
-    sidecar's `accuracy`).
-    The step table judges the quantize stage's model; an exported file (another runtime's INT8, its float layers)
-    can land elsewhere, and the deploy decision must not pick one the recipe would refuse."""
+    """Per recipe budget missed by some file, first `max_nme_ratio` then `max_real_nme_ratio`: the run-relative
+    files over it, with why, by the file's own NME (its sidecar's `accuracy`). The step table judges the quantize
+    stage's model; an exported file (another runtime's INT8, its float layers) can land elsewhere, and the deploy
+    decision must not pick one the recipe would refuse."""
     if accept is None or not steps:
         return {}
-    teacher = {"the evaluation split": steps[0].metrics.get("nme"), **steps[0].metrics.get("real_nme", {})}
-    budgets = (("max_nme_ratio", accept.max_nme_ratio, lambda where: where == "the evaluation split"),
-               ("max_real_nme_ratio", accept.max_real_nme_ratio, lambda where: where != "the evaluation split"))
-    tiers = {}
-    for key, limit, applies in budgets:
-        over = {}
-        for a in artifacts if limit is not None else ():
-            acc = a.accuracy or {}
-            for where, nme in {"the evaluation split": acc.get("nme"), **acc.get("real_nme", {})}.items():
-                ref = teacher.get(where)
-                if applies(where) and nme is not None and ref and nme / ref > limit:
-                    over[f"exports/{a.file}"] = (f"NME {100 * nme:.2f}% on {where} is {nme / ref:.3f}x the teacher's "
-                                                 f"{100 * ref:.2f}% (recipe accept.{key} {limit:.2f}x)")
-                    break
-        if over:
-            tiers[key] = over
-    return tiers
+    tiers: dict[str, dict[str, str]] = {"max_nme_ratio": {}, "max_real_nme_ratio": {}}
+    for a in artifacts:
+        for key, why in recipe_budget_misses(accept, steps[0].metrics, a.accuracy or {}).items():
+            tiers[key][f"exports/{a.file}"] = why
+    return {k: v for k, v in tiers.items() if v}
 
 
 def acceptance(accept, steps: list[Step], artifacts: list[ArtifactRecord]) -> Acceptance:

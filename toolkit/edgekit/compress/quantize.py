@@ -102,6 +102,7 @@ class Int8Builder:
                 stale.unlink()
         self.reader = ArrayReader("image", calibration)
         self.nodes = quantizable_nodes(self.pre)
+        self.input_convs = input_convs(self.pre)
 
     def build(self, out: Path, exclude: list[str] | None = None, only: list[str] | None = None,
               fmt: QuantFormat = QuantFormat.QDQ) -> Path:
@@ -242,7 +243,7 @@ def choose_ort_format(builder: Int8Builder, qdq: Path, float_layers: list[str], 
         return {"chosen": "qdq", "val_nme": {"qdq": nme_qdq}, "p50_ms": None, "float_input": []}
     files = {"qoperator": out_dir / "model.qop.onnx"}
     builder.build(files["qoperator"], exclude=float_layers, fmt=QuantFormat.QOperator)
-    stem = [n for n in input_convs(builder.pre) if n not in float_layers] if wanted in ("auto", FLOAT_INPUT) else []
+    stem = [n for n in builder.input_convs if n not in float_layers] if wanted in ("auto", FLOAT_INPUT) else []
     if stem:
         files[FLOAT_INPUT] = out_dir / "model.qop-float-input.onnx"
         builder.build(files[FLOAT_INPUT], exclude=float_layers + stem, fmt=QuantFormat.QOperator)
