@@ -19,6 +19,7 @@ from edgekit.compress.stages.quantize import QuantizeConfig
 from edgekit.config.recipe import StudentSpec
 from edgekit.convert.fp16 import onnx_to_fp16
 from edgekit.convert.onnx import export_onnx
+from edgekit.errors import EdgekitError
 from edgekit.models.checkpoint import load_checkpoint
 
 NAMES = ["landmarks", "states"]
@@ -197,6 +198,30 @@ def test_distill_from_a_teacher_pool_uses_precomputed_targets(tiny_context):
     cfg = DistillConfig(epochs=1, steps_per_epoch=3, batch_size=8, pool=40, loss={"features": 0.5})
     student, _, extra = run_distill(cfg, StudentSpec(arch="mobile", width=0.25), tiny_context)
     assert extra["pool"] == 40 and extra["history"][0]["loss"] > 0
+
+
+def test_pool_augmentation_moves_image_and_target_points_together(tiny_context):
+    from edgekit.compress.kd_pool import TeacherPool
+
+    pool = TeacherPool(tiny_context, 6, features=False, augment=("warp", "photometric"))
+    pool.images[:] = 0  # a bright dot at each image's target nose tip (30: on the midline, flips onto itself)
+    for i, (x, y) in enumerate(np.random.default_rng(0).integers(40, 72, (len(pool), 2))):
+        pool.images[i, y - 2:y + 3, x - 2:x + 3] = 255
+        pool.t_lm[i, 30] = (x + 0.5) / 112, (y + 0.5) / 112
+    moved = []
+    for epoch in range(3):
+        pool.epoch = epoch
+        for i in range(len(pool)):
+            s = pool[i]
+            ys, xs = np.nonzero(s.image.max(-1) > s.image.max() * 0.5)
+            dot = np.array([xs.mean(), ys.mean()]) + 0.5  # pixel centres
+            assert np.abs(dot - s.teacher_landmarks[30] * 112).max() < 1.5
+            assert not np.allclose(s.teacher_landmarks, pool.t_lm[i])
+            moved.append(np.abs(dot / 112 - pool.t_lm[i, 30]).max())
+    assert max(moved) > 0.02  # warped, not only flipped (a flip keeps the midline dot's x within a pixel or so)
+    with pytest.raises(EdgekitError, match="pool_augment"):
+        run_distill(DistillConfig(epochs=1, steps_per_epoch=1, batch_size=4, pool=8, pool_augment=["warp"],
+                                  loss={"features": 0.5}), StudentSpec(arch="mobile", width=0.25), tiny_context)
 
 
 def test_stages_train_a_frozen_input_and_leave_it_untouched(tiny_context, tmp_path):

@@ -176,13 +176,16 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         if not hasattr(ctx.teacher, "forward_features"):
             raise EdgekitError("distill.loss.features > 0 needs a teacher with forward_features(); set it to 0")
         adapters = FeatureAdapters(student.feature_channels, ctx.teacher.feature_channels)
+    if adapters is not None and "warp" in cfg.pool_augment:
+        raise EdgekitError("distill.pool_augment 'warp' with distill.loss.features > 0: the teacher's stored "
+                           "feature maps cannot be warped with the image; drop one of them")
     step = kd_step(ctx.teacher, cfg.loss, float(ctx.input_size), adapters, view=ctx.canonical)
     params = list(student.parameters()) + (list(adapters.parameters()) if adapters else [])
     world = distributed.init()  # under torchrun each rank trains on its share of every batch
     if adapters is not None and world.distributed:  # the step calls forward_features, around DDP's forward
         raise EdgekitError("distill.loss.features > 0 does not run under torchrun yet; set it to 0 there")
     if cfg.pool:
-        pool = TeacherPool(ctx, cfg.pool, features=adapters is not None)
+        pool = TeacherPool(ctx, cfg.pool, features=adapters is not None, augment=tuple(cfg.pool_augment))
         batches = lambda epoch: pool.batches(cfg.batch_size, cfg.steps_per_epoch, epoch, world)  # noqa: E731
     else:
         batches = ctx.data.train_batches(cfg.batch_size, cfg.steps_per_epoch, world)

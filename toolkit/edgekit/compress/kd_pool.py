@@ -18,7 +18,7 @@ from ..data import SynthFaces
 from ..data.batches import collate
 from ..data.datasets import synth_stream
 from ..data.sample import Sample
-from ..data.transforms import normalize
+from ..data.transforms import normalize, photometric, similarity, warp_image, warp_points
 from ..landmarks import FLIP_PERMUTATION, STATE_FLIP_PERMUTATION
 
 
@@ -30,7 +30,7 @@ class PoolSample(Sample):
 
 
 class TeacherPool(Dataset):
-    def __init__(self, ctx, size: int, features: bool):
+    def __init__(self, ctx, size: int, features: bool, augment: tuple[str, ...] = ()):
         spec = ctx.data.train
         stream = synth_stream(spec)
         if stream:
@@ -69,7 +69,7 @@ class TeacherPool(Dataset):
         self.gt_lm = np.concatenate(gt_lm) if len(gt_lm) == len(images) else None
         self.gt_st = np.concatenate(gt_st) if len(gt_st) == len(images) else None
         self.mean, self.std = ctx.meta.mean, ctx.meta.std
-        self.epoch, self.seed = 0, ctx.seed
+        self.epoch, self.seed, self.augment = 0, ctx.seed, augment
 
     def __len__(self) -> int:
         return self.n
@@ -79,12 +79,20 @@ class TeacherPool(Dataset):
         gt_lm = None if self.gt_lm is None else self.gt_lm[i]
         gt_st = None if self.gt_st is None else self.gt_st[i]
         feat = None if self.t_feat is None else self.t_feat[i]
-        if np.random.default_rng([self.seed, self.epoch, i]).random() < 0.5:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if rng.random() < 0.5:
             img = img[:, ::-1]
             t_lm, t_st = _flip_points(t_lm), t_st[STATE_FLIP_PERMUTATION]
             gt_lm = None if gt_lm is None else _flip_points(gt_lm)
             gt_st = None if gt_st is None else gt_st[STATE_FLIP_PERMUTATION]
             feat = None if feat is None else feat[..., ::-1]
+        if "warp" in self.augment:  # one matrix for the image and both sets of points
+            m = similarity(rng, img.shape[0])
+            img = warp_image(np.ascontiguousarray(img), m)
+            t_lm = warp_points(t_lm, m, img.shape[0]).astype(np.float32)
+            gt_lm = None if gt_lm is None else warp_points(gt_lm, m, img.shape[0]).astype(np.float32)
+        if "photometric" in self.augment:
+            img = photometric(rng, img)
         return PoolSample(np.ascontiguousarray(img), gt_lm, gt_st, "pool", teacher_landmarks=t_lm,
                           teacher_states=t_st, teacher_features=None if feat is None else np.ascontiguousarray(feat))
 

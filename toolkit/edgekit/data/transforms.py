@@ -41,19 +41,36 @@ def photometric(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-def geometric(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray | None):
-    """A small random similarity (rotation +-15 deg, scale 0.9-1.1, shift +-5%) about the crop centre, applied
-    to the image and, exactly, to the landmarks (unit coordinates)."""
+def similarity(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A small random similarity (rotation +-15 deg, scale 0.9-1.1, shift +-5%) about the centre of a `size`
+    crop, as a 2x3 pixel matrix."""
+    import cv2
+
+    m = cv2.getRotationMatrix2D((size / 2.0, size / 2.0), rng.uniform(-15, 15), rng.uniform(0.9, 1.1))
+    m[:, 2] += rng.uniform(-0.05, 0.05, 2) * size
+    return m
+
+
+def warp_image(image: np.ndarray, m: np.ndarray) -> np.ndarray:
     import cv2
 
     size = image.shape[0]
-    m = cv2.getRotationMatrix2D((size / 2.0, size / 2.0), rng.uniform(-15, 15), rng.uniform(0.9, 1.1))
-    m[:, 2] += rng.uniform(-0.05, 0.05, 2) * size
-    image = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if landmarks is not None:
-        px = landmarks * size
-        landmarks = ((px @ m[:, :2].T + m[:, 2]) / size).astype(np.float32)
-    return image, landmarks
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_points(landmarks: np.ndarray | None, m: np.ndarray, size: int) -> np.ndarray | None:
+    """Landmarks in unit coordinates through the pixel matrix `m` of a `size` crop (exact)."""
+    if landmarks is None:
+        return None
+    return ((landmarks * size) @ m[:, :2].T + m[:, 2]) / size
+
+
+def geometric(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray | None):
+    """A small random similarity about the crop centre (`similarity`), applied to the image and, exactly, to
+    the landmarks (unit coordinates)."""
+    m = similarity(rng, image.shape[0])
+    lm = warp_points(landmarks, m, image.shape[0])
+    return warp_image(image, m), None if lm is None else lm.astype(np.float32)
 
 
 def augment(rng: np.random.Generator, image, landmarks, states, flip_p: float = 0.5,

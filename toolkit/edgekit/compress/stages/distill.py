@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,10 @@ class DistillConfig(TrainSpec):
     # Images whose teacher outputs are computed once and reused over epochs (with flips); 0 = a live teacher on
     # fresh data every step. A pool roughly doubles student steps per minute for a heavy teacher.
     pool: int = Field(0, ge=0, le=1_000_000)
+    # More than flips for a pool's images, drawn per (epoch, image): "warp" a small random similarity of image and
+    # target points together (exact for points; the states keep), "photometric" brightness/contrast/colour
+    # jitter. The targets stay the teacher's outputs on the unaugmented image.
+    pool_augment: list[Literal["warp", "photometric"]] = Field(default_factory=list)
 
 
 class Distill(Stage):
