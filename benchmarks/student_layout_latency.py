@@ -34,6 +34,7 @@ MODELS = {
     "w050": ("mobile", {"width": 0.5}),
     "w075-h32": ("mobile", {"width": 0.75, **WIDE_HEAD}),
     "w075-h32 early-stride": ("mobile", {"width": 0.75, **WIDE_HEAD, "layout": "early-stride"}),
+    "w075-h32 early-stride-14": ("mobile", {"width": 0.75, **WIDE_HEAD, "layout": "early-stride-14"}),
     "w100-h32": ("mobile", {"width": 1.0, **WIDE_HEAD}),
     "w100-h32 early-stride": ("mobile", {"width": 1.0, **WIDE_HEAD, "layout": "early-stride"}),
 }
