@@ -219,6 +219,9 @@ def test_pool_augmentation_moves_image_and_target_points_together(tiny_context):
             assert not np.allclose(s.teacher_landmarks, pool.t_lm[i])
             moved.append(np.abs(dot / 112 - pool.t_lm[i, 30]).max())
     assert max(moved) > 0.02  # warped, not only flipped (a flip keeps the midline dot's x within a pixel or so)
+    _, _, extra = run_distill(DistillConfig(epochs=1, steps_per_epoch=1, batch_size=4, pool_augment=["warp"]),
+                              StudentSpec(arch="mobile", width=0.25), tiny_context)
+    assert any("pool_augment ['warp'] ignored" in w for w in extra["warnings"])  # no pool: said, not silent
     with pytest.raises(EdgekitError, match="pool_augment"):
         run_distill(DistillConfig(epochs=1, steps_per_epoch=1, batch_size=4, pool=8, pool_augment=["warp"],
                                   loss={"features": 0.5}), StudentSpec(arch="mobile", width=0.25), tiny_context)
