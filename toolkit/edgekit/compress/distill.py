@@ -53,6 +53,10 @@ def probability_outputs(ctx: StageContext) -> list[str]:
 def contract_student(spec: StudentSpec, ctx: StageContext) -> tuple[nn.Module, dict, dict]:
     """A student for your own model's output contract. With `init` (an edgekit checkpoint) every tensor whose
     name and shape match is copied: the backbone always, the landmark head too when scheme and size agree."""
+    if spec.arch == "resnet" and spec.init is None:  # contract students are one family; say so, never swap silently
+        raise EdgekitError("student.arch resnet: a student for your own model (--model) is the MobileNet-like "
+                           "contract family; use --recipe distill_int8_mobile (or distill_int8_long), or give "
+                           "student: {arch: mobile, width: W}")
     width = spec.width
     init_meta = None
     if spec.init is not None:
