@@ -40,7 +40,8 @@ def test_required_recipes_and_targets_ship():
     "old, new, expected",
     [
         ("      epochs: 2", "      epoch: 2", ":6: stages[0].distill.epoch: unknown key (given 2); allowed keys: "
-                                             "batch_size, epochs, loss, lr, patience, pool, pool_augment, steps_per_epoch"),
+                                             "batch_size, epochs, loss, lr, patience, pool, pool_augment, "
+                                             "steps_per_epoch"),
         ("      epochs: 2", "      epochs: ten", ":6: stages[0].distill.epochs: Input should be a valid integer"),
         ("      epochs: 2", "      epochs: 0",
          ":6: stages[0].distill.epochs: Input should be greater than or equal to 1"),
