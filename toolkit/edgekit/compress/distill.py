@@ -174,8 +174,8 @@ def run_distill(cfg: DistillConfig, student_spec: StudentSpec, ctx: StageContext
         cfg = cfg.model_copy(update={"pool": 0})
     if cfg.pool_augment and not cfg.pool:
         # Without a pool the batches come from the data, already augmented by its own transforms.
-        warnings.append(f"distill.pool_augment {cfg.pool_augment} ignored: it augments a pool's images, and there "
-                        f"is no pool (distill.pool 0)")
+        warnings.append(f"distill.pool_augment {cfg.pool_augment} ignored: it augments a teacher pool's images, "
+                        f"and this run has no pool")
     if (own_model or student_spec.factory) and cfg.loss.features > 0:
         warnings.append("distill.loss.features ignored: your own model has no forward_features()")
         cfg = cfg.model_copy(update={"loss": cfg.loss.model_copy(update={"features": 0.0})})

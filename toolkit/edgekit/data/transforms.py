@@ -59,18 +59,17 @@ def warp_image(image: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def warp_points(landmarks: np.ndarray | None, m: np.ndarray, size: int) -> np.ndarray | None:
-    """Landmarks in unit coordinates through the pixel matrix `m` of a `size` crop (exact)."""
+    """Landmarks in unit coordinates through the pixel matrix `m` of a `size` crop (exact), as float32."""
     if landmarks is None:
         return None
-    return ((landmarks * size) @ m[:, :2].T + m[:, 2]) / size
+    return (((landmarks * size) @ m[:, :2].T + m[:, 2]) / size).astype(np.float32)
 
 
 def geometric(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray | None):
     """A small random similarity about the crop centre (`similarity`), applied to the image and, exactly, to
     the landmarks (unit coordinates)."""
     m = similarity(rng, image.shape[0])
-    lm = warp_points(landmarks, m, image.shape[0])
-    return warp_image(image, m), None if lm is None else lm.astype(np.float32)
+    return warp_image(image, m), warp_points(landmarks, m, image.shape[0])
 
 
 def augment(rng: np.random.Generator, image, landmarks, states, flip_p: float = 0.5,
