@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/student_layout_latency.py [--rounds 3] [--runs 400]
 
 Random weights: latency does not depend on them. Each model is exported with torch.onnx (opset 17) and, for the
-students, also quantized with onnxruntime.quantization (per-channel weights, 8 random calibration images: latency
-only, never accuracy) in the forms the quantize stage's `ort_format: auto` times: QDQ, and QOperator with the
-3-channel stem left in float (`INT8 qop-fs`). The rounds interleave every model, so drift on a shared machine hits
+students (the MobileNet-like layouts and distill_int8's width-0.25 ResNet), also quantized with
+onnxruntime.quantization (per-channel weights, 8 random calibration images: latency only, never accuracy) in the
+forms the quantize stage's `ort_format: auto` times: QDQ, and QOperator with the 3-channel stem left in float
+(`INT8 qop-fs`). The rounds interleave every model, so drift on a shared machine hits
 all of them alike; the table gives each model's median of its round medians and its ratio to the teacher's.
 """
 
@@ -29,12 +30,14 @@ from edgekit.models.registry import build, count_macs_params  # noqa: E402
 from edgekit.runtime.ort import OrtSession  # noqa: E402
 
 WIDE_HEAD = {"head_channels": 32, "head_hidden": 256}
+TEACHER = "teacher (resnet)"
 MODELS = {
-    "teacher (resnet)": ("resnet", {}),
+    TEACHER: ("resnet", {}),
     "w050": ("mobile", {"width": 0.5}),
     "w075-h32": ("mobile", {"width": 0.75, **WIDE_HEAD}),
     "w075-h32 early-stride": ("mobile", {"width": 0.75, **WIDE_HEAD, "layout": "early-stride"}),
     "w075-h32 early-stride-14": ("mobile", {"width": 0.75, **WIDE_HEAD, "layout": "early-stride-14"}),
+    "resnet w025 (distill_int8)": ("resnet", {"width": 0.25}),
     "w100-h32": ("mobile", {"width": 1.0, **WIDE_HEAD}),
     "w100-h32 early-stride": ("mobile", {"width": 1.0, **WIDE_HEAD, "layout": "early-stride"}),
 }
@@ -90,7 +93,7 @@ def main() -> None:
                               opset_version=17, dynamo=False)
             macs = count_macs_params(model)[0] / 1e6
             rows[f"{name} FP32"] = (macs, path)
-            if arch == "mobile":
+            if name != TEACHER:
                 rows.update({f"{name} {form}": (macs, q) for form, q in int8(path).items()})
         sessions = {k: OrtSession(p, threads=1) for k, (_, p) in rows.items()}  # 1 thread, no spinning
         rounds = {k: [] for k in rows}
@@ -98,7 +101,7 @@ def main() -> None:
             for k, sess in sessions.items():
                 rounds[k].append(p50_ms(sess, args.runs))
     p50 = {k: float(np.median(v)) for k, v in rounds.items()}
-    teacher = p50["teacher (resnet) FP32"]
+    teacher = p50[f"{TEACHER} FP32"]
     cpu = cpu_info()
     print(f"{cpu['model']} ({cpu['id']}), {cpu['cores']} cores, {' '.join(cpu['flags'])}; "
           f"onnxruntime {ort.__version__}; {args.rounds} rounds x {args.runs} runs\n")
